@@ -1,0 +1,1 @@
+"""The `mpc-ledger` command: one module per user group."""

@@ -1,0 +1,1 @@
+"""The party daemon: wires identity, ledger, MPC and jobs into one process."""

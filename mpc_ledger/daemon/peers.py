@@ -1,0 +1,76 @@
+"""Channels from this party to every other member, and health probes over them."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mpc_ledger.identity.genesis import Member
+from mpc_ledger.identity.material import PartyIdentity
+from mpc_ledger.net import mtls
+
+__all__ = ["PeerProbe", "PeerSet", "describe_rpc_error"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerProbe:
+    member: Member
+    round_trip_ms: float
+    error: str | None
+
+
+def describe_rpc_error(error: grpc.RpcError) -> str:
+    """One line a person can read: the status code and gRPC's own explanation."""
+    code = error.code() if hasattr(error, "code") else None
+    details = error.details() if hasattr(error, "details") else str(error)
+    name = code.name if code is not None else "UNKNOWN"
+    return f"{name}: {details}"
+
+
+class PeerSet:
+    """Lazily opened, reused mTLS channels to the other members."""
+
+    def __init__(self, identity: PartyIdentity) -> None:
+        self._identity = identity
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+        self.members = tuple(m for m in identity.genesis.members if m.id != identity.member.id)
+
+    def channel(self, member: Member) -> grpc.Channel:
+        with self._lock:
+            channel = self._channels.get(member.id)
+            if channel is None:
+                channel = mtls.member_channel(self._identity, member)
+                self._channels[member.id] = channel
+            return channel
+
+    def probe(self, member: Member, timeout_s: float) -> PeerProbe:
+        stub = health_pb2_grpc.HealthStub(self.channel(member))
+        start = time.perf_counter()
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            elapsed_ms = (time.perf_counter() - start) * 1000
+            return PeerProbe(member, elapsed_ms, describe_rpc_error(exc))
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            return PeerProbe(member, elapsed_ms, f"not serving ({status})")
+        return PeerProbe(member, elapsed_ms, None)
+
+    def probe_all(self, timeout_s: float) -> list[PeerProbe]:
+        if not self.members:
+            return []
+        with futures.ThreadPoolExecutor(max_workers=min(16, len(self.members))) as pool:
+            return list(pool.map(lambda m: self.probe(m, timeout_s), self.members))
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()

@@ -1,0 +1,123 @@
+"""One party process: a gRPC server on one port, mTLS only, every caller a genesis member.
+
+Contract: `PartyDaemon.start()` returns once the port is bound and serving;
+`stop()` marks health NOT_SERVING, lets in-flight calls finish within the
+grace period, and closes peer channels. Nothing here blocks on a peer without
+a deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from mpc_ledger import __version__
+from mpc_ledger.daemon.config import Party
+from mpc_ledger.daemon.peers import PeerSet
+from mpc_ledger.identity.genesis import Member
+from mpc_ledger.net import mtls
+from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
+
+__all__ = ["BindError", "PartyDaemon"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = ("", "mpc_ledger.v1.PartyControl")
+DEFAULT_PEER_TIMEOUT_MS = 2000
+MAX_PEER_TIMEOUT_MS = 30_000
+
+
+class BindError(Exception):
+    """The listen address could not be bound."""
+
+
+class PartyControlServicer(party_pb2_grpc.PartyControlServicer):
+    """Thin: decode, hand off to the daemon, encode."""
+
+    def __init__(self, daemon: PartyDaemon) -> None:
+        self._daemon = daemon
+
+    def Status(
+        self, request: party_pb2.StatusRequest, context: grpc.ServicerContext
+    ) -> party_pb2.StatusResponse:
+        caller = mtls.peer_of(self._daemon.party.genesis, context)
+        return self._daemon.status(request, caller)
+
+
+class PartyDaemon:
+    def __init__(self, party: Party, *, max_workers: int = 32) -> None:
+        self.party = party
+        self._max_workers = max_workers
+        self._server: grpc.Server | None = None
+        self._health = health.HealthServicer()
+        self._started_at = time.monotonic()
+        self.peers = PeerSet(party.identity)
+        self.port = 0
+
+    def start(self) -> None:
+        identity = self.party.identity
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="rpc"),
+            interceptors=[mtls.MemberAuthInterceptor(self.party.genesis, self._log_rejection)],
+            options=mtls.channel_options(),
+        )
+        party_pb2_grpc.add_PartyControlServicer_to_server(PartyControlServicer(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        address = self.party.listen_address
+        try:
+            self.port = server.add_secure_port(address, mtls.server_credentials(identity))
+        except RuntimeError as exc:
+            raise BindError(f"cannot listen on {address}: {exc}") from None
+        if self.port == 0:
+            raise BindError(f"cannot listen on {address} (address in use or not local?)")
+        server.start()
+        for name in SERVICE_NAMES:
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self._started_at = time.monotonic()
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            self._server.stop(grace_s).wait()
+            self._server = None
+        self.peers.close()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        assert self._server is not None
+        return bool(self._server.wait_for_termination(timeout_s))
+
+    def status(self, request: party_pb2.StatusRequest, caller: Member) -> party_pb2.StatusResponse:
+        member = self.party.identity.member
+        response = party_pb2.StatusResponse(
+            member_id=member.id,
+            roles=list(member.roles),
+            chain_id=self.party.genesis.chain_id.hex(),
+            consortium=self.party.genesis.consortium,
+            listen_address=self.party.listen_address,
+            version=__version__,
+            uptime_s=time.monotonic() - self._started_at,
+            caller_id=caller.id,
+        )
+        if request.probe_peers:
+            timeout_ms = min(
+                request.peer_timeout_ms or DEFAULT_PEER_TIMEOUT_MS, MAX_PEER_TIMEOUT_MS
+            )
+            for probe in self.peers.probe_all(timeout_ms / 1000):
+                response.peers.append(
+                    party_pb2.PeerStatus(
+                        id=probe.member.id,
+                        endpoint=probe.member.endpoint,
+                        reachable=probe.error is None,
+                        round_trip_ms=probe.round_trip_ms,
+                        error=probe.error or "",
+                    )
+                )
+        return response
+
+    def _log_rejection(self, method: str, reason: str) -> None:
+        log.warning("refused %s: %s", method, reason)

@@ -1,0 +1,1 @@
+"""Party-to-party networking: mutually authenticated TLS over gRPC."""
