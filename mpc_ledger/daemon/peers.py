@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from concurrent import futures
@@ -15,6 +16,10 @@ from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.net import mtls
 
 __all__ = ["PeerProbe", "PeerSet", "describe_rpc_error"]
+
+# What gRPC says when TLS fails: the side that refuses a certificate closes the
+# socket mid-handshake, so the other side only sees the socket close.
+_HANDSHAKE_HINTS = re.compile(r"Socket closed|handshake|SSL|certificate", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +34,13 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
     code = error.code() if hasattr(error, "code") else None
     details = error.details() if hasattr(error, "details") else str(error)
     name = code.name if code is not None else "UNKNOWN"
-    return f"{name}: {details}"
+    text = f"{name}: {details}"
+    if code == grpc.StatusCode.UNAVAILABLE and _HANDSHAKE_HINTS.search(details or ""):
+        text += (
+            " (the TLS handshake failed: the peer did not accept our certificate or we did not "
+            "accept its; check both run the same genesis and certificates have not expired)"
+        )
+    return text
 
 
 class PeerSet:

@@ -9,6 +9,7 @@ a deadline.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from concurrent import futures
 
@@ -33,6 +34,23 @@ MAX_PEER_TIMEOUT_MS = 30_000
 
 class BindError(Exception):
     """The listen address could not be bound."""
+
+
+def _check_bindable(address: str) -> None:
+    """Fail with the OS's reason before gRPC tries (and logs its own noise to stderr)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        raise BindError(f"cannot listen on {address}: {exc}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise BindError(f"cannot listen on {address}: {exc.strerror}") from None
 
 
 class PartyControlServicer(party_pb2_grpc.PartyControlServicer):
@@ -63,15 +81,18 @@ class PartyDaemon:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="rpc"),
             interceptors=[mtls.MemberAuthInterceptor(self.party.genesis, self._log_rejection)],
-            options=mtls.channel_options(),
+            # gRPC sets SO_REUSEPORT by default, which lets a second daemon bind the
+            # same port and silently share the traffic; a party must own its port.
+            options=[*mtls.channel_options(), ("grpc.so_reuseport", 0)],
         )
         party_pb2_grpc.add_PartyControlServicer_to_server(PartyControlServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         address = self.party.listen_address
+        _check_bindable(address)
         try:
             self.port = server.add_secure_port(address, mtls.server_credentials(identity))
         except RuntimeError as exc:
-            raise BindError(f"cannot listen on {address}: {exc}") from None
+            raise BindError(f"cannot listen on {address}: {str(exc).split(';')[0]}") from None
         if self.port == 0:
             raise BindError(f"cannot listen on {address} (address in use or not local?)")
         server.start()

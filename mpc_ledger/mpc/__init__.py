@@ -1,0 +1,1 @@
+"""CrypTen integration: compatibility, transport, transcript digests, dealer."""

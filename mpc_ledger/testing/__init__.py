@@ -1,0 +1,1 @@
+"""Test doubles that ship with the library: the deterministic consensus simulator (``sim``)."""

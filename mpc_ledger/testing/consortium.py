@@ -1,0 +1,42 @@
+"""Local consortia made by the real `consortium init` code, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from mpc_ledger.cli.main import main
+from mpc_ledger.daemon.config import Party, load_party
+from mpc_ledger.identity.genesis import Genesis, load_genesis
+
+__all__ = ["LocalConsortium", "make_consortium"]
+
+
+@dataclasses.dataclass
+class LocalConsortium:
+    root: Path
+    ids: list[str]
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.root / "genesis.json"
+
+    @property
+    def genesis(self) -> Genesis:
+        return load_genesis(self.genesis_path)
+
+    def config(self, member_id: str) -> Path:
+        return self.root / member_id / "party.toml"
+
+    def party(self, member_id: str) -> Party:
+        return load_party(self.config(member_id))
+
+
+def make_consortium(root: Path, parties: str = "a,b,c", *extra: str) -> LocalConsortium:
+    """`mpc-ledger consortium init --parties PARTIES --out ROOT --base-port 0 EXTRA...`."""
+    args = ["consortium", "init", "--parties", parties, "--out", str(root), "--base-port", "0"]
+    code = main([*args, *extra])
+    if code != 0:
+        raise RuntimeError(f"consortium init failed with exit code {code}")
+    ids = parties.split(",") + [flag.lstrip("-") for flag in extra if flag.startswith("--")]
+    return LocalConsortium(root, ids)
