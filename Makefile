@@ -5,6 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
+PY_DIRS := mpc_ledger tests scripts $(wildcard benchmarks/*.py)
 
 .PHONY: setup test lint format protos clean
 
@@ -14,23 +15,24 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# CPU torch pinned first, so nothing below can pull a CUDA build.
 	$(BIN)/pip install --quiet 'torch==2.13.*'
-	# crypten's published pins (sklearn, torchvision) cannot install; the
-	# modules it really imports are dependencies of mpc-ledger itself.
-	$(BIN)/pip install --quiet --no-deps 'crypten==0.4.1'
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# crypten's published pins (sklearn, torchvision) cannot install; the
+	# modules it really imports are dependencies of mpc-ledger itself. Last,
+	# so pip's resolver never re-reads those pins.
+	$(BIN)/pip install --quiet --no-deps 'crypten==0.4.1'
 	touch $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check mpc_ledger tests scripts benchmarks
-	$(BIN)/ruff format --check mpc_ledger tests scripts benchmarks
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 format: setup
-	$(BIN)/ruff format mpc_ledger tests scripts benchmarks
-	$(BIN)/ruff check --fix mpc_ledger tests scripts benchmarks
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 protos: setup
 	$(BIN)/python scripts/gen_protos.py
