@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Sequence
 from concurrent import futures
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,7 +25,7 @@ from mpc_ledger.identity.genesis import Member
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
 
-__all__ = ["BindError", "PartyDaemon"]
+__all__ = ["BindError", "DaemonService", "PartyDaemon"]
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +68,26 @@ class PartyControlServicer(party_pb2_grpc.PartyControlServicer):
         return self._daemon.status(request, caller)
 
 
+class DaemonService(Protocol):
+    """A part of the daemon (the ledger node, the MPC relay, ...) that serves on its port.
+
+    `register` adds its servicers before the server starts; `start` runs once
+    the port is bound; `stop` runs before the server stops, in reverse order.
+    """
+
+    def register(self, server: grpc.Server) -> None: ...
+
+    def start(self, daemon: PartyDaemon) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class PartyDaemon:
-    def __init__(self, party: Party, *, max_workers: int = 32) -> None:
+    def __init__(
+        self, party: Party, *, services: Sequence[DaemonService] = (), max_workers: int = 32
+    ) -> None:
         self.party = party
+        self.services = tuple(services)
         self._max_workers = max_workers
         self._server: grpc.Server | None = None
         self._health = health.HealthServicer()
@@ -87,6 +106,8 @@ class PartyDaemon:
         )
         party_pb2_grpc.add_PartyControlServicer_to_server(PartyControlServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        for service in self.services:
+            service.register(server)
         address = self.party.listen_address
         _check_bindable(address)
         try:
@@ -96,13 +117,17 @@ class PartyDaemon:
         if self.port == 0:
             raise BindError(f"cannot listen on {address} (address in use or not local?)")
         server.start()
+        self._server = server
+        for service in self.services:
+            service.start(self)
         for name in SERVICE_NAMES:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._server = server
         self._started_at = time.monotonic()
 
     def stop(self, grace_s: float = 2.0) -> None:
         self._health.enter_graceful_shutdown()
+        for service in reversed(self.services):
+            service.stop()
         if self._server is not None:
             self._server.stop(grace_s).wait()
             self._server = None
