@@ -11,6 +11,7 @@ from typing import Any
 from mpc_ledger.daemon.config import render_config
 from mpc_ledger.errors import UserError
 from mpc_ledger.identity.genesis import (
+    ConsensusParams,
     Genesis,
     MpcParams,
     assemble_genesis,
@@ -63,6 +64,12 @@ def register(groups: Any) -> None:
         help="first port; members get consecutive ports (0: pick free ports)",
     )
     init.add_argument("--name", default="local-dev", help="consortium name")
+    init.add_argument(
+        "--empty-block-interval-ms",
+        type=int,
+        default=ConsensusParams().empty_block_interval_ms,
+        help="an idle ledger commits an empty block this often (default: %(default)s)",
+    )
     init.set_defaults(handler=init_command)
 
 
@@ -121,6 +128,8 @@ def init_command(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and any(out.iterdir()):
         raise UserError("folder exists and is not empty; refusing to overwrite", path=out)
+    if args.empty_block_interval_ms < 0:
+        raise UserError("must be >= 0", field="--empty-block-interval-ms")
     if not 0 <= args.base_port <= 65535 - len(members):
         raise UserError(
             "must be 0 or a port that leaves room for every member", field="--base-port"
@@ -151,6 +160,7 @@ def init_command(args: argparse.Namespace) -> int:
         genesis_time=_now_text(),
         sources=ids,
         mpc=MpcParams(allowed_tuple_providers=providers),
+        consensus=ConsensusParams(empty_block_interval_ms=args.empty_block_interval_ms),
     )
     _write_genesis(genesis, out / "genesis.json")
     print(f"local consortium {args.name!r} in {out} (chain id {genesis.chain_id.hex()[:16]}…)")

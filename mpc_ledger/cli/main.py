@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mpc_ledger import __version__
-from mpc_ledger.cli import consortium, party, status
+from mpc_ledger.cli import consortium, ledger, party, status
 from mpc_ledger.errors import UserError
 
 __all__ = ["build_parser", "main"]
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     party.register(groups)
     consortium.register(groups)
     status.register(groups)
+    ledger.register(groups)
     return parser
 
 

@@ -76,6 +76,15 @@ def render_status(reply: party_pb2.StatusResponse, tls_expires: object) -> str:
         f"tls cert   valid until {tls_expires}",
         f"peers      {answering}/{len(reply.peers)} answering over mTLS",
     ]
+    if reply.HasField("ledger"):
+        ledger = reply.ledger
+        role = "validator" if ledger.validator else "follower"
+        lines.insert(
+            4,
+            f"ledger     height {ledger.height}  round {ledger.round}  records {ledger.log_size}  "
+            f"mempool {ledger.mempool_size}  last commit {ledger.since_last_commit_s:.1f}s ago"
+            f"  ({role})",
+        )
     width = max((len(p.id) for p in reply.peers), default=4)
     for peer in reply.peers:
         state = f"ok  {peer.round_trip_ms:6.1f} ms" if peer.reachable else f"DOWN  {peer.error}"

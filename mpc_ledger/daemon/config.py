@@ -15,7 +15,7 @@ from typing import Any
 import tomli_w
 
 from mpc_ledger.errors import ConfigError
-from mpc_ledger.identity.genesis import Genesis, load_genesis
+from mpc_ledger.identity.genesis import Genesis, load_genesis, parse_endpoint
 from mpc_ledger.identity.material import KEY_FILES, PartyIdentity, load_party_identity
 
 __all__ = ["LOG_LEVELS", "Party", "PartyConfig", "load_party", "load_party_config", "render_config"]
@@ -58,6 +58,8 @@ class PartyConfig:
     tls_ca_key_path: Path | None
     log_level: str
     log_json: bool
+    # member id -> address to dial instead of the genesis endpoint
+    peer_addresses: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +85,9 @@ def load_party_config(path: Path) -> PartyConfig:
         raise ConfigError(f"cannot read: {exc}", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    peers = raw.pop("peers", {})
     problems = _check_schema(raw)
+    problems += _check_peers(peers)
     if problems:
         raise ConfigError("\n  ".join(["invalid:", *problems]), path=path)
     base = path.parent
@@ -114,7 +118,24 @@ def load_party_config(path: Path) -> PartyConfig:
         tls_ca_key_path=resolve(keys["tls_ca_key"]) if "tls_ca_key" in keys else None,
         log_level=level,
         log_json=bool(log.get("json", False)),
+        peer_addresses=dict(peers),
     )
+
+
+def _check_peers(peers: Any) -> list[str]:
+    """[peers] maps member ids to the address to dial them at (NAT, internal DNS, proxies)."""
+    if not isinstance(peers, dict):
+        return ['peers: must be a table [peers] of member id = "host:port"']
+    problems = []
+    for member_id, address in peers.items():
+        if not isinstance(address, str):
+            problems.append(f'peers.{member_id}: must be a "host:port" string')
+            continue
+        try:
+            parse_endpoint(address)
+        except ValueError as exc:
+            problems.append(f"peers.{member_id}: {exc}")
+    return problems
 
 
 def _check_schema(raw: dict[str, Any]) -> list[str]:
@@ -160,6 +181,11 @@ def load_party(path: Path) -> Party:
     if config.policy_path is not None and not config.policy_path.is_file():
         raise ConfigError(
             f"{config.policy_path}: file not found", path=config.path, field="party.policy"
+        )
+    unknown = sorted(set(config.peer_addresses) - {m.id for m in genesis.members})
+    if unknown:
+        raise ConfigError(
+            f"not genesis members: {', '.join(unknown)}", path=config.path, field="peers"
         )
     identity = load_party_identity(
         genesis,

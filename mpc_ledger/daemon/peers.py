@@ -6,6 +6,7 @@ import dataclasses
 import re
 import threading
 import time
+from collections.abc import Mapping
 from concurrent import futures
 
 import grpc
@@ -46,8 +47,9 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
 class PeerSet:
     """Lazily opened, reused mTLS channels to the other members."""
 
-    def __init__(self, identity: PartyIdentity) -> None:
+    def __init__(self, identity: PartyIdentity, addresses: Mapping[str, str] | None = None) -> None:
         self._identity = identity
+        self._addresses = dict(addresses or {})
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
         self.members = tuple(m for m in identity.genesis.members if m.id != identity.member.id)
@@ -56,23 +58,35 @@ class PeerSet:
         with self._lock:
             channel = self._channels.get(member.id)
             if channel is None:
-                channel = mtls.member_channel(self._identity, member)
+                channel = mtls.member_channel(
+                    self._identity, member, endpoint=self._addresses.get(member.id)
+                )
                 self._channels[member.id] = channel
             return channel
 
     def probe(self, member: Member, timeout_s: float) -> PeerProbe:
+        """One health check. A channel that failed earlier answers UNAVAILABLE at once
+        from its cached state, so that answer is retried, waiting for a connection,
+        until the deadline; the first error is reported if the retry fails too."""
         stub = health_pb2_grpc.HealthStub(self.channel(member))
+        request = health_pb2.HealthCheckRequest(service="")
         start = time.perf_counter()
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
-        except grpc.RpcError as exc:
+        first_error: str | None = None
+        for wait in (False, True):
+            remaining_s = timeout_s - (time.perf_counter() - start)
+            try:
+                reply = stub.Check(request, timeout=max(remaining_s, 0.001), wait_for_ready=wait)
+            except grpc.RpcError as exc:
+                first_error = first_error or describe_rpc_error(exc)
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or wait:
+                    break
+                continue
             elapsed_ms = (time.perf_counter() - start) * 1000
-            return PeerProbe(member, elapsed_ms, describe_rpc_error(exc))
-        elapsed_ms = (time.perf_counter() - start) * 1000
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            return PeerProbe(member, elapsed_ms, f"not serving ({status})")
-        return PeerProbe(member, elapsed_ms, None)
+            if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                return PeerProbe(member, elapsed_ms, f"not serving ({status})")
+            return PeerProbe(member, elapsed_ms, None)
+        return PeerProbe(member, (time.perf_counter() - start) * 1000, first_error)
 
     def probe_all(self, timeout_s: float) -> list[PeerProbe]:
         if not self.members:

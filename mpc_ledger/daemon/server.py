@@ -81,6 +81,9 @@ class DaemonService(Protocol):
 
     def stop(self) -> None: ...
 
+    def status(self, response: party_pb2.StatusResponse) -> None:
+        """Add this service's part of the party's status."""
+
 
 class PartyDaemon:
     def __init__(
@@ -92,7 +95,7 @@ class PartyDaemon:
         self._server: grpc.Server | None = None
         self._health = health.HealthServicer()
         self._started_at = time.monotonic()
-        self.peers = PeerSet(party.identity)
+        self.peers = PeerSet(party.identity, party.config.peer_addresses)
         self.port = 0
 
     def start(self) -> None:
@@ -124,7 +127,7 @@ class PartyDaemon:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._started_at = time.monotonic()
 
-    def stop(self, grace_s: float = 2.0) -> None:
+    def stop(self, grace_s: float = 0.5) -> None:
         self._health.enter_graceful_shutdown()
         for service in reversed(self.services):
             service.stop()
@@ -149,6 +152,8 @@ class PartyDaemon:
             uptime_s=time.monotonic() - self._started_at,
             caller_id=caller.id,
         )
+        for service in self.services:
+            service.status(response)
         if request.probe_peers:
             timeout_ms = min(
                 request.peer_timeout_ms or DEFAULT_PEER_TIMEOUT_MS, MAX_PEER_TIMEOUT_MS

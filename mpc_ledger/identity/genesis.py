@@ -97,14 +97,17 @@ class Member:
 
 @dataclasses.dataclass(frozen=True)
 class ConsensusParams:
-    timeout_propose_ms: int = 1000
+    # Tendermint's timeouts; they only matter when a proposer or votes are
+    # missing (a healthy network commits in milliseconds).
+    timeout_propose_ms: int = 3000
     timeout_propose_delta_ms: int = 500
-    timeout_prevote_ms: int = 500
-    timeout_prevote_delta_ms: int = 250
-    timeout_precommit_ms: int = 500
-    timeout_precommit_delta_ms: int = 250
+    timeout_prevote_ms: int = 1000
+    timeout_prevote_delta_ms: int = 500
+    timeout_precommit_ms: int = 1000
+    timeout_precommit_delta_ms: int = 500
     max_block_records: int = 2000
     max_record_bytes: int = 1 << 20
+    empty_block_interval_ms: int = 1000
 
     def to_proto(self) -> identity_pb2.ConsensusParams:
         return identity_pb2.ConsensusParams(**dataclasses.asdict(self))
@@ -413,8 +416,9 @@ def _params(doc: dict[str, Any], field: str, cls: type[Any], problems: _Problems
         if key not in known:
             problems.add(f"{field}.{key}", f"unknown field; known: {', '.join(known)}")
         elif isinstance(getattr(cls(), key), int):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                problems.add(f"{field}.{key}", "must be a positive integer")
+            minimum = 0 if key == "empty_block_interval_ms" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                problems.add(f"{field}.{key}", f"must be an integer >= {minimum}")
             else:
                 values[key] = value
         elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -23,7 +23,7 @@ class Member(_message.Message):
     def __init__(self, id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., signing_public_key: _Optional[bytes] = ..., tls_ca_certificate: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., organisation: _Optional[str] = ...) -> None: ...
 
 class ConsensusParams(_message.Message):
-    __slots__ = ("timeout_propose_ms", "timeout_propose_delta_ms", "timeout_prevote_ms", "timeout_prevote_delta_ms", "timeout_precommit_ms", "timeout_precommit_delta_ms", "max_block_records", "max_record_bytes")
+    __slots__ = ("timeout_propose_ms", "timeout_propose_delta_ms", "timeout_prevote_ms", "timeout_prevote_delta_ms", "timeout_precommit_ms", "timeout_precommit_delta_ms", "max_block_records", "max_record_bytes", "empty_block_interval_ms")
     TIMEOUT_PROPOSE_MS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_PROPOSE_DELTA_MS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_PREVOTE_MS_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class ConsensusParams(_message.Message):
     TIMEOUT_PRECOMMIT_DELTA_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_BLOCK_RECORDS_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EMPTY_BLOCK_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     timeout_propose_ms: int
     timeout_propose_delta_ms: int
     timeout_prevote_ms: int
@@ -40,7 +41,8 @@ class ConsensusParams(_message.Message):
     timeout_precommit_delta_ms: int
     max_block_records: int
     max_record_bytes: int
-    def __init__(self, timeout_propose_ms: _Optional[int] = ..., timeout_propose_delta_ms: _Optional[int] = ..., timeout_prevote_ms: _Optional[int] = ..., timeout_prevote_delta_ms: _Optional[int] = ..., timeout_precommit_ms: _Optional[int] = ..., timeout_precommit_delta_ms: _Optional[int] = ..., max_block_records: _Optional[int] = ..., max_record_bytes: _Optional[int] = ...) -> None: ...
+    empty_block_interval_ms: int
+    def __init__(self, timeout_propose_ms: _Optional[int] = ..., timeout_propose_delta_ms: _Optional[int] = ..., timeout_prevote_ms: _Optional[int] = ..., timeout_prevote_delta_ms: _Optional[int] = ..., timeout_precommit_ms: _Optional[int] = ..., timeout_precommit_delta_ms: _Optional[int] = ..., max_block_records: _Optional[int] = ..., max_record_bytes: _Optional[int] = ..., empty_block_interval_ms: _Optional[int] = ...) -> None: ...
 
 class MpcParams(_message.Message):
     __slots__ = ("allowed_protocols", "allowed_tuple_providers")

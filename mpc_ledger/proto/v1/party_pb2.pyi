@@ -29,7 +29,7 @@ class PeerStatus(_message.Message):
     def __init__(self, id: _Optional[str] = ..., endpoint: _Optional[str] = ..., reachable: _Optional[bool] = ..., round_trip_ms: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("member_id", "roles", "chain_id", "consortium", "listen_address", "version", "uptime_s", "caller_id", "peers")
+    __slots__ = ("member_id", "roles", "chain_id", "consortium", "listen_address", "version", "uptime_s", "caller_id", "peers", "ledger")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class StatusResponse(_message.Message):
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     CALLER_ID_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     chain_id: str
@@ -48,4 +49,21 @@ class StatusResponse(_message.Message):
     uptime_s: float
     caller_id: str
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
-    def __init__(self, member_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., chain_id: _Optional[str] = ..., consortium: _Optional[str] = ..., listen_address: _Optional[str] = ..., version: _Optional[str] = ..., uptime_s: _Optional[float] = ..., caller_id: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ...) -> None: ...
+    ledger: LedgerHealth
+    def __init__(self, member_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., chain_id: _Optional[str] = ..., consortium: _Optional[str] = ..., listen_address: _Optional[str] = ..., version: _Optional[str] = ..., uptime_s: _Optional[float] = ..., caller_id: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., ledger: _Optional[_Union[LedgerHealth, _Mapping]] = ...) -> None: ...
+
+class LedgerHealth(_message.Message):
+    __slots__ = ("validator", "height", "round", "mempool_size", "since_last_commit_s", "log_size")
+    VALIDATOR_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MEMPOOL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_LAST_COMMIT_S_FIELD_NUMBER: _ClassVar[int]
+    LOG_SIZE_FIELD_NUMBER: _ClassVar[int]
+    validator: bool
+    height: int
+    round: int
+    mempool_size: int
+    since_last_commit_s: float
+    log_size: int
+    def __init__(self, validator: _Optional[bool] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., since_last_commit_s: _Optional[float] = ..., log_size: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,237 @@
+"""Ledger throughput and latency: real daemons on loopback, fsync on, signed 1 KiB records.
+
+    python benchmarks/ledger_bench.py            # full run (about two minutes)
+    python benchmarks/ledger_bench.py --smoke    # seconds; what `make test` runs
+
+Measures, on a consortium of 4 validators started by the CLI (`party start`):
+
+1. saturation: N pre-signed records submitted in batches to all four nodes at
+   once; committed records per second, from the first submission to the
+   commit of the last record, as seen by a client following each node;
+2. latency: records submitted one by one at half the saturation rate (open
+   loop, spread over the nodes); submit-to-commit latency as seen by a
+   client following the node the record was submitted to.
+
+The baseline in the same run is one validator alone (n = 1: no network, no
+votes from others), which bounds what consensus on this machine can reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from mpc_ledger.identity.signing import Signer
+from mpc_ledger.ledger.client import LedgerClient
+from mpc_ledger.ledger.records import make_record, record_id
+from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2
+from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
+from mpc_ledger.testing.processes import DaemonProcess
+
+RECORD_BYTES = 1024
+TARGET_RECORDS_PER_S = 1000
+TARGET_P50_MS = 15
+TARGET_P99_MS = 50
+
+
+class Cluster:
+    def __init__(self, consortium: LocalConsortium, logs: Path) -> None:
+        self.consortium = consortium
+        self.ids = consortium.ids
+        self.daemons = [DaemonProcess(consortium.config(i), logs / f"{i}.log") for i in self.ids]
+        for member_id, daemon in zip(self.ids, self.daemons, strict=True):
+            daemon.wait_serving(consortium.genesis.member(member_id).endpoint)
+        self.parties = [consortium.party(i) for i in self.ids]
+        self.clients = [LedgerClient(p) for p in self.parties]
+        deadline = time.monotonic() + 30
+        while min(self._height(c) for c in self.clients) < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the ledger did not commit its first block within 30 s")
+            time.sleep(0.1)
+
+    @staticmethod
+    def _height(client: LedgerClient) -> int:
+        try:
+            return int(client.tip().height)
+        except Exception:
+            return 0
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        for daemon in self.daemons:
+            daemon.stop()
+
+
+def signed_records(cluster: Cluster, count: int) -> list[list[ledger_pb2.Record]]:
+    """``count`` 1 KiB notes, each signed by the member whose node will receive it."""
+    per_node: list[list[ledger_pb2.Record]] = [[] for _ in cluster.parties]
+    signers = [Signer(p.identity.signing_key, p.genesis.chain_id) for p in cluster.parties]
+    for index in range(count):
+        node = index % len(cluster.parties)
+        body = ledger_pb2.RecordBody(
+            author=cluster.parties[node].identity.member.id,
+            nonce=secrets.randbits(63),
+            created_ms=int(time.time() * 1000),
+            note=ledger_pb2.Note(text=f"bench {index}", data=os.urandom(RECORD_BYTES - 100)),
+        )
+        per_node[node].append(make_record(signers[node], body))
+    return per_node
+
+
+class CommitWatcher:
+    """Follows one node's committed blocks; records when each record id was first seen."""
+
+    def __init__(self, client: LedgerClient, from_height: int) -> None:
+        self.seen: dict[bytes, float] = {}
+        self._stream = client.stub.Follow(
+            ledger_service_pb2.GetBlocksRequest(from_height=from_height)
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._stream:
+                now = time.perf_counter()
+                for raw in item.block.records:
+                    self.seen[record_id(ledger_pb2.Record.FromString(raw).body)] = now
+        except Exception:  # noqa: S110 - cancelled at the end of the run
+            pass
+
+    def stop(self) -> None:
+        self._stream.cancel()
+
+
+def saturation(cluster: Cluster, count: int, batch: int) -> float:
+    per_node = signed_records(cluster, count)
+    start_height = int(cluster.clients[0].tip().height) + 1
+    watchers = [CommitWatcher(c, start_height) for c in cluster.clients]
+    ids = {record_id(r.body) for records in per_node for r in records}
+    errors: list[str] = []
+
+    def submit(client: LedgerClient, records: list[ledger_pb2.Record]) -> None:
+        for offset in range(0, len(records), batch):
+            chunk = records[offset : offset + batch]
+            reply = client.stub.SubmitBatch(
+                ledger_service_pb2.SubmitBatchRequest(records=chunk), timeout=60
+            )
+            errors.extend(r.reason for r in reply.results if not r.accepted)
+
+    started = time.perf_counter()
+    threads = [
+        threading.Thread(target=submit, args=(client, records))
+        for client, records in zip(cluster.clients, per_node, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} records refused, e.g. {errors[0]}")
+    deadline = time.monotonic() + 120
+    while any(not ids <= w.seen.keys() for w in watchers):
+        if time.monotonic() > deadline:
+            raise RuntimeError("not every record committed within 120 s")
+        time.sleep(0.05)
+    finished = max(max(w.seen[i] for i in ids) for w in watchers)
+    for watcher in watchers:
+        watcher.stop()
+    return count / (finished - started)
+
+
+def latency(cluster: Cluster, rate_per_s: float, duration_s: float) -> list[float]:
+    count = max(int(rate_per_s * duration_s), len(cluster.clients))
+    per_node = signed_records(cluster, count)
+    start_height = int(cluster.clients[0].tip().height) + 1
+    watchers = [CommitWatcher(c, start_height) for c in cluster.clients]
+    submitted: dict[bytes, tuple[int, float]] = {}
+    interval_s = len(cluster.clients) / rate_per_s
+
+    def submit(node: int) -> None:
+        client = cluster.clients[node]
+        next_at = time.perf_counter() + interval_s * node / len(cluster.clients)
+        for record in per_node[node]:
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent = time.perf_counter()
+            reply = client.submit(record)
+            if not reply.accepted:
+                raise RuntimeError(reply.reason)
+            submitted[reply.record_id] = (node, sent)
+            next_at += interval_s
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(len(cluster.clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + 60
+    while any(i not in watchers[n].seen for i, (n, _) in submitted.items()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("not every record committed within 60 s")
+        time.sleep(0.05)
+    for watcher in watchers:
+        watcher.stop()
+    return sorted((watchers[n].seen[i] - sent) * 1000 for i, (n, sent) in submitted.items())
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    return values[min(len(values) - 1, int(fraction * len(values)))]
+
+
+def run(parties: str, extra: tuple[str, ...], root: Path, count: int, batch: int) -> float:
+    consortium = make_consortium(root / parties.replace(",", "-"), parties, *extra)
+    cluster = Cluster(consortium, root)
+    try:
+        return saturation(cluster, count, batch)
+    finally:
+        cluster.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, small numbers")
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    count = 400 if args.smoke else args.records
+    latency_s = 2.0 if args.smoke else args.latency_seconds
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        root = Path(tmp)
+        print(f"ledger benchmark: {count} signed {RECORD_BYTES}-byte records, fsync on", flush=True)
+        baseline = run("solo", (), root, count, 200)
+        print(f"  baseline, 1 validator alone:     {baseline:8.0f} records/s", flush=True)
+        consortium = make_consortium(root / "four", "a,b,c", "--auditor")
+        cluster = Cluster(consortium, root)
+        try:
+            throughput = saturation(cluster, count, 200)
+            print(
+                f"  4 validators, saturation:        {throughput:8.0f} records/s"
+                f"   (target >= {TARGET_RECORDS_PER_S}; {throughput / baseline:.2f}x the baseline)",
+                flush=True,
+            )
+            rate = throughput / 2
+            latencies = latency(cluster, rate, latency_s)
+        finally:
+            cluster.stop()
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+    print(
+        f"  4 validators at {rate:.0f} records/s (half load), {len(latencies)} records:\n"
+        f"    submit-to-commit p50 {p50:6.1f} ms   (target <= {TARGET_P50_MS})\n"
+        f"    submit-to-commit p99 {p99:6.1f} ms   (target <= {TARGET_P99_MS})\n"
+        f"    mean {statistics.fmean(latencies):.1f} ms, max {latencies[-1]:.1f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""A ledger node: the I/O shell around the Sans-IO consensus core.
+
+Theory of operation: one thread (the loop) owns the core, the ledger state,
+the mempool and the store. Everything else — gRPC handlers, peer links, the
+block fetcher — posts events to the loop's queue and, where it needs an
+answer, waits on a future. The loop takes every event already queued (a
+batch), feeds each to the core, merges the `Ready`s, and then handles them in
+the fixed order the core's contract requires:
+
+1. persist: consensus state (the signing high-water mark) and newly committed
+   blocks in one fsynced SQLite transaction;
+2. send: hand signed messages to the peer links;
+3. schedule the requested timeouts;
+4. apply committed blocks to the ledger state, wake whoever waits on their
+   records, prune the mempool, announce the new height;
+5. answer a proposal request with records from the mempool.
+
+Batching is what makes the ledger fast: one fsync covers every vote and
+block of a batch. Nothing a peer sends can block the loop: links have bounded
+queues, and invalid input becomes a logged rejection.
+
+A member without the validator role runs the same loop without a core: it
+follows the chain by fetching certified blocks from validators and checking
+every certificate.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mpc_ledger.consensus import (
+    BlockLimits,
+    ConsensusConfig,
+    ConsensusCore,
+    ProposalRequest,
+    Ready,
+    Timeout,
+    TimeoutConfig,
+    Validator,
+    ValidatorSet,
+    block_id,
+    check_block,
+    genesis_tip,
+    tip_after,
+    verify_certificate,
+)
+from mpc_ledger.identity.material import PartyIdentity
+from mpc_ledger.identity.signing import Signer
+from mpc_ledger.ledger.mempool import Mempool
+from mpc_ledger.ledger.records import ParsedRecord, parse_record
+from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.ledger.store import SqliteBlockStore
+from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
+
+__all__ = ["LedgerNode", "NodeOptions", "SubmitResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeOptions:
+    # How often a node tells its peers its height (lets laggards notice).
+    announce_interval_ms: int = 1000
+    # Events handled per loop iteration at most (bounds one fsync's batch).
+    batch_max: int = 2000
+    mempool_max_records: int = 50_000
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmitResult:
+    record_id: bytes
+    accepted: bool
+    reason: str = ""
+
+
+def validator_set_of(identity: PartyIdentity) -> ValidatorSet:
+    return ValidatorSet(
+        [Validator(m.id, m.signing_public_key) for m in identity.genesis.validators]
+    )
+
+
+class LedgerNode:
+    """See the module docstring. Thread-safe public methods; one loop thread inside."""
+
+    def __init__(
+        self,
+        identity: PartyIdentity,
+        store: SqliteBlockStore,
+        *,
+        send: Callable[[consensus_pb2.ConsensusMessage], None] = lambda message: None,
+        broadcast_record: Callable[[bytes], None] = lambda raw: None,
+        announce: Callable[[int], None] = lambda height: None,
+        on_peer_ahead: Callable[[str, int, int], None] = lambda peer, ours, theirs: None,
+        options: NodeOptions | None = None,
+    ) -> None:
+        self.identity = identity
+        self.member_id = identity.member.id
+        self.options = options or NodeOptions()
+        self._store = store
+        self._send = send
+        self._broadcast_record = broadcast_record
+        self._announce = announce
+        self.on_peer_ahead = on_peer_ahead
+        genesis = identity.genesis
+        self._validators = validator_set_of(identity)
+        params = genesis.consensus
+        self._limits = BlockLimits(params.max_block_records, params.max_record_bytes)
+        self._timeouts = TimeoutConfig(
+            params.timeout_propose_ms,
+            params.timeout_propose_delta_ms,
+            params.timeout_prevote_ms,
+            params.timeout_prevote_delta_ms,
+            params.timeout_precommit_ms,
+            params.timeout_precommit_delta_ms,
+        )
+        self.state = LedgerState(genesis)
+        self.mempool = Mempool(max_records=self.options.mempool_max_records)
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._timers: list[tuple[float, int, Timeout]] = []
+        self._timer_seq = itertools.count()
+        self._waiters: dict[bytes, list[concurrent.futures.Future[tuple[int, int]]]] = {}
+        self._tip = genesis_tip()
+        self._pending_proposal: tuple[ProposalRequest, float] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._committed = threading.Condition()
+        self._last_announce = 0.0
+        self._height_at_last_announce = -1
+        self._replay()
+        self.core: ConsensusCore | None = None
+        if identity.member.has_role("validator"):
+            config = ConsensusConfig(
+                chain_id=genesis.chain_id,
+                validators=self._validators,
+                timeouts=self._timeouts,
+                limits=self._limits,
+            )
+            signer = Signer(identity.signing_key, genesis.chain_id)
+            self.core = ConsensusCore(
+                config, self.member_id, signer, self._validate_records, store.consensus_state()
+            )
+        self.stats = NodeStats()
+
+    # -- startup -------------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        """Rebuild the ledger state from the stored chain (signatures were checked at commit)."""
+        count = 0
+        for item in self._store.iter_blocks(1):
+            self._apply_state(item)
+            count += 1
+        if count:
+            log.info("replayed %d blocks, %d records", count, self.state.size)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ledger-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        self._events.put(("stop", None))
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        for futures in self._waiters.values():
+            for future in futures:
+                future.cancel()
+
+    # -- public, thread-safe -------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        return int(self._tip.height)
+
+    def tip(self) -> ledger_service_pb2.TipResponse:
+        tip = self._tip
+        return ledger_service_pb2.TipResponse(
+            height=tip.height,
+            block_id=tip.block_id,
+            log_size=tip.log_size,
+            round=self.core.round if self.core else 0,
+            mempool_size=len(self.mempool),
+        )
+
+    def submit(self, raw: bytes, *, timeout_s: float = 10.0) -> SubmitResult:
+        """Check a record and queue it for a block (and for every validator's mempool)."""
+        return self.submit_many([raw], timeout_s=timeout_s)[0]
+
+    def submit_many(self, raws: Sequence[bytes], *, timeout_s: float = 10.0) -> list[SubmitResult]:
+        results: list[SubmitResult | concurrent.futures.Future[SubmitResult]] = []
+        for raw in raws:
+            parsed = parse_record(raw)
+            if isinstance(parsed, str):
+                results.append(SubmitResult(b"", False, parsed))
+                continue
+            future: concurrent.futures.Future[SubmitResult] = concurrent.futures.Future()
+            self._events.put(("submit", (parsed, future, True)))
+            results.append(future)
+        deadline = time.monotonic() + timeout_s
+        return [
+            r if isinstance(r, SubmitResult) else r.result(max(0.0, deadline - time.monotonic()))
+            for r in results
+        ]
+
+    def wait_height(self, height: int, timeout_s: float) -> bool:
+        """Block until the tip reaches ``height`` (True) or the timeout passes (False)."""
+        with self._committed:
+            return self._committed.wait_for(lambda: self._tip.height >= height, timeout_s)
+
+    def wait_committed(self, record_id: bytes, timeout_s: float) -> tuple[int, int] | None:
+        """(height, log index) once ``record_id`` is committed; None on timeout."""
+        future: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
+        self._events.put(("wait", (record_id, future)))
+        try:
+            return future.result(timeout_s)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            return None
+
+    def on_gossip(self, sender: str, message: Any) -> None:
+        """A message from a peer link (already authenticated as ``sender``)."""
+        kind = message.WhichOneof("kind")
+        if kind == "consensus":
+            self._events.put(("consensus", (sender, message.consensus)))
+        elif kind == "record":
+            raw = message.record.SerializeToString(deterministic=True)
+            parsed = parse_record(raw)
+            if not isinstance(parsed, str):
+                self._events.put(("submit", (parsed, None, False)))
+        elif kind == "tip_height":
+            self._events.put(("peer_height", (sender, message.tip_height)))
+
+    def on_certified(self, item: consensus_pb2.CommittedBlock) -> None:
+        """A certified block fetched from a peer (catch-up)."""
+        self._events.put(("certified", item))
+
+    def blocks(self, from_height: int, limit: int) -> list[consensus_pb2.CommittedBlock]:
+        return self._store.blocks(from_height, limit)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            if self.core is not None:
+                self._handle_ready(self.core.start())
+            while not self._stopping.is_set():
+                self._iteration()
+        except Exception:
+            log.exception("ledger loop failed; this node stops taking part in consensus")
+            raise
+
+    def _next_wait_s(self) -> float:
+        deadlines = [self._last_announce + self.options.announce_interval_ms / 1000]
+        if self._timers:
+            deadlines.append(self._timers[0][0])
+        if self._pending_proposal is not None:
+            deadlines.append(self._pending_proposal[1])
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _iteration(self) -> None:
+        batch: list[tuple[str, Any]] = []
+        try:
+            batch.append(self._events.get(timeout=self._next_wait_s()))
+            while len(batch) < self.options.batch_max:
+                batch.append(self._events.get_nowait())
+        except queue.Empty:
+            pass
+        ready = Ready()
+        for kind, payload in batch:
+            if kind == "stop":
+                return
+            self._dispatch(kind, payload, ready)
+        self._fire_timers(ready)
+        self._handle_ready(ready)
+        self._maybe_propose()
+        self._maybe_announce()
+
+    def _dispatch(self, kind: str, payload: Any, ready: Ready) -> None:
+        core = self.core
+        if kind == "consensus":
+            sender, message = payload
+            if core is not None:
+                self._merge(ready, core.receive(message))
+        elif kind == "submit":
+            self._on_submit(*payload)
+        elif kind == "wait":
+            record_id, future = payload
+            location = self._store.record_location(record_id)
+            if location is not None:
+                future.set_result(location)
+            else:
+                self._waiters.setdefault(record_id, []).append(future)
+        elif kind == "certified":
+            self._on_certified(payload, ready)
+        elif kind == "peer_height":
+            sender, height = payload
+            if height > self._tip.height:
+                self.on_peer_ahead(sender, int(self._tip.height), int(height))
+
+    def _validate_records(self, height: int, raws: Sequence[bytes]) -> str | None:
+        """The core's records validator: the state must be exactly at ``height - 1``."""
+        if height != self._tip.height + 1:
+            return f"ledger state is at height {self._tip.height}, not {height - 1}"
+        return self.state.check_block(raws)
+
+    def _merge(self, ready: Ready, later: Ready) -> None:
+        # The in-memory state follows the core at once (the next input may be a
+        # proposal on top of this commit); durability and acknowledgements wait
+        # for the persist step of `_handle_ready`.
+        for item in later.committed:
+            self._apply_state(item)
+        ready.merge(later)
+        self.stats.rejections += len(later.rejections)
+        for rejection in later.rejections:
+            log.debug("consensus rejected: %s", rejection)
+
+    def _on_submit(
+        self,
+        parsed: ParsedRecord,
+        future: concurrent.futures.Future[SubmitResult] | None,
+        forward: bool,
+    ) -> None:
+        reason = None
+        if parsed.id in self.mempool:
+            reason = "duplicate: this record is already waiting for a block"
+        if reason is None:
+            reason = self.state.check(parsed)
+        if reason is None:
+            reason = self.mempool.add(parsed)
+        if reason is not None:
+            self.stats.records_refused += 1
+        elif forward:
+            self._broadcast_record(parsed.raw)
+        if future is not None:
+            future.set_result(SubmitResult(parsed.id, reason is None, reason or ""))
+
+    def _on_certified(self, item: consensus_pb2.CommittedBlock, ready: Ready) -> None:
+        header = item.block.header
+        if header.height != self._tip.height + 1:
+            return  # already have it, or a gap the fetcher will fill in order
+        if self.core is not None:
+            self._merge(ready, self.core.commit_certified(item.block, item.certificate))
+            return
+        rejection = verify_certificate(
+            self._validators, self.identity.genesis.chain_id, item.block, item.certificate
+        ) or check_block(
+            item.block, self._tip, self._validators, self._limits, self._validate_records
+        )
+        problem = None if rejection is None else rejection.detail
+        if problem is not None:
+            log.warning("refused certified block %d from a peer: %s", header.height, problem)
+            return
+        self._merge(ready, Ready(committed=[item]))
+
+    def _fire_timers(self, ready: Ready) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now and self.core is not None:
+            _, _, timeout = heapq.heappop(self._timers)
+            self._merge(ready, self.core.on_timeout(timeout))
+
+    def _handle_ready(self, ready: Ready) -> None:
+        while True:
+            # 1. persist before anything leaves the process
+            if ready.persist is not None or ready.committed or ready.evidence:
+                started = time.perf_counter()
+                self._store.save(ready.persist, ready.committed, ready.evidence)
+                self.stats.fsync_seconds.append(time.perf_counter() - started)
+            # 2. send
+            for message in ready.messages:
+                self._send(message)
+            # 3. schedule
+            now = time.monotonic()
+            for timeout in ready.timeouts:
+                deadline = now + timeout.duration_ms / 1000
+                heapq.heappush(self._timers, (deadline, next(self._timer_seq), timeout))
+            # 4. apply
+            for item in ready.committed:
+                self._after_commit(item)
+            if ready.committed:
+                self._announce(int(self._tip.height))
+                self._last_announce = time.monotonic()
+            for found in ready.evidence:
+                log.warning("evidence of equivocation stored: %s", found.WhichOneof("kind"))
+            # 5. proposal
+            if ready.proposal_request is not None:
+                self._pending_proposal = (ready.proposal_request, self._proposal_deadline())
+            follow_up = self._maybe_propose(in_ready=True)
+            if follow_up is None:
+                return
+            ready = follow_up
+
+    def _proposal_deadline(self) -> float:
+        if len(self.mempool):
+            return time.monotonic()
+        # Never wait so long that the others' propose timeout fires first.
+        interval_ms = self.identity.genesis.consensus.empty_block_interval_ms
+        wait_ms = min(interval_ms, self._timeouts.propose_ms // 2)
+        return time.monotonic() + wait_ms / 1000
+
+    def _maybe_propose(self, in_ready: bool = False) -> Ready | None:
+        pending = self._pending_proposal
+        if pending is None or self.core is None:
+            return None
+        request, deadline = pending
+        if len(self.mempool) == 0 and time.monotonic() < deadline:
+            return None
+        self._pending_proposal = None
+        chosen = self._choose_records()
+        ready = Ready()
+        self._merge(
+            ready, self.core.propose(request, [r.raw for r in chosen], int(time.time() * 1000))
+        )
+        if in_ready:
+            return ready
+        self._handle_ready(ready)
+        return None
+
+    def _choose_records(self) -> list[ParsedRecord]:
+        draft = self.state.draft_block()
+        return self.mempool.take(
+            self._limits.max_block_records,
+            self._limits.max_record_bytes * 8,
+            lambda chosen, record: draft.try_add(record) is None,
+        )
+
+    def _apply_state(self, item: consensus_pb2.CommittedBlock) -> None:
+        block = item.block
+        self.state.apply_all(_parsed_records(block))
+        self._tip = tip_after(self._tip, block, block_id(block.header))
+
+    def _after_commit(self, item: consensus_pb2.CommittedBlock) -> None:
+        """Once a block is durable: count it, clean the mempool, wake waiters."""
+        block = item.block
+        first_index = block.header.log_size - len(block.records)
+        records = _parsed_records(block)
+        ids = [parsed.id for parsed in records]
+        self.stats.blocks_committed += 1
+        self.stats.last_commit_monotonic = time.monotonic()
+        self.stats.records_committed += len(ids)
+        self.mempool.remove(ids)
+        if any(parsed.kind != "note" for parsed in records):
+            for dropped, reason in self.mempool.prune(self.state.check):
+                log.info("dropped record %s from the mempool: %s", dropped.hex()[:16], reason)
+        with self._committed:
+            self._committed.notify_all()
+        for offset, identifier in enumerate(ids):
+            for future in self._waiters.pop(identifier, ()):
+                if not future.done():
+                    future.set_result((int(block.header.height), int(first_index) + offset))
+
+    def _maybe_announce(self) -> None:
+        """Every announce interval: tell peers our height, and when this height has not
+        moved since the last time, re-send this round's messages (lost ones are not
+        retransmitted otherwise)."""
+        now = time.monotonic()
+        if now - self._last_announce < self.options.announce_interval_ms / 1000:
+            return
+        self._last_announce = now
+        self._announce(int(self._tip.height))
+        if self.core is not None and self._tip.height == self._height_at_last_announce:
+            ready = Ready()
+            self._merge(ready, self.core.gossip())
+            self._handle_ready(ready)
+        self._height_at_last_announce = int(self._tip.height)
+
+
+def _parsed_records(block: consensus_pb2.Block) -> list[ParsedRecord]:
+    records = []
+    for raw in block.records:
+        parsed = parse_record(raw)
+        assert not isinstance(parsed, str), "a committed block holds a malformed record"
+        records.append(parsed)
+    return records
+
+
+@dataclasses.dataclass
+class NodeStats:
+    blocks_committed: int = 0
+    records_committed: int = 0
+    records_refused: int = 0
+    rejections: int = 0
+    last_commit_monotonic: float = dataclasses.field(default_factory=time.monotonic)
+    fsync_seconds: list[float] = dataclasses.field(default_factory=list)

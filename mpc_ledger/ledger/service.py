@@ -1,0 +1,117 @@
+"""The ledger as a part of the party daemon: store, node, gossip links, servicers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import grpc
+
+from mpc_ledger.daemon.config import Party
+from mpc_ledger.ledger.network import (
+    BlockFetcher,
+    ConsensusServicer,
+    LedgerServicer,
+    PeerLink,
+    gossip_record,
+)
+from mpc_ledger.ledger.node import LedgerNode, NodeOptions
+from mpc_ledger.ledger.store import SqliteBlockStore
+from mpc_ledger.proto.v1 import (
+    consensus_pb2,
+    ledger_service_pb2,
+    ledger_service_pb2_grpc,
+    party_pb2,
+)
+
+if TYPE_CHECKING:
+    from mpc_ledger.daemon.server import PartyDaemon
+
+__all__ = ["LedgerService"]
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "ledger.sqlite"
+
+
+class LedgerService:
+    """A `DaemonService`: the party's ledger node on the daemon's port."""
+
+    def __init__(self, party: Party, options: NodeOptions | None = None) -> None:
+        self.party = party
+        self._options = options
+        self.store = SqliteBlockStore(party.config.data_dir / STORE_FILE, party.genesis.chain_id)
+        self.node: LedgerNode | None = None
+        self.links: dict[str, PeerLink] = {}
+
+    def register(self, server: grpc.Server) -> None:
+        identity = self.party.identity
+        self.node = LedgerNode(
+            identity,
+            self.store,
+            send=self._send_consensus,
+            broadcast_record=self._broadcast_record,
+            announce=self._announce,
+            options=self._options,
+        )
+        ledger_service_pb2_grpc.add_LedgerServicer_to_server(LedgerServicer(self.node), server)
+        ledger_service_pb2_grpc.add_ConsensusServicer_to_server(
+            ConsensusServicer(self.party.genesis, self.node), server
+        )
+
+    def start(self, daemon: PartyDaemon) -> None:
+        assert self.node is not None, "register() runs before start()"
+        for member in daemon.peers.members:
+            self.links[member.id] = PeerLink(daemon.peers, member)
+        fetcher = BlockFetcher(daemon.peers, self.party.genesis, self.node)
+        self.node.on_peer_ahead = fetcher.peer_ahead
+        for link in self.links.values():
+            link.start()
+        self.node.start()
+        role = "validator" if self.node.core is not None else "follower"
+        log.info("ledger %s at height %d (%s)", role, self.node.height, self.store.path)
+
+    def stop(self) -> None:
+        for link in self.links.values():
+            link.stop()
+        if self.node is not None:
+            self.node.stop()
+        for link in self.links.values():
+            link.join(1.0)
+        self.store.close()
+
+    def status(self, response: party_pb2.StatusResponse) -> None:
+        response.ledger.CopyFrom(self.health())
+
+    def health(self) -> party_pb2.LedgerHealth:
+        assert self.node is not None
+        tip = self.node.tip()
+        return party_pb2.LedgerHealth(
+            validator=self.node.core is not None,
+            height=tip.height,
+            round=tip.round,
+            mempool_size=tip.mempool_size,
+            since_last_commit_s=time.monotonic() - self.node.stats.last_commit_monotonic,
+            log_size=tip.log_size,
+        )
+
+    # -- what the node sends ---------------------------------------------------------------
+
+    def _validator_links(self) -> list[PeerLink]:
+        return [link for link in self.links.values() if link.member.has_role("validator")]
+
+    def _send_consensus(self, message: consensus_pb2.ConsensusMessage) -> None:
+        gossip = ledger_service_pb2.GossipMessage(consensus=message)
+        for link in self._validator_links():
+            link.send(gossip)
+
+    def _broadcast_record(self, raw: bytes) -> None:
+        gossip = gossip_record(raw)
+        for link in self._validator_links():
+            link.send(gossip)
+
+    def _announce(self, height: int) -> None:
+        gossip = ledger_service_pb2.GossipMessage(tip_height=height)
+        for link in self.links.values():
+            link.send(gossip)

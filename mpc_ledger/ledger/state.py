@@ -1,0 +1,333 @@
+"""The ledger's deterministic state machine: who may write what.
+
+Theory of operation: the state is a pure function of the genesis and the
+committed records, in order. `LedgerState.check(record)` says whether a record
+may be appended now (and why not); `apply` appends it. A block's records are
+checked in order against an overlay, so a block may bind a user and carry that
+user's first record, and two identical records in one block are refused.
+Every honest node gives the same answer for the same chain: nothing here reads
+a clock, a file or a random source.
+
+Record kinds are registered as `Rule`s: who may author them (members, users,
+users with a role) and the payload's own check and effect. Later features add
+their kinds through `register_rule`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+from mpc_ledger.identity.genesis import Genesis
+from mpc_ledger.identity.signing import Purpose, verify_signature
+from mpc_ledger.ledger.records import USER_ROLES, ParsedRecord, member_of_user, parse_record
+
+__all__ = [
+    "BlockDraft",
+    "LedgerState",
+    "Rule",
+    "StateView",
+    "UserEntry",
+    "register_rule",
+]
+
+NOTE_TEXT_MAX_BYTES = 4096
+NOTE_DATA_MAX_BYTES = 64 * 1024
+_SIGNATURE_CACHE_MAX = 200_000
+
+
+@dataclasses.dataclass(frozen=True)
+class UserEntry:
+    user_id: str
+    member_id: str
+    public_key: bytes
+    roles: tuple[str, ...]
+    active: bool = True
+
+
+class StateView(Protocol):
+    genesis: Genesis
+
+    def user(self, user_id: str) -> UserEntry | None: ...
+
+    def seen(self, record_id: bytes) -> bool: ...
+
+    def put_user(self, entry: UserEntry) -> None: ...
+
+    def user_with_key(self, public_key: bytes) -> str | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """How one record kind is checked and applied.
+
+    ``authors``: "member", "user" or "any". ``user_role``: a role a user author
+    must hold. ``check`` returns None or the reason; ``apply`` changes state.
+    """
+
+    authors: str
+    check: Callable[[StateView, ParsedRecord], str | None]
+    apply: Callable[[StateView, ParsedRecord], None] = lambda view, record: None
+    user_role: str | None = None
+
+
+_RULES: dict[str, Rule] = {}
+
+
+def register_rule(kind: str, rule: Rule) -> None:
+    if kind in _RULES:
+        raise ValueError(f"a rule for {kind!r} is already registered")
+    _RULES[kind] = rule
+
+
+class LedgerState:
+    """The committed state; see the module docstring."""
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+        self._chain_id = genesis.chain_id
+        self._member_keys = {m.id: m.signing_public_key for m in genesis.members}
+        self._users: dict[str, UserEntry] = {}
+        self._keys: dict[bytes, str] = {}
+        self._seen: set[bytes] = set()
+        self._signature_ok: dict[tuple[bytes, bytes, bytes], bool] = {}
+        self.max_record_bytes = genesis.consensus.max_record_bytes
+        self.size = 0
+
+    # -- StateView ---------------------------------------------------------------------
+
+    def user(self, user_id: str) -> UserEntry | None:
+        return self._users.get(user_id)
+
+    def seen(self, record_id: bytes) -> bool:
+        return record_id in self._seen
+
+    def put_user(self, entry: UserEntry) -> None:
+        old = self._users.get(entry.user_id)
+        if old is not None:
+            self._keys.pop(old.public_key, None)
+        self._users[entry.user_id] = entry
+        if entry.active:
+            self._keys[entry.public_key] = entry.user_id
+
+    def user_with_key(self, public_key: bytes) -> str | None:
+        return self._keys.get(public_key)
+
+    def users(self) -> list[UserEntry]:
+        return sorted(self._users.values(), key=lambda u: u.user_id)
+
+    # -- checking ------------------------------------------------------------------------
+
+    def check(self, record: ParsedRecord) -> str | None:
+        """None when ``record`` may be appended to the committed state now; else why not."""
+        return _check(self, self, record)
+
+    def check_raw(self, raw: bytes) -> tuple[ParsedRecord | None, str | None]:
+        parsed = parse_record(raw)
+        if isinstance(parsed, str):
+            return None, parsed
+        return parsed, self.check(parsed)
+
+    def check_block(self, raws: Sequence[bytes]) -> str | None:
+        """None when these records, in this order, may all be appended; else the first reason."""
+        overlay = _Overlay(self)
+        for index, raw in enumerate(raws):
+            parsed = parse_record(raw)
+            if isinstance(parsed, str):
+                return f"record {index}: {parsed}"
+            reason = _check(self, overlay, parsed)
+            if reason is not None:
+                return f"record {index} ({parsed.id.hex()[:16]}): {reason}"
+            _apply(overlay, parsed)
+        return None
+
+    def draft_block(self) -> BlockDraft:
+        """An empty block in progress: add records one by one, each checked with those before."""
+        return BlockDraft(self)
+
+    def apply(self, record: ParsedRecord) -> None:
+        """Append a record already checked (committed records are applied without re-checking)."""
+        _apply(self, record)
+
+    def apply_all(self, records: Iterable[ParsedRecord]) -> None:
+        for record in records:
+            _apply(self, record)
+
+    def mark_seen(self, record_id: bytes) -> None:
+        self._seen.add(record_id)
+        self.size += 1
+
+    # -- signatures ----------------------------------------------------------------------
+
+    def author_key(self, view: StateView, author: str) -> tuple[bytes | None, str | None]:
+        """The key that must have signed for ``author``, or why there is none."""
+        key = self._member_keys.get(author)
+        if key is not None:
+            return key, None
+        if member_of_user(author) is None:
+            return None, f"author {author!r} is neither a member nor a user id (member/name)"
+        user = view.user(author)
+        if user is None:
+            return None, f"user {author!r} has no key bound on the ledger"
+        if not user.active:
+            return None, f"user {author!r}'s key was revoked"
+        return user.public_key, None
+
+    def signature_valid(self, record: ParsedRecord, public_key: bytes) -> bool:
+        key = (record.id, record.record.signature, public_key)
+        cached = self._signature_ok.get(key)
+        if cached is None:
+            cached = verify_signature(
+                public_key, Purpose.RECORD, self._chain_id, record.body, record.record.signature
+            )
+            if len(self._signature_ok) >= _SIGNATURE_CACHE_MAX:
+                self._signature_ok.clear()
+            self._signature_ok[key] = cached
+        return cached
+
+
+class BlockDraft:
+    """Records chosen for a block so far, as an overlay on the committed state."""
+
+    def __init__(self, state: LedgerState) -> None:
+        self._state = state
+        self._overlay = _Overlay(state)
+
+    def try_add(self, record: ParsedRecord) -> str | None:
+        """Add ``record`` if it is valid after those added before; else the reason."""
+        reason = _check(self._state, self._overlay, record)
+        if reason is None:
+            _apply(self._overlay, record)
+        return reason
+
+
+class _Overlay:
+    """Changes of a block in progress, over the committed state."""
+
+    def __init__(self, base: LedgerState) -> None:
+        self.genesis = base.genesis
+        self._base = base
+        self._users: dict[str, UserEntry] = {}
+        self._keys: dict[bytes, str | None] = {}
+        self._seen: set[bytes] = set()
+
+    def user(self, user_id: str) -> UserEntry | None:
+        return self._users[user_id] if user_id in self._users else self._base.user(user_id)
+
+    def seen(self, record_id: bytes) -> bool:
+        return record_id in self._seen or self._base.seen(record_id)
+
+    def put_user(self, entry: UserEntry) -> None:
+        old = self.user(entry.user_id)
+        if old is not None:
+            self._keys[old.public_key] = None
+        self._users[entry.user_id] = entry
+        if entry.active:
+            self._keys[entry.public_key] = entry.user_id
+
+    def user_with_key(self, public_key: bytes) -> str | None:
+        if public_key in self._keys:
+            return self._keys[public_key]
+        return self._base.user_with_key(public_key)
+
+    def mark_seen(self, record_id: bytes) -> None:
+        self._seen.add(record_id)
+
+
+def _check(state: LedgerState, view: StateView, record: ParsedRecord) -> str | None:
+    if len(record.raw) > state.max_record_bytes:
+        return f"record is {len(record.raw)} bytes; the limit is {state.max_record_bytes}"
+    if view.seen(record.id):
+        return "duplicate: this record is already on the ledger"
+    rule = _RULES.get(record.kind)
+    if rule is None:
+        return f"unknown record kind {record.kind or '(none)'!r}"
+    author = record.body.author
+    key, problem = state.author_key(view, author)
+    if key is None:
+        return problem
+    is_member = author in state._member_keys
+    if rule.authors == "member" and not is_member:
+        return f"only members may write {record.kind} records; {author!r} is a user"
+    if rule.authors == "user" and is_member:
+        return f"only users may write {record.kind} records; {author!r} is a member"
+    if rule.user_role is not None and not is_member:
+        user = view.user(author)
+        if user is None or rule.user_role not in user.roles:
+            return f"user {author!r} lacks the {rule.user_role!r} role for {record.kind} records"
+    if not state.signature_valid(record, key):
+        return f"signature does not verify under {author!r}'s key"
+    return rule.check(view, record)
+
+
+def _apply(view: LedgerState | _Overlay, record: ParsedRecord) -> None:
+    _RULES[record.kind].apply(view, record)
+    view.mark_seen(record.id)
+
+
+# -- built-in record kinds ----------------------------------------------------------------
+
+
+def _check_note(view: StateView, record: ParsedRecord) -> str | None:
+    note = record.body.note
+    if len(note.text.encode()) > NOTE_TEXT_MAX_BYTES:
+        return f"note text longer than {NOTE_TEXT_MAX_BYTES} bytes"
+    if len(note.data) > NOTE_DATA_MAX_BYTES:
+        return f"note data longer than {NOTE_DATA_MAX_BYTES} bytes"
+    return None
+
+
+def _check_bind(view: StateView, record: ParsedRecord) -> str | None:
+    binding = record.body.bind_user
+    author = record.body.author
+    owner = member_of_user(binding.user_id)
+    if owner is None:
+        return f"user id {binding.user_id!r} must be '<member id>/<name>'"
+    if owner != author:
+        return f"member {author!r} may bind users only as '{author}/<name>'"
+    if len(binding.public_key) != 32:
+        return "public_key must be a 32-byte Ed25519 key"
+    roles = list(binding.roles)
+    if not roles or any(r not in USER_ROLES for r in roles) or len(set(roles)) != len(roles):
+        return f"roles must be distinct values from {', '.join(USER_ROLES)}"
+    existing = view.user(binding.user_id)
+    if existing is not None and existing.active:
+        return f"user {binding.user_id!r} already has an active key; revoke it first"
+    holder = view.user_with_key(binding.public_key)
+    if holder is not None:
+        return f"this key is already bound to user {holder!r}"
+    return None
+
+
+def _apply_bind(view: StateView, record: ParsedRecord) -> None:
+    binding = record.body.bind_user
+    view.put_user(
+        UserEntry(
+            user_id=binding.user_id,
+            member_id=record.body.author,
+            public_key=bytes(binding.public_key),
+            roles=tuple(sorted(binding.roles)),
+        )
+    )
+
+
+def _check_revoke(view: StateView, record: ParsedRecord) -> str | None:
+    revocation = record.body.revoke_user
+    if member_of_user(revocation.user_id) != record.body.author:
+        return f"member {record.body.author!r} may revoke only its own users"
+    user = view.user(revocation.user_id)
+    if user is None or not user.active:
+        return f"user {revocation.user_id!r} has no active key to revoke"
+    return None
+
+
+def _apply_revoke(view: StateView, record: ParsedRecord) -> None:
+    user = view.user(record.body.revoke_user.user_id)
+    assert user is not None  # checked before
+    view.put_user(dataclasses.replace(user, active=False))
+
+
+register_rule("note", Rule(authors="any", check=_check_note))
+register_rule("bind_user", Rule(authors="member", check=_check_bind, apply=_apply_bind))
+register_rule("revoke_user", Rule(authors="member", check=_check_revoke, apply=_apply_revoke))

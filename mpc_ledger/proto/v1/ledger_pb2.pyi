@@ -1,0 +1,59 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Note(_message.Message):
+    __slots__ = ("text", "data")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    data: bytes
+    def __init__(self, text: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UserKeyBinding(_message.Message):
+    __slots__ = ("user_id", "public_key", "roles", "display_name")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    public_key: bytes
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    display_name: str
+    def __init__(self, user_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., roles: _Optional[_Iterable[str]] = ..., display_name: _Optional[str] = ...) -> None: ...
+
+class UserKeyRevocation(_message.Message):
+    __slots__ = ("user_id", "reason")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    reason: str
+    def __init__(self, user_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RecordBody(_message.Message):
+    __slots__ = ("author", "nonce", "created_ms", "note", "bind_user", "revoke_user")
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    BIND_USER_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_USER_FIELD_NUMBER: _ClassVar[int]
+    author: str
+    nonce: int
+    created_ms: int
+    note: Note
+    bind_user: UserKeyBinding
+    revoke_user: UserKeyRevocation
+    def __init__(self, author: _Optional[str] = ..., nonce: _Optional[int] = ..., created_ms: _Optional[int] = ..., note: _Optional[_Union[Note, _Mapping]] = ..., bind_user: _Optional[_Union[UserKeyBinding, _Mapping]] = ..., revoke_user: _Optional[_Union[UserKeyRevocation, _Mapping]] = ...) -> None: ...
+
+class Record(_message.Message):
+    __slots__ = ("body", "signature")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    body: RecordBody
+    signature: bytes
+    def __init__(self, body: _Optional[_Union[RecordBody, _Mapping]] = ..., signature: _Optional[bytes] = ...) -> None: ...

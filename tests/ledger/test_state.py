@@ -1,0 +1,157 @@
+"""The ledger's state machine: who may write what, with real signatures."""
+
+from __future__ import annotations
+
+import nacl.signing
+import pytest
+
+from mpc_ledger.identity.signing import Signer
+from mpc_ledger.ledger.records import parse_record
+from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.proto.v1 import ledger_pb2
+
+from .conftest import raw
+
+
+@pytest.fixture
+def state(authors):
+    return LedgerState(authors.genesis)
+
+
+def check(state, record):
+    parsed = parse_record(raw(record))
+    assert not isinstance(parsed, str), parsed
+    return state.check(parsed)
+
+
+def commit(state, *records):
+    assert state.check_block([raw(r) for r in records]) is None
+    for record in records:
+        state.apply(parse_record(raw(record)))
+
+
+def test_member_note_is_valid(state, authors):
+    assert check(state, authors.note("a")) is None
+
+
+def test_signature_by_another_key_is_refused(state, authors):
+    forged = authors.note("a", signer=authors.signers["b"])
+    assert check(state, forged) == "signature does not verify under 'a''s key"
+
+
+def test_signature_for_another_chain_is_refused(state, authors):
+    other_chain = Signer(authors.signers["a"]._key, bytes(32))
+    assert "signature does not verify" in check(state, authors.note("a", signer=other_chain))
+
+
+def test_changed_byte_breaks_the_signature(state, authors):
+    record = authors.note("a", text="pay 10")
+    record.body.note.text = "pay 99"
+    assert "signature does not verify" in check(state, record)
+
+
+def test_unknown_author_and_unbound_user(state, authors):
+    assert "neither a member nor a user id" in check(state, authors.note("zed"))
+    assert check(state, authors.note("a/alice")) == "user 'a/alice' has no key bound on the ledger"
+
+
+def test_bind_then_user_writes_then_revoke(state, authors):
+    commit(state, authors.bind("a", "a/alice"))
+    assert check(state, authors.note("a/alice")) is None
+    commit(state, authors.revoke("a", "a/alice"))
+    assert check(state, authors.note("a/alice")) == "user 'a/alice''s key was revoked"
+
+
+def test_member_binds_only_its_own_users(state, authors):
+    assert check(state, authors.bind("b", "a/mallory")) == (
+        "member 'b' may bind users only as 'b/<name>'"
+    )
+    assert "may revoke only its own users" in check(state, authors.revoke("b", "a/alice"))
+
+
+def test_users_cannot_bind_users(state, authors):
+    commit(state, authors.bind("a", "a/alice"))
+    binding = ledger_pb2.UserKeyBinding(user_id="a/eve", public_key=bytes(32), roles=["scientist"])
+    record = authors.record("a/alice", bind_user=binding)
+    assert check(state, record) == "only members may write bind_user records; 'a/alice' is a user"
+
+
+def test_bad_bindings(state, authors):
+    key = bytes(nacl.signing.SigningKey.generate().verify_key)
+    cases = {
+        "x": "must be '<member id>/<name>'",
+        "a/ok": None,
+    }
+    for user_id, expected in cases.items():
+        binding = ledger_pb2.UserKeyBinding(user_id=user_id, public_key=key, roles=["scientist"])
+        result = check(state, authors.record("a", bind_user=binding))
+        assert (result is None) if expected is None else (expected in result)
+    binding = ledger_pb2.UserKeyBinding(user_id="a/r", public_key=key, roles=["king"])
+    assert "roles must be" in check(state, authors.record("a", bind_user=binding))
+    binding = ledger_pb2.UserKeyBinding(user_id="a/k", public_key=b"short", roles=["scientist"])
+    assert "32-byte" in check(state, authors.record("a", bind_user=binding))
+
+
+def test_a_key_can_be_bound_once(state, authors):
+    commit(state, authors.bind("a", "a/alice"))
+    again = ledger_pb2.UserKeyBinding(
+        user_id="a/alice2",
+        public_key=authors.user_signer("a/alice").public_key,
+        roles=["scientist"],
+    )
+    assert "already bound to user 'a/alice'" in check(state, authors.record("a", bind_user=again))
+    assert "already has an active key" in check(state, authors.bind("a", "a/alice"))
+
+
+def test_duplicate_record_is_refused(state, authors):
+    record = authors.note("b")
+    commit(state, record)
+    assert check(state, record) == "duplicate: this record is already on the ledger"
+
+
+def test_block_is_checked_in_order(state, authors):
+    bind, note = authors.bind("c", "c/carol"), authors.note("c/carol")
+    assert state.check_block([raw(bind), raw(note)]) is None  # the binding comes first
+    reason = state.check_block([raw(note), raw(bind)])
+    assert reason.startswith("record 0") and "has no key bound" in reason
+    twice = authors.note("a")
+    assert "record 1" in state.check_block([raw(twice), raw(twice)])
+    revoke = authors.revoke("c", "c/carol")
+    commit(state, bind)
+    reason = state.check_block([raw(revoke), raw(authors.note("c/carol"))])
+    assert reason.startswith("record 1") and "revoked" in reason
+    # checking never changed the committed state
+    assert check(state, authors.note("c/carol")) is None
+
+
+def test_draft_block_adds_only_what_fits(state, authors):
+    draft = state.draft_block()
+    bind = parse_record(raw(authors.bind("a", "a/dave")))
+    note = parse_record(raw(authors.note("a/dave")))
+    assert draft.try_add(note) is not None  # not bound yet
+    assert draft.try_add(bind) is None
+    assert draft.try_add(note) is None
+    assert draft.try_add(note) == "duplicate: this record is already on the ledger"
+
+
+def test_malformed_and_non_canonical_bytes(state, authors):
+    assert state.check_raw(b"\xff\x00garbage")[1].startswith("malformed record")
+    record = authors.note("a")
+    body = record.body.SerializeToString(deterministic=True)
+    # the same fields, but with the signature first: a different encoding of the record
+    reordered = b"\x12\x40" + record.signature + b"\x0a" + bytes([len(body)]) + body
+    assert parse_record(reordered) == (
+        "malformed record: not in canonical encoding (unknown fields?)"
+    )
+
+
+def test_oversized_record_is_refused(authors):
+    state = LedgerState(authors.genesis)
+    state.max_record_bytes = 200
+    record = authors.record("a", note=ledger_pb2.Note(data=b"x" * 500))
+    assert "the limit is 200" in check(state, record)
+
+
+def test_note_limits(state, authors):
+    long_text = authors.record("a", note=ledger_pb2.Note(text="x" * 5000))
+    assert "note text longer than" in check(state, long_text)
