@@ -103,7 +103,7 @@ class CommitWatcher:
                 now = time.perf_counter()
                 for raw in item.block.records:
                     self.seen[record_id(ledger_pb2.Record.FromString(raw).body)] = now
-        except Exception:  # noqa: S110 - cancelled at the end of the run
+        except Exception:  # cancelled at the end of the run
             pass
 
     def stop(self) -> None:
