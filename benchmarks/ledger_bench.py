@@ -10,7 +10,18 @@ Measures, on a consortium of 4 validators started by the CLI (`party start`):
    commit of the last record, as seen by a client following each node;
 2. latency: records submitted one by one at half the saturation rate (open
    loop, spread over the nodes); submit-to-commit latency as seen by a
-   client following the node the record was submitted to.
+   client following the node the record was submitted to;
+3. failover: the proposer of the next height is killed (SIGKILL) and a
+   record submitted elsewhere; time from the kill to the next commit;
+4. restart: the killed node is started again; time from its start until it
+   is at the others' height and takes part in consensus again;
+5. catch-up: on a consortium that commits empty blocks back to back, the
+   dealer (a member that follows the ledger without voting) is stopped
+   while the validators commit a few thousand blocks; blocks per second it
+   then fetches and verifies when restarted (every certificate and block
+   checked, as a lagging validator does; a stopped validator would slow the
+   others down each time its turn to propose came, so the measurement
+   would mostly time those turns).
 
 The baseline in the same run is one validator alone (n = 1: no network, no
 votes from others), which bounds what consensus on this machine can reach.
@@ -21,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -28,6 +40,7 @@ import threading
 import time
 from pathlib import Path
 
+from mpc_ledger.consensus import ValidatorSet
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import make_record, record_id
@@ -44,6 +57,7 @@ TARGET_P99_MS = 50
 class Cluster:
     def __init__(self, consortium: LocalConsortium, logs: Path) -> None:
         self.consortium = consortium
+        self.logs = logs
         self.ids = consortium.ids
         self.daemons = [DaemonProcess(consortium.config(i), logs / f"{i}.log") for i in self.ids]
         for member_id, daemon in zip(self.ids, self.daemons, strict=True):
@@ -184,6 +198,69 @@ def latency(cluster: Cluster, rate_per_s: float, duration_s: float) -> list[floa
     return sorted((watchers[n].seen[i] - sent) * 1000 for i, (n, sent) in submitted.items())
 
 
+def failover_and_restart(cluster: Cluster) -> tuple[float, float, float]:
+    """(kill-to-commit seconds, restart-to-in-consensus seconds, base propose timeout s)."""
+    genesis = cluster.consortium.genesis
+    validators = ValidatorSet([(m.id, m.signing_public_key) for m in genesis.validators])
+    client = cluster.clients[0]
+    height = int(client.tip().height)
+    client.wait_committed(client.submit(client.note("sync")).record_id, 10)
+    height = int(client.tip().height)
+    victim = validators.proposer(height + 1, 0)
+    index = cluster.ids.index(victim)
+    survivor = cluster.clients[(index + 1) % len(cluster.ids)]
+    cluster.daemons[index].stop(signal.SIGKILL)
+    killed = time.perf_counter()
+    reply = survivor.submit(survivor.note("after the proposer died"))
+    committed = survivor.wait_committed(reply.record_id, 60)
+    if not committed.committed:
+        raise RuntimeError("no commit within 60 s after killing the proposer")
+    failover_s = time.perf_counter() - killed
+    cluster.clients[index].close()
+    started = time.perf_counter()
+    daemon = DaemonProcess(cluster.consortium.config(victim), cluster.logs / f"{victim}-2.log")
+    cluster.daemons[index] = daemon
+    daemon.wait_serving(genesis.member(victim).endpoint)
+    cluster.clients[index] = LedgerClient(cluster.parties[index])
+    deadline = time.monotonic() + 60
+    while cluster._height(cluster.clients[index]) < cluster._height(survivor):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{victim} did not rejoin within 60 s")
+        time.sleep(0.01)
+    rejoin_s = time.perf_counter() - started
+    return failover_s, rejoin_s, genesis.consensus.timeout_propose_ms / 1000
+
+
+def catch_up(root: Path, stopped_s: float) -> tuple[int, float]:
+    """(blocks fetched, blocks/s) for a node that was down while others raced ahead."""
+    consortium = make_consortium(
+        root / "catchup", "a,b,c", "--auditor", "--dealer", "--empty-block-interval-ms", "0"
+    )
+    cluster = Cluster(consortium, root)
+    try:
+        lagger = cluster.ids.index("dealer")
+        cluster.daemons[lagger].stop()
+        time.sleep(stopped_s)
+        target = cluster._height(cluster.clients[0])
+        cluster.clients[lagger].close()
+        daemon = DaemonProcess(consortium.config("dealer"), root / "dealer-catchup.log")
+        cluster.daemons[lagger] = daemon
+        daemon.wait_serving(consortium.genesis.member("dealer").endpoint)
+        client = LedgerClient(cluster.parties[lagger])
+        cluster.clients[lagger] = client
+        first = cluster._height(client)
+        started = time.perf_counter()
+        deadline = time.monotonic() + 120
+        while cluster._height(client) < target:
+            if time.monotonic() > deadline:
+                raise RuntimeError("catch-up did not finish within 120 s")
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        return target - first, (target - first) / elapsed
+    finally:
+        cluster.stop()
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, int(fraction * len(values)))]
 
@@ -202,6 +279,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="a few seconds, small numbers")
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--catch-up-seconds", type=float, default=30.0)
     args = parser.parse_args()
     count = 400 if args.smoke else args.records
     latency_s = 2.0 if args.smoke else args.latency_seconds
@@ -221,15 +299,29 @@ def main() -> int:
             )
             rate = throughput / 2
             latencies = latency(cluster, rate, latency_s)
+            p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+            print(
+                f"  4 validators at {rate:.0f} records/s (half load), {len(latencies)} records:\n"
+                f"    submit-to-commit p50 {p50:6.1f} ms   (target <= {TARGET_P50_MS})\n"
+                f"    submit-to-commit p99 {p99:6.1f} ms   (target <= {TARGET_P99_MS})\n"
+                f"    mean {statistics.fmean(latencies):.1f} ms, max {latencies[-1]:.1f} ms",
+                flush=True,
+            )
+            failover_s, rejoin_s, propose_s = failover_and_restart(cluster)
+            print(
+                f"  proposer killed: next commit after {failover_s:.2f} s"
+                f"   (target <= base propose timeout {propose_s:.1f} s + one round)\n"
+                f"  killed node restarted: back in consensus after {rejoin_s:.2f} s"
+                f"   (target <= 3 s)",
+                flush=True,
+            )
         finally:
             cluster.stop()
-    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-    print(
-        f"  4 validators at {rate:.0f} records/s (half load), {len(latencies)} records:\n"
-        f"    submit-to-commit p50 {p50:6.1f} ms   (target <= {TARGET_P50_MS})\n"
-        f"    submit-to-commit p99 {p99:6.1f} ms   (target <= {TARGET_P99_MS})\n"
-        f"    mean {statistics.fmean(latencies):.1f} ms, max {latencies[-1]:.1f} ms"
-    )
+        blocks, rate_blocks = catch_up(root, 3.0 if args.smoke else args.catch_up_seconds)
+        print(
+            f"  catch-up: {blocks} blocks fetched and verified at {rate_blocks:.0f} blocks/s"
+            f"   (target >= 2000)"
+        )
     return 0
 
 

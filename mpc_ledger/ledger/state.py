@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.identity.signing import Purpose, verify_signature
@@ -57,6 +57,12 @@ class StateView(Protocol):
 
     def user_with_key(self, public_key: bytes) -> str | None: ...
 
+    def get(self, namespace: str, key: str) -> Any: ...
+
+    def put(self, namespace: str, key: str, value: Any) -> None: ...
+
+    def keys(self, namespace: str) -> list[str]: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
@@ -91,6 +97,9 @@ class LedgerState:
         self._users: dict[str, UserEntry] = {}
         self._keys: dict[bytes, str] = {}
         self._seen: set[bytes] = set()
+        # Typed state of other features (datasets, jobs, ...): namespace -> key -> value.
+        # Values must be immutable (frozen dataclasses, tuples): an overlay shares them.
+        self._tables: dict[str, dict[str, Any]] = {}
         self._signature_ok: dict[tuple[bytes, bytes, bytes], bool] = {}
         self.max_record_bytes = genesis.consensus.max_record_bytes
         self.size = 0
@@ -113,6 +122,15 @@ class LedgerState:
 
     def user_with_key(self, public_key: bytes) -> str | None:
         return self._keys.get(public_key)
+
+    def get(self, namespace: str, key: str) -> Any:
+        return self._tables.get(namespace, {}).get(key)
+
+    def put(self, namespace: str, key: str, value: Any) -> None:
+        self._tables.setdefault(namespace, {})[key] = value
+
+    def keys(self, namespace: str) -> list[str]:
+        return sorted(self._tables.get(namespace, {}))
 
     def users(self) -> list[UserEntry]:
         return sorted(self._users.values(), key=lambda u: u.user_id)
@@ -211,9 +229,20 @@ class _Overlay:
         self._users: dict[str, UserEntry] = {}
         self._keys: dict[bytes, str | None] = {}
         self._seen: set[bytes] = set()
+        self._tables: dict[str, dict[str, Any]] = {}
 
     def user(self, user_id: str) -> UserEntry | None:
         return self._users[user_id] if user_id in self._users else self._base.user(user_id)
+
+    def get(self, namespace: str, key: str) -> Any:
+        table = self._tables.get(namespace, {})
+        return table[key] if key in table else self._base.get(namespace, key)
+
+    def put(self, namespace: str, key: str, value: Any) -> None:
+        self._tables.setdefault(namespace, {})[key] = value
+
+    def keys(self, namespace: str) -> list[str]:
+        return sorted(set(self._base.keys(namespace)) | set(self._tables.get(namespace, {})))
 
     def seen(self, record_id: bytes) -> bool:
         return record_id in self._seen or self._base.seen(record_id)

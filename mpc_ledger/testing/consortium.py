@@ -38,5 +38,5 @@ def make_consortium(root: Path, parties: str = "a,b,c", *extra: str) -> LocalCon
     code = main([*args, *extra])
     if code != 0:
         raise RuntimeError(f"consortium init failed with exit code {code}")
-    ids = parties.split(",") + [flag.lstrip("-") for flag in extra if flag.startswith("--")]
+    ids = parties.split(",") + [role for role in ("dealer", "auditor") if f"--{role}" in extra]
     return LocalConsortium(root, ids)

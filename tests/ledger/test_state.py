@@ -155,3 +155,12 @@ def test_oversized_record_is_refused(authors):
 def test_note_limits(state, authors):
     long_text = authors.record("a", note=ledger_pb2.Note(text="x" * 5000))
     assert "note text longer than" in check(state, long_text)
+
+
+def test_feature_tables_follow_the_overlay(state):
+    draft_view = state.draft_block()._overlay
+    draft_view.put("jobs", "j1", ("pending",))
+    assert draft_view.get("jobs", "j1") == ("pending",)
+    assert state.get("jobs", "j1") is None  # a draft never changes the committed state
+    state.put("jobs", "j0", ("done",))
+    assert draft_view.keys("jobs") == ["j0", "j1"]

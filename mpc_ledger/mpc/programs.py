@@ -1,0 +1,391 @@
+"""CrypTen programs a worker runs: joint training (vertical, horizontal) and a conformance suite.
+
+The programs are transport-agnostic: they call CrypTen's public API only,
+so the same function runs over the mTLS relay (`mpc_ledger.mpc.worker`) and
+over CrypTen's own gloo transport (the benchmark's baseline).
+
+SPMD contract: every party calls the same function with the same `TrainSpec`
+and makes the same CrypTen calls in the same order; a party passes real
+values only for what it owns (`PartyData`) and zero tensors of the right
+shape otherwise, so every shape in the spec is known to all parties.
+
+Training: a model built in PyTorch from a seed every party knows, imported
+with ``crypten.nn.from_pytorch`` (legacy ONNX exporter, see
+`crypten_compat`) and encrypted; mini-batch SGD on the secret-shared data
+in row order; evaluation under MPC with only the aggregate metric revealed;
+the trained parameters revealed only to ``spec.recipients`` (everyone else
+learns nothing about them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "LAYOUTS",
+    "MODELS",
+    "PartyData",
+    "TrainSpec",
+    "breast_cancer_split",
+    "build_torch_model",
+    "conformance_inputs",
+    "party_data",
+    "run_conformance",
+    "run_plaintext",
+    "run_training",
+]
+
+LAYOUTS = ("vertical", "horizontal")
+MODELS = ("logistic", "linear", "mlp")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """What every party agrees on before training (the job spec's MPC part)."""
+
+    layout: str
+    model: str
+    n_features: int
+    # vertical: columns held by each data rank, in column order
+    columns_per_rank: tuple[int, ...] = ()
+    label_rank: int = 0
+    # rows of the training / test set held by each data rank (horizontal), or
+    # the shared row counts (vertical: one entry each)
+    train_rows_per_rank: tuple[int, ...] = ()
+    test_rows_per_rank: tuple[int, ...] = ()
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 0.5
+    hidden: int = 8
+    seed: int = 0
+    recipients: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout {self.layout!r} is not one of {LAYOUTS}")
+        if self.model not in MODELS:
+            raise ValueError(f"model {self.model!r} is not one of {MODELS}")
+        if self.layout == "vertical" and sum(self.columns_per_rank) != self.n_features:
+            raise ValueError("vertical layout: columns_per_rank must add up to n_features")
+
+    @property
+    def n_train(self) -> int:
+        return (
+            sum(self.train_rows_per_rank)
+            if self.layout == "horizontal"
+            else self.train_rows_per_rank[0]
+        )
+
+    @property
+    def n_test(self) -> int:
+        return (
+            sum(self.test_rows_per_rank)
+            if self.layout == "horizontal"
+            else self.test_rows_per_rank[0]
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TrainSpec:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - fields
+        if unknown:
+            raise ValueError(f"unknown training spec fields: {sorted(unknown)}")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class PartyData:
+    """One party's own part of the data (None where it holds nothing)."""
+
+    x_train: torch.Tensor | None
+    y_train: torch.Tensor | None
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+
+
+def breast_cancer_split(seed: int = 0, rows: int | None = None) -> dict[str, np.ndarray]:
+    """scikit-learn's breast-cancer data (shipped, no download), standardised, 75/25 split."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    features, labels = load_breast_cancer(return_X_y=True)
+    if rows is not None:
+        features, labels = features[:rows], labels[:rows]
+    x_train, x_test, y_train, y_test = train_test_split(
+        features, labels, test_size=0.25, random_state=seed, stratify=labels
+    )
+    scaler = StandardScaler().fit(x_train)
+    return {
+        "x_train": scaler.transform(x_train).astype(np.float32),
+        "x_test": scaler.transform(x_test).astype(np.float32),
+        "y_train": labels_column(y_train),
+        "y_test": labels_column(y_test),
+    }
+
+
+def labels_column(labels: np.ndarray) -> np.ndarray:
+    return labels.astype(np.float32).reshape(-1, 1)
+
+
+def party_data(spec: TrainSpec, rank: int, full: dict[str, np.ndarray]) -> PartyData:
+    """Cut one party's part out of a whole data set (test and benchmark harnesses only)."""
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    if spec.layout == "vertical":
+        start = sum(spec.columns_per_rank[:rank])
+        stop = start + spec.columns_per_rank[rank]
+        own_labels = rank == spec.label_rank
+        return PartyData(
+            tensor(full["x_train"][:, start:stop]),
+            tensor(full["y_train"]) if own_labels else None,
+            tensor(full["x_test"][:, start:stop]),
+            tensor(full["y_test"]) if own_labels else None,
+        )
+    train_start = sum(spec.train_rows_per_rank[:rank])
+    train_stop = train_start + spec.train_rows_per_rank[rank]
+    test_start = sum(spec.test_rows_per_rank[:rank])
+    test_stop = test_start + spec.test_rows_per_rank[rank]
+    return PartyData(
+        tensor(full["x_train"][train_start:train_stop]),
+        tensor(full["y_train"][train_start:train_stop]),
+        tensor(full["x_test"][test_start:test_stop]),
+        tensor(full["y_test"][test_start:test_stop]),
+    )
+
+
+def build_torch_model(spec: TrainSpec) -> torch.nn.Module:
+    """The model every party builds identically from ``spec.seed`` (public initial weights)."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(spec.seed)
+    try:
+        if spec.model == "mlp":
+            return torch.nn.Sequential(
+                torch.nn.Linear(spec.n_features, spec.hidden),
+                torch.nn.ReLU(),
+                torch.nn.Linear(spec.hidden, 1),
+            )
+        return torch.nn.Linear(spec.n_features, 1)
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def _encrypt_layout(
+    crypten: Any, spec: TrainSpec, rank: int, world_size: int, split: str, data: PartyData
+) -> tuple[Any, Any]:
+    """The encrypted features and labels of one split, assembled from every party's part."""
+    own_x = data.x_train if split == "train" else data.x_test
+    own_y = data.y_train if split == "train" else data.y_test
+    rows_per_rank = spec.train_rows_per_rank if split == "train" else spec.test_rows_per_rank
+    if spec.layout == "vertical":
+        rows = rows_per_rank[0]
+        parts = []
+        for owner in range(world_size):
+            shape = (rows, spec.columns_per_rank[owner])
+            plain = own_x if owner == rank and own_x is not None else torch.zeros(shape)
+            parts.append(crypten.cryptensor(_checked(plain, shape, "features"), src=owner))
+        features = crypten.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        label_plain = (
+            own_y if rank == spec.label_rank and own_y is not None else torch.zeros(rows, 1)
+        )
+        labels = crypten.cryptensor(_checked(label_plain, (rows, 1), "labels"), src=spec.label_rank)
+        return features, labels
+    x_parts, y_parts = [], []
+    for owner in range(world_size):
+        rows = rows_per_rank[owner]
+        x_plain = (
+            own_x if owner == rank and own_x is not None else torch.zeros(rows, spec.n_features)
+        )
+        y_plain = own_y if owner == rank and own_y is not None else torch.zeros(rows, 1)
+        x_parts.append(
+            crypten.cryptensor(_checked(x_plain, (rows, spec.n_features), "features"), src=owner)
+        )
+        y_parts.append(crypten.cryptensor(_checked(y_plain, (rows, 1), "labels"), src=owner))
+    return crypten.cat(x_parts, dim=0), crypten.cat(y_parts, dim=0)
+
+
+def _checked(tensor: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    if tuple(tensor.shape) != tuple(shape):
+        raise ValueError(
+            f"this party's {what} have shape {tuple(tensor.shape)}, the job says {shape}"
+        )
+    return tensor.float()
+
+
+def _loss(crypten: Any, spec: TrainSpec) -> Any:
+    return crypten.nn.MSELoss() if spec.model == "linear" else crypten.nn.BCEWithLogitsLoss()
+
+
+def run_training(
+    crypten: Any, spec: TrainSpec, rank: int, world_size: int, data: PartyData
+) -> dict[str, Any]:
+    """Train under MPC; return the metric (all parties) and the model (recipients only)."""
+    started = time.perf_counter()
+    x_train, y_train = _encrypt_layout(crypten, spec, rank, world_size, "train", data)
+    x_test, y_test = _encrypt_layout(crypten, spec, rank, world_size, "test", data)
+    torch_model = build_torch_model(spec)
+    model = crypten.nn.from_pytorch(torch_model, torch.zeros(1, spec.n_features))
+    model.encrypt(src=0)
+    model.train()
+    loss_fn = _loss(crypten, spec)
+    n_train = spec.n_train
+    for _epoch in range(spec.epochs):
+        for start in range(0, n_train, spec.batch_size):
+            stop = min(start + spec.batch_size, n_train)
+            output = model(x_train[start:stop])
+            loss = loss_fn(output, y_train[start:stop])
+            model.zero_grad()
+            loss.backward()
+            model.update_parameters(spec.learning_rate)
+    train_seconds = time.perf_counter() - started
+    model.eval()
+    metric_name, metric = _evaluate(spec, model(x_test), y_test)
+    revealed: dict[str, list[Any]] = {}
+    for name, parameter in model.named_parameters():
+        for recipient in spec.recipients:
+            plain = parameter.get_plain_text(dst=recipient)
+            if recipient == rank:
+                revealed[_parameter_name(name)] = plain.tolist()
+    return {
+        metric_name: metric,
+        "train_seconds": train_seconds,
+        "model": revealed if rank in spec.recipients else None,
+    }
+
+
+def _evaluate(spec: TrainSpec, output: Any, labels: Any) -> tuple[str, float]:
+    """Only the aggregate is revealed, to every party."""
+    if spec.model == "linear":
+        error = output - labels
+        mse = (error * error).mean().get_plain_text()
+        return "test_mse", float(mse.item())
+    predicted = output > 0  # encrypted 0/1
+    correct = predicted * labels + (1 - predicted) * (1 - labels)
+    accuracy = correct.mean().get_plain_text()
+    return "test_accuracy", float(accuracy.item())
+
+
+def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The same training in plain PyTorch (the reference the MPC result is compared to)."""
+    started = time.perf_counter()
+    model = build_torch_model(spec)
+    x_train = torch.from_numpy(full["x_train"])
+    y_train = torch.from_numpy(full["y_train"])
+    loss_fn: torch.nn.Module = (
+        torch.nn.MSELoss() if spec.model == "linear" else torch.nn.BCEWithLogitsLoss()
+    )
+    optimiser = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
+    for _epoch in range(spec.epochs):
+        for start in range(0, len(x_train), spec.batch_size):
+            stop = min(start + spec.batch_size, len(x_train))
+            optimiser.zero_grad()
+            loss = loss_fn(model(x_train[start:stop]), y_train[start:stop])
+            loss.backward()
+            optimiser.step()
+    train_seconds = time.perf_counter() - started
+    with torch.no_grad():
+        output = model(torch.from_numpy(full["x_test"]))
+        y_test = torch.from_numpy(full["y_test"])
+        if spec.model == "linear":
+            result = {"test_mse": float(((output - y_test) ** 2).mean())}
+        else:
+            result = {"test_accuracy": float(((output > 0).float() == y_test).float().mean())}
+    return {**result, "train_seconds": train_seconds}
+
+
+# --- conformance ---------------------------------------------------------------------------
+
+
+def conformance_inputs(seed: int = 7) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "x": torch.randn(4, 5, generator=generator),
+        "y": torch.randn(4, 5, generator=generator),
+        "w": torch.randn(5, 3, generator=generator),
+        "mlp_x": torch.randn(6, 5, generator=generator),
+        "mlp_y": (torch.rand(6, 1, generator=generator) > 0.5).float(),
+    }
+
+
+def run_conformance(crypten: Any, rank: int, world_size: int) -> dict[str, Any]:
+    """Each operation on inputs from different parties, revealed to all (compare to plaintext)."""
+    inputs = conformance_inputs()
+    last = world_size - 1
+
+    def share(name: str, owner: int) -> Any:
+        value = inputs[name]
+        plain = value if rank == owner else torch.zeros_like(value)
+        return crypten.cryptensor(plain, src=owner)
+
+    x, y, w = share("x", 0), share("y", 1 % world_size), share("w", last)
+    results: dict[str, Any] = {
+        "add": x + y,
+        "mul": x * y,
+        "matmul": x.matmul(w),
+        "lt": x < y,
+        "gt": x > y,
+        "relu": x.relu(),
+        "sigmoid": x.sigmoid(),
+        "softmax": x.softmax(dim=1),
+    }
+    revealed = {name: value.get_plain_text().tolist() for name, value in results.items()}
+    revealed["mlp_step"] = _mlp_step(crypten, share("mlp_x", 0), share("mlp_y", last))
+    return revealed
+
+
+def mlp_step_reference() -> dict[str, Any]:
+    """One SGD step of the conformance MLP in plain PyTorch."""
+    inputs = conformance_inputs()
+    model = _conformance_mlp()
+    loss = torch.nn.BCEWithLogitsLoss()(model(inputs["mlp_x"]), inputs["mlp_y"])
+    loss.backward()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            assert parameter.grad is not None
+            parameter.sub_(0.1 * parameter.grad)
+    return {name: p.detach().tolist() for name, p in model.named_parameters()}
+
+
+def _conformance_mlp() -> torch.nn.Module:
+    spec = TrainSpec(
+        layout="horizontal",
+        model="mlp",
+        n_features=5,
+        hidden=4,
+        seed=11,
+        train_rows_per_rank=(6,),
+        test_rows_per_rank=(0,),
+    )
+    return build_torch_model(spec)
+
+
+def _mlp_step(crypten: Any, features: Any, labels: Any) -> dict[str, Any]:
+    model = crypten.nn.from_pytorch(_conformance_mlp(), torch.zeros(1, 5))
+    model.encrypt(src=0)
+    model.train()
+    loss = crypten.nn.BCEWithLogitsLoss()(model(features), labels)
+    model.zero_grad()
+    loss.backward()
+    model.update_parameters(0.1)
+    return {_parameter_name(n): p.get_plain_text().tolist() for n, p in model.named_parameters()}
+
+
+def _parameter_name(name: str) -> str:
+    """CrypTen names parameters after ONNX initialisers ("0.weight.data"); use PyTorch's."""
+    return name.removesuffix(".data")
+
+
+def flat(values: Sequence[Any]) -> list[float]:
+    return torch.tensor(values, dtype=torch.float64).flatten().tolist()

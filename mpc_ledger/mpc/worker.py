@@ -1,0 +1,283 @@
+"""One CrypTen party of one job, as its own process: ``python -m mpc_ledger.mpc.worker``.
+
+The worker reads a job manifest (JSON; the jobs layer will write it from the
+ledger), installs the project's communicator into CrypTen, attaches to its
+own party daemon's relay over the Unix socket, runs the program (or, at the
+dealer's rank, CrypTen's trusted-third-party loop), and writes one JSON
+result: the program's output, CrypTen's communication statistics, the
+transcript snapshot and the tuple provider used. It opens no port.
+
+Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
+0..world_size-1, then the dealer when the provider is "dealer");
+``world_size``; ``tuple_provider`` ("dealer" or "trusted-first-party");
+``allow_trusted_first_party`` (false unless a local demo says so);
+``peer_timeout_s``; ``program`` ({"name": "train", "spec": {...},
+"data": {...}} or {"name": "conformance"}).
+
+``--transport gloo`` runs the same program on CrypTen's own torch.distributed
+transport (benchmark baseline only; never between organisations).
+
+Exit status: 0 done, 1 the job failed (the one-line reason is on stderr and
+in the result file, and peers were told), 2 bad arguments or manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from mpc_ledger.mpc import crypten_compat
+from mpc_ledger.mpc.communicator import (
+    DEFAULT_PEER_TIMEOUT_S,
+    PROVIDER_DEALER,
+    PROVIDER_TRUSTED_FIRST_PARTY,
+    CommunicatorSetup,
+    MpcCommunicator,
+    TorchDistributedShim,
+)
+from mpc_ledger.mpc.errors import MpcError
+from mpc_ledger.mpc.programs import (
+    TrainSpec,
+    breast_cancer_split,
+    party_data,
+    run_conformance,
+    run_training,
+)
+from mpc_ledger.mpc.worker_link import RelayLink
+from mpc_ledger.proto.v1 import mpc_pb2
+
+__all__ = ["JobManifest", "load_manifest", "main"]
+
+log = logging.getLogger("mpc_ledger.mpc.worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobManifest:
+    job_id: str
+    members: tuple[str, ...]
+    world_size: int
+    tuple_provider: str = PROVIDER_DEALER
+    allow_trusted_first_party: bool = False
+    peer_timeout_s: float = DEFAULT_PEER_TIMEOUT_S
+    program: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "conformance"})
+
+    def __post_init__(self) -> None:
+        if self.tuple_provider not in (PROVIDER_DEALER, PROVIDER_TRUSTED_FIRST_PARTY):
+            raise ValueError(
+                f"tuple_provider {self.tuple_provider!r} is not dealer or trusted-first-party"
+            )
+        expected = self.world_size + (1 if self.tuple_provider == PROVIDER_DEALER else 0)
+        if len(self.members) != expected:
+            raise ValueError(
+                f"members must name {expected} ranks (world_size {self.world_size}"
+                f"{' + the dealer' if self.tuple_provider == PROVIDER_DEALER else ''})"
+            )
+        if self.peer_timeout_s <= 0:
+            raise ValueError("peer_timeout_s must be positive")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def load_manifest(path: Path) -> JobManifest:
+    raw = json.loads(Path(path).read_text())
+    raw["members"] = tuple(raw["members"])
+    return JobManifest(**raw)
+
+
+def _hello(manifest: JobManifest, rank: int) -> mpc_pb2.WorkerHello:
+    return mpc_pb2.WorkerHello(
+        job_id=manifest.job_id,
+        rank=rank,
+        ranks=[mpc_pb2.RankMember(rank=r, member_id=m) for r, m in enumerate(manifest.members)],
+        tuple_provider=manifest.tuple_provider,
+    )
+
+
+def _setup_relay(
+    manifest: JobManifest, rank: int, socket_path: Path, communicator_class: type[MpcCommunicator]
+) -> Any:
+    crypten = crypten_compat.install_communicator(communicator_class, TorchDistributedShim())
+    crypten_compat.set_tuple_provider(manifest.tuple_provider)
+    hello = _hello(manifest, rank)
+    MpcCommunicator.configure(
+        CommunicatorSetup(
+            job_id=manifest.job_id,
+            rank=rank,
+            world_size=manifest.world_size,
+            members=manifest.members,
+            link_factory=lambda: RelayLink(socket_path, hello),
+            tuple_provider=manifest.tuple_provider,
+            allow_trusted_first_party=manifest.allow_trusted_first_party,
+            peer_timeout_s=manifest.peer_timeout_s,
+        )
+    )
+    return crypten
+
+
+def _setup_gloo(manifest: JobManifest, rank: int, rendezvous: str) -> Any:
+    total = manifest.world_size
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(total),
+            "RENDEZVOUS": rendezvous,
+            "DISTRIBUTED_BACKEND": "gloo",
+        }
+    )
+    crypten = crypten_compat.import_crypten()
+    crypten_compat.install_legacy_onnx_export()
+    crypten_compat.set_tuple_provider(manifest.tuple_provider)
+    crypten.cfg.communicator.verbose = True  # gloo counts rounds and bytes only then
+    return crypten
+
+
+def _run_program(crypten: Any, manifest: JobManifest, rank: int) -> dict[str, Any]:
+    program = manifest.program
+    name = program.get("name")
+    if name == "conformance":
+        return run_conformance(crypten, rank, manifest.world_size)
+    if name == "train":
+        spec = TrainSpec.from_json(program["spec"])
+        data_spec = program.get("data", {"source": "breast_cancer"})
+        if data_spec.get("source") != "breast_cancer":
+            raise ValueError(f"unknown data source {data_spec.get('source')!r}")
+        full = breast_cancer_split(seed=int(data_spec.get("seed", 0)), rows=data_spec.get("rows"))
+        return run_training(crypten, spec, rank, manifest.world_size, party_data(spec, rank, full))
+    raise ValueError(f"unknown program {name!r}")
+
+
+def _communicator_stats(crypten: Any) -> dict[str, Any]:
+    stats = crypten.communicator.get().get_communication_stats()
+    return {
+        "rounds": int(stats["rounds"]),
+        "bytes": int(stats["bytes"]),
+        "time_s": float(stats["time"]),
+    }
+
+
+def run(
+    manifest: JobManifest,
+    rank: int,
+    *,
+    transport: str,
+    socket_path: Path | None,
+    rendezvous: str | None,
+    communicator_class: type[MpcCommunicator] = MpcCommunicator,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    if transport == "relay":
+        assert socket_path is not None
+        crypten = _setup_relay(manifest, rank, socket_path, communicator_class)
+    else:
+        assert rendezvous is not None
+        crypten = _setup_gloo(manifest, rank, rendezvous)
+    result: dict[str, Any] = {
+        "job_id": manifest.job_id,
+        "rank": rank,
+        "member": manifest.members[rank],
+        "transport": transport,
+        "tuple_provider": manifest.tuple_provider,
+        "trusted_first_party_allowed": manifest.allow_trusted_first_party,
+    }
+    if rank == manifest.world_size:
+        crypten.mpc.provider.TTPServer()  # returns when party 0 says "terminate"
+        result["output"] = None
+    else:
+        crypten.init()
+        result["output"] = _run_program(crypten, manifest, rank)
+    result["communication"] = _communicator_stats(crypten)
+    if transport == "relay":
+        communicator = MpcCommunicator.instance
+        assert communicator is not None
+        communicator.release_dealer()
+        result["transcript"] = communicator.snapshot("job-end").to_json()
+    crypten.uninit()
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def _abort(reason: str) -> None:
+    communicator = MpcCommunicator.instance
+    if communicator is not None:
+        try:
+            communicator.close(abort_reason=reason)
+        except Exception:
+            log.debug("abort notice failed", exc_info=True)
+        MpcCommunicator.instance = None
+
+
+def main(
+    argv: list[str] | None = None, *, communicator_class: type[MpcCommunicator] = MpcCommunicator
+) -> int:
+    """The worker's command line; ``communicator_class`` lets tests run a dishonest double."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mpc_ledger.mpc.worker", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--rank", type=int, required=True)
+    parser.add_argument("--output", type=Path, required=True, help="where to write the JSON result")
+    parser.add_argument("--socket", type=Path, help="the party daemon's MPC relay socket")
+    parser.add_argument("--transport", choices=("relay", "gloo"), default="relay")
+    parser.add_argument("--rendezvous", help="gloo only: file:///path shared by the parties")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        manifest = load_manifest(args.manifest)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {args.manifest}: invalid job manifest: {exc}", file=sys.stderr)
+        return 2
+    if not 0 <= args.rank < len(manifest.members):
+        print(
+            f"error: --rank {args.rank} is not a rank of the job (0..{len(manifest.members) - 1})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.transport == "relay" and args.socket is None:
+        print("error: --socket is required with the relay transport", file=sys.stderr)
+        return 2
+    try:
+        result = run(
+            manifest,
+            args.rank,
+            transport=args.transport,
+            socket_path=args.socket,
+            rendezvous=args.rendezvous,
+            communicator_class=communicator_class,
+        )
+    except MpcError as exc:
+        reason = str(exc)
+        _abort(reason)
+        _write(args.output, {"rank": args.rank, "error": reason, "error_type": type(exc).__name__})
+        print(f"error: rank {args.rank}: {reason}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        _abort(reason)
+        _write(args.output, {"rank": args.rank, "error": reason, "error_type": type(exc).__name__})
+        traceback.print_exc()
+        print(f"error: rank {args.rank}: {reason}", file=sys.stderr)
+        return 1
+    _write(args.output, result)
+    return 0
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
