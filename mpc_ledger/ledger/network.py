@@ -1,13 +1,8 @@
-"""The ledger's network: one long-lived gossip stream per peer over the members' mTLS.
+"""The ledger's network servicers and block fetching, over the members' mTLS.
 
 Contract:
 
-* Outbound, each peer has a `PeerLink`: a bounded queue and a thread that
-  keeps one client-streaming `Consensus.Gossip` call open, sending whatever is
-  queued as one batch. When the call fails it reconnects with exponential
-  backoff; when the queue is full the oldest message is dropped (consensus
-  recovers lost messages through its timeouts and re-gossip), so a slow or
-  dead peer never blocks the node.
+* Outbound gossip is in `mpc_ledger.ledger.links` (one stream per peer).
 * Inbound, the servicers are thin: they authenticate the sending member from
   its TLS certificate, refuse consensus traffic from members that are not
   validators, and post everything else to the node.
@@ -17,12 +12,9 @@ Contract:
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
 
@@ -37,7 +29,7 @@ from mpc_ledger.proto.v1 import (
     ledger_service_pb2_grpc,
 )
 
-__all__ = ["BlockFetcher", "ConsensusServicer", "LedgerServicer", "PeerLink"]
+__all__ = ["BlockFetcher", "ConsensusServicer", "LedgerServicer", "gossip_record"]
 
 log = logging.getLogger(__name__)
 
@@ -49,93 +41,6 @@ BACKOFF_MAX_S = 2.0
 GET_BLOCKS_MAX = 1000
 WAIT_COMMITTED_MAX_MS = 60_000
 SUBMIT_BATCH_MAX = 10_000
-
-
-class PeerLink:
-    """Outbound gossip to one peer (see the module docstring)."""
-
-    def __init__(self, peers: PeerSet, member: Member) -> None:
-        self.member = member
-        self._peers = peers
-        self._queue: collections.deque[ledger_service_pb2.GossipMessage] = collections.deque()
-        self._ready = threading.Condition()
-        self._stopping = False
-        self.dropped = 0
-        self.connected = False
-        self._generation = 0
-        self._call: grpc.Future[Any] | None = None
-        self._thread = threading.Thread(target=self._run, name=f"gossip-{member.id}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the link to stop (returns at once; `join` waits)."""
-        with self._ready:
-            self._stopping = True
-            self._ready.notify_all()
-            call = self._call
-        if call is not None:
-            call.cancel()
-
-    def join(self, timeout_s: float) -> None:
-        self._thread.join(timeout_s)
-
-    def send(self, message: ledger_service_pb2.GossipMessage) -> None:
-        with self._ready:
-            if len(self._queue) >= QUEUE_MAX_MESSAGES:
-                self._queue.popleft()
-                self.dropped += 1
-            self._queue.append(message)
-            self._ready.notify()
-
-    def _batches(self, generation: int) -> Iterator[ledger_service_pb2.GossipBatch]:
-        while True:
-            with self._ready:
-                while not self._queue and not self._stopping and generation == self._generation:
-                    self._ready.wait(1.0)
-                if self._stopping or generation != self._generation:
-                    return  # a newer call owns the queue now
-                batch = ledger_service_pb2.GossipBatch()
-                size = 0
-                while self._queue and len(batch.messages) < BATCH_MAX_MESSAGES:
-                    message = self._queue.popleft()
-                    batch.messages.append(message)
-                    size += message.ByteSize()
-                    if size >= BATCH_MAX_BYTES:
-                        break
-            yield batch
-
-    def _run(self) -> None:
-        backoff_s = BACKOFF_MIN_S
-        while not self._stopping:
-            stub = ledger_service_pb2_grpc.ConsensusStub(self._peers.channel(self.member))
-            started = time.monotonic()
-            with self._ready:
-                self._generation += 1
-                generation = self._generation
-                self._ready.notify_all()
-            try:
-                self.connected = True
-                call = stub.Gossip.future(self._batches(generation), wait_for_ready=True)
-                with self._ready:
-                    self._call = call
-                    if self._stopping:
-                        call.cancel()
-                call.result()
-            except grpc.FutureCancelledError:
-                pass
-            except grpc.RpcError as exc:
-                if not self._stopping:
-                    log.debug("gossip link to %s: %s", self.member.id, describe_rpc_error(exc))
-            finally:
-                self.connected = False
-            if time.monotonic() - started > 5:
-                backoff_s = BACKOFF_MIN_S
-            with self._ready:
-                if not self._stopping:
-                    self._ready.wait(backoff_s)
-            backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
 
 
 class BlockFetcher:

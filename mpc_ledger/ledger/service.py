@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 import grpc
 
 from mpc_ledger.daemon.config import Party
+from mpc_ledger.ledger.links import GossipLinks
 from mpc_ledger.ledger.network import (
     BlockFetcher,
     ConsensusServicer,
     LedgerServicer,
-    PeerLink,
     gossip_record,
 )
 from mpc_ledger.ledger.node import LedgerNode, NodeOptions
@@ -43,7 +43,9 @@ class LedgerService:
         self._options = options
         self.store = SqliteBlockStore(party.config.data_dir / STORE_FILE, party.genesis.chain_id)
         self.node: LedgerNode | None = None
-        self.links: dict[str, PeerLink] = {}
+        self.links: GossipLinks | None = None
+        self._validator_ids: tuple[str, ...] = ()
+        self._peer_ids: tuple[str, ...] = ()
 
     def register(self, server: grpc.Server) -> None:
         identity = self.party.identity
@@ -62,23 +64,22 @@ class LedgerService:
 
     def start(self, daemon: PartyDaemon) -> None:
         assert self.node is not None, "register() runs before start()"
-        for member in daemon.peers.members:
-            self.links[member.id] = PeerLink(daemon.peers, member)
+        peers = daemon.peers.members
+        self._peer_ids = tuple(m.id for m in peers)
+        self._validator_ids = tuple(m.id for m in peers if m.has_role("validator"))
+        self.links = GossipLinks(self.party.identity, peers, self.party.config.peer_addresses)
         fetcher = BlockFetcher(daemon.peers, self.party.genesis, self.node)
         self.node.on_peer_ahead = fetcher.peer_ahead
-        for link in self.links.values():
-            link.start()
+        self.links.start()
         self.node.start()
         role = "validator" if self.node.core is not None else "follower"
         log.info("ledger %s at height %d (%s)", role, self.node.height, self.store.path)
 
     def stop(self) -> None:
-        for link in self.links.values():
-            link.stop()
         if self.node is not None:
             self.node.stop()
-        for link in self.links.values():
-            link.join(1.0)
+        if self.links is not None:
+            self.links.stop()
         self.store.close()
 
     def status(self, response: party_pb2.StatusResponse) -> None:
@@ -98,20 +99,15 @@ class LedgerService:
 
     # -- what the node sends ---------------------------------------------------------------
 
-    def _validator_links(self) -> list[PeerLink]:
-        return [link for link in self.links.values() if link.member.has_role("validator")]
-
     def _send_consensus(self, message: consensus_pb2.ConsensusMessage) -> None:
-        gossip = ledger_service_pb2.GossipMessage(consensus=message)
-        for link in self._validator_links():
-            link.send(gossip)
+        if self.links is not None:
+            gossip = ledger_service_pb2.GossipMessage(consensus=message)
+            self.links.send(self._validator_ids, gossip)
 
     def _broadcast_record(self, raw: bytes) -> None:
-        gossip = gossip_record(raw)
-        for link in self._validator_links():
-            link.send(gossip)
+        if self.links is not None:
+            self.links.send(self._validator_ids, gossip_record(raw))
 
     def _announce(self, height: int) -> None:
-        gossip = ledger_service_pb2.GossipMessage(tip_height=height)
-        for link in self.links.values():
-            link.send(gossip)
+        if self.links is not None:
+            self.links.send(self._peer_ids, ledger_service_pb2.GossipMessage(tip_height=height))

@@ -145,14 +145,9 @@ class _PeerLink:
     async def _run(self) -> None:
         member = self.relay.genesis.member(self.member_id)
         assert member is not None  # only created for genesis members
-        identity = self.relay.identity
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=member.tls_ca_certificate_pem,
-            private_key=identity.tls_key_pem,
-            certificate_chain=identity.tls_certificate_chain_pem,
+        self.channel = mtls.member_aio_channel(
+            self.relay.identity, member, endpoint=self.relay.peer_addresses.get(member.id)
         )
-        options = [*mtls.channel_options(), ("grpc.ssl_target_name_override", member.id)]
-        self.channel = aio.secure_channel(member.endpoint, credentials, options=options)
         try:
             await asyncio.wait_for(self.channel.channel_ready(), self.relay.connect_timeout_s)
             call = mpc_pb2_grpc.MpcPeerStub(self.channel).Link()
@@ -301,6 +296,12 @@ class MpcRelayService:
     def identity(self) -> Any:
         assert self._daemon is not None
         return self._daemon.party.identity
+
+    @property
+    def peer_addresses(self) -> dict[str, str]:
+        """Dial-address overrides from the party config's `[peers]` table."""
+        assert self._daemon is not None
+        return self._daemon.party.config.peer_addresses
 
     @property
     def member_id(self) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "MemberAuthInterceptor",
     "PeerAuthError",
     "identify_peer",
+    "member_aio_channel",
     "member_channel",
     "peer_of",
     "server_credentials",
@@ -63,17 +64,32 @@ def channel_options() -> list[tuple[str, Any]]:
     ]
 
 
-def member_channel(
-    identity: PartyIdentity, peer: Member, *, endpoint: str | None = None
-) -> grpc.Channel:
-    """A channel to ``peer`` that authenticates as ``identity`` and trusts only ``peer``'s CA."""
-    credentials = grpc.ssl_channel_credentials(
+def _client_credentials(identity: PartyIdentity, peer: Member) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
         root_certificates=peer.tls_ca_certificate_pem,
         private_key=identity.tls_key_pem,
         certificate_chain=identity.tls_certificate_chain_pem,
     )
+
+
+def member_channel(
+    identity: PartyIdentity, peer: Member, *, endpoint: str | None = None
+) -> grpc.Channel:
+    """A channel to ``peer`` that authenticates as ``identity`` and trusts only ``peer``'s CA."""
     options = [*channel_options(), ("grpc.ssl_target_name_override", peer.id)]
-    return grpc.secure_channel(endpoint or peer.endpoint, credentials, options=options)
+    return grpc.secure_channel(
+        endpoint or peer.endpoint, _client_credentials(identity, peer), options=options
+    )
+
+
+def member_aio_channel(
+    identity: PartyIdentity, peer: Member, *, endpoint: str | None = None
+) -> grpc.aio.Channel:
+    """`member_channel` for asyncio code (create it on the event loop that will use it)."""
+    options = [*channel_options(), ("grpc.ssl_target_name_override", peer.id)]
+    return grpc.aio.secure_channel(
+        endpoint or peer.endpoint, _client_credentials(identity, peer), options=options
+    )
 
 
 def identify_peer(
