@@ -61,7 +61,8 @@ def register(groups: Any) -> None:
         "--base-port",
         type=int,
         default=7001,
-        help="first port; members get consecutive ports (0: pick free ports)",
+        help="first port; members get consecutive ports, metrics ports from first+100 "
+        "(0: pick free ports)",
     )
     init.add_argument("--name", default="local-dev", help="consortium name")
     init.add_argument(
@@ -130,17 +131,19 @@ def init_command(args: argparse.Namespace) -> int:
         raise UserError("folder exists and is not empty; refusing to overwrite", path=out)
     if args.empty_block_interval_ms < 0:
         raise UserError("must be >= 0", field="--empty-block-interval-ms")
-    if not 0 <= args.base_port <= 65535 - len(members):
+    if not 0 <= args.base_port <= 65535 - 100 - len(members):
         raise UserError(
             "must be 0 or a port that leaves room for every member", field="--base-port"
         )
     if args.base_port == 0:
-        ports = _free_ports(args.host, len(members))
+        ports = _free_ports(args.host, 2 * len(members))
+        ports, metrics_ports = ports[: len(members)], ports[len(members) :]
     else:
         ports = [args.base_port + i for i in range(len(members))]
+        metrics_ports = [args.base_port + 100 + i for i in range(len(members))]
     host = f"[{args.host}]" if ":" in args.host else args.host
     made = []
-    for (member_id, roles), port in zip(members, ports, strict=True):
+    for (member_id, roles), port, metrics_port in zip(members, ports, metrics_ports, strict=True):
         made.append(
             generate_party_material(
                 out / member_id,
@@ -151,7 +154,9 @@ def init_command(args: argparse.Namespace) -> int:
             )
         )
         (out / member_id / "party.toml").write_text(
-            render_config(member_id, genesis="../genesis.json")
+            render_config(
+                member_id, genesis="../genesis.json", metrics_listen=f"{host}:{metrics_port}"
+            )
         )
     providers = ("dealer",) if args.dealer else ("dealer", "trusted-first-party")
     genesis = assemble_genesis(

@@ -116,7 +116,8 @@ def start_command(args: argparse.Namespace) -> int:
     try:
         daemon.start()
     except BindError as exc:
-        raise UserError(str(exc), path=args.config, field="party.listen") from None
+        field = "metrics.listen" if "metrics" in str(exc) else "party.listen"
+        raise UserError(str(exc), path=args.config, field=field) from None
     member = party.identity.member
     log.info(
         "party %s (%s) serving on %s (port %d), chain id %s, %d peers",

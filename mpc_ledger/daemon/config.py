@@ -37,6 +37,9 @@ _SCHEMA: dict[str, dict[str, tuple[bool, str]]] = {
         "tls_certificate": (True, "TLS leaf certificate"),
         "tls_ca_key": (False, "this member's TLS CA key (0600), for rotating the leaf"),
     },
+    "metrics": {
+        "listen": (False, "host:port for the Prometheus endpoint /metrics (default: off)"),
+    },
     "log": {
         "level": (False, f"one of {', '.join(LOG_LEVELS)} (default: info)"),
         "json": (False, "true for one JSON object per log line"),
@@ -58,6 +61,7 @@ class PartyConfig:
     tls_ca_key_path: Path | None
     log_level: str
     log_json: bool
+    metrics_listen: str | None = None
     # member id -> address to dial instead of the genesis endpoint
     peer_addresses: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -102,6 +106,12 @@ def load_party_config(path: Path) -> PartyConfig:
             _check_listen(listen)
         except ValueError as exc:
             raise ConfigError(str(exc), path=path, field="party.listen") from None
+    metrics_listen = raw.get("metrics", {}).get("listen")
+    if metrics_listen is not None:
+        try:
+            _check_listen(metrics_listen)
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=path, field="metrics.listen") from None
     level = log.get("level", "info")
     if level not in LOG_LEVELS:
         raise ConfigError(f"must be one of {', '.join(LOG_LEVELS)}", path=path, field="log.level")
@@ -119,6 +129,7 @@ def load_party_config(path: Path) -> PartyConfig:
         log_level=level,
         log_json=bool(log.get("json", False)),
         peer_addresses=dict(peers),
+        metrics_listen=metrics_listen,
     )
 
 
@@ -205,6 +216,7 @@ def render_config(
     listen: str | None = None,
     data_dir: str = "data",
     key_dir: str = ".",
+    metrics_listen: str | None = None,
 ) -> str:
     """A commented party config pointing at the files `party keygen` writes."""
     prefix = "" if key_dir in ("", ".") else key_dir.rstrip("/") + "/"
@@ -217,7 +229,11 @@ def render_config(
         "tls_certificate": prefix + KEY_FILES["tls_certificate"],
         "tls_ca_key": prefix + KEY_FILES["tls_ca_key"],
     }
-    body = tomli_w.dumps({"party": party, "keys": keys, "log": {"level": "info"}})
+    document: dict[str, Any] = {"party": party, "keys": keys}
+    if metrics_listen is not None:
+        document["metrics"] = {"listen": metrics_listen}
+    document["log"] = {"level": "info"}
+    body = tomli_w.dumps(document)
     header = (
         f"# mpc-ledger party configuration for member {member_id!r}.\n"
         "# Paths are relative to this file.\n"

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mpc_ledger import __version__
 from mpc_ledger.daemon.config import Party
+from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.daemon.peers import PeerSet
 from mpc_ledger.identity.genesis import Member
 from mpc_ledger.net import mtls
@@ -96,6 +97,8 @@ class PartyDaemon:
         self._health = health.HealthServicer()
         self._started_at = time.monotonic()
         self.peers = PeerSet(party.identity, party.config.peer_addresses)
+        self.metrics = DaemonMetrics()
+        self.metrics_port = 0
         self.port = 0
 
     def start(self) -> None:
@@ -121,6 +124,14 @@ class PartyDaemon:
             raise BindError(f"cannot listen on {address} (address in use or not local?)")
         server.start()
         self._server = server
+        if self.party.config.metrics_listen is not None:
+            try:
+                self.metrics_port = self.metrics.serve(self.party.config.metrics_listen)
+            except OSError as exc:
+                server.stop(0)
+                raise BindError(
+                    f"cannot serve metrics on {self.party.config.metrics_listen}: {exc.strerror}"
+                ) from None
         for service in self.services:
             service.start(self)
         for name in SERVICE_NAMES:
@@ -134,6 +145,7 @@ class PartyDaemon:
         if self._server is not None:
             self._server.stop(grace_s).wait()
             self._server = None
+        self.metrics.close()
         self.peers.close()
 
     def wait(self, timeout_s: float | None = None) -> bool:

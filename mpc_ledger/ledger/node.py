@@ -53,6 +53,7 @@ from mpc_ledger.consensus import (
     tip_after,
     verify_certificate,
 )
+from mpc_ledger.daemon.metrics import DaemonMetrics, reason_label
 from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.mempool import Mempool
@@ -149,6 +150,9 @@ class LedgerNode:
                 config, self.member_id, signer, self._validate_records, store.consensus_state()
             )
         self.stats = NodeStats()
+        # Set by the daemon before start(); None in tests that need no metrics.
+        self.metrics: DaemonMetrics | None = None
+        self._submitted_at: dict[bytes, float] = {}
 
     # -- startup -------------------------------------------------------------------------
 
@@ -310,6 +314,13 @@ class LedgerNode:
             return f"ledger state is at height {self._tip.height}, not {height - 1}"
         return self.state.check_block(raws)
 
+    def _count_rejections(self, ready: Ready) -> None:
+        self.stats.rejections += len(ready.rejections)
+        for rejection in ready.rejections:
+            log.debug("consensus rejected: %s", rejection)
+            if self.metrics is not None:
+                self.metrics.consensus_rejections.labels(str(rejection.reason)).inc()
+
     def _merge(self, ready: Ready, later: Ready) -> None:
         # The in-memory state follows the core at once (the next input may be a
         # proposal on top of this commit); durability and acknowledgements wait
@@ -317,9 +328,7 @@ class LedgerNode:
         for item in later.committed:
             self._apply_state(item)
         ready.merge(later)
-        self.stats.rejections += len(later.rejections)
-        for rejection in later.rejections:
-            log.debug("consensus rejected: %s", rejection)
+        self._count_rejections(later)
 
     def _on_submit(
         self,
@@ -336,7 +345,10 @@ class LedgerNode:
             reason = self.mempool.add(parsed)
         if reason is not None:
             self.stats.records_refused += 1
+            if self.metrics is not None:
+                self.metrics.records_rejected.labels(reason_label(reason)).inc()
         elif forward:
+            self._submitted_at[parsed.id] = time.monotonic()
             self._broadcast_record(parsed.raw)
         if future is not None:
             future.set_result(SubmitResult(parsed.id, reason is None, reason or ""))
@@ -371,7 +383,8 @@ class LedgerNode:
             if ready.persist is not None or ready.committed or ready.evidence:
                 started = time.perf_counter()
                 self._store.save(ready.persist, ready.committed, ready.evidence)
-                self.stats.fsync_seconds.append(time.perf_counter() - started)
+                if self.metrics is not None:
+                    self.metrics.fsync_latency.observe(time.perf_counter() - started)
             # 2. send
             for message in ready.messages:
                 self._send(message)
@@ -442,11 +455,21 @@ class LedgerNode:
         records = _parsed_records(block)
         ids = [parsed.id for parsed in records]
         self.stats.blocks_committed += 1
-        self.stats.last_commit_monotonic = time.monotonic()
+        now = self.stats.last_commit_monotonic = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.rounds_per_height.observe(item.certificate.round + 1)
+            for parsed in records:
+                submitted = self._submitted_at.pop(parsed.id, None)
+                if submitted is not None:
+                    self.metrics.commit_latency.observe(now - submitted)
+        else:
+            for parsed in records:
+                self._submitted_at.pop(parsed.id, None)
         self.stats.records_committed += len(ids)
         self.mempool.remove(ids)
         if any(parsed.kind != "note" for parsed in records):
             for dropped, reason in self.mempool.prune(self.state.check):
+                self._submitted_at.pop(dropped, None)
                 log.info("dropped record %s from the mempool: %s", dropped.hex()[:16], reason)
         with self._committed:
             self._committed.notify_all()
@@ -487,4 +510,3 @@ class NodeStats:
     records_refused: int = 0
     rejections: int = 0
     last_commit_monotonic: float = dataclasses.field(default_factory=time.monotonic)
-    fsync_seconds: list[float] = dataclasses.field(default_factory=list)

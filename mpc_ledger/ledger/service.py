@@ -68,6 +68,7 @@ class LedgerService:
         self._peer_ids = tuple(m.id for m in peers)
         self._validator_ids = tuple(m.id for m in peers if m.has_role("validator"))
         self.links = GossipLinks(self.party.identity, peers, self.party.config.peer_addresses)
+        self._export_metrics(daemon)
         fetcher = BlockFetcher(daemon.peers, self.party.genesis, self.node)
         self.node.on_peer_ahead = fetcher.peer_ahead
         self.links.start()
@@ -81,6 +82,18 @@ class LedgerService:
         if self.links is not None:
             self.links.stop()
         self.store.close()
+
+    def _export_metrics(self, daemon: PartyDaemon) -> None:
+        node, metrics = self.node, daemon.metrics
+        assert node is not None
+        node.metrics = metrics
+        metrics.gauge_from(metrics.ledger_height, lambda: node.height)
+        metrics.gauge_from(metrics.ledger_records, lambda: node.tip().log_size)
+        metrics.gauge_from(metrics.mempool_size, lambda: len(node.mempool))
+        metrics.gauge_from(
+            metrics.peers_connected,
+            lambda: sum(self.links.connected().values()) if self.links else 0,
+        )
 
     def status(self, response: party_pb2.StatusResponse) -> None:
         response.ledger.CopyFrom(self.health())
