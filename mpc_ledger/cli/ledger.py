@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from mpc_ledger.cli import compliance
 from mpc_ledger.consensus import block_id
 from mpc_ledger.daemon.config import load_party
 from mpc_ledger.daemon.peers import describe_rpc_error
@@ -42,6 +43,7 @@ def register(groups: Any) -> None:
     note = command("note", "write a note signed by this party and wait until it commits")
     note.add_argument("text")
     note.set_defaults(handler=note_command)
+    compliance.add_ledger_commands(commands)
 
 
 def _client(args: argparse.Namespace) -> LedgerClient:

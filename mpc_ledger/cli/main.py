@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mpc_ledger import __version__
-from mpc_ledger.cli import consortium, ledger, party, status
+from mpc_ledger.cli import compliance, consortium, ledger, party, status
 from mpc_ledger.errors import UserError
 
 __all__ = ["build_parser", "main"]
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     consortium.register(groups)
     status.register(groups)
     ledger.register(groups)
+    compliance.register(groups)
     return parser
 
 
