@@ -46,7 +46,7 @@ from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import make_record, record_id
 from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
-from mpc_ledger.testing.processes import DaemonProcess
+from mpc_ledger.testing.processes import DaemonProcess, stop_all
 
 RECORD_BYTES = 1024
 TARGET_RECORDS_PER_S = 1000
@@ -60,8 +60,12 @@ class Cluster:
         self.logs = logs
         self.ids = consortium.ids
         self.daemons = [DaemonProcess(consortium.config(i), logs / f"{i}.log") for i in self.ids]
-        for member_id, daemon in zip(self.ids, self.daemons, strict=True):
-            daemon.wait_serving(consortium.genesis.member(member_id).endpoint)
+        try:
+            for member_id, daemon in zip(self.ids, self.daemons, strict=True):
+                daemon.wait_serving(consortium.genesis.member(member_id).endpoint)
+        except BaseException:
+            stop_all(self.daemons)
+            raise
         self.parties = [consortium.party(i) for i in self.ids]
         self.clients = [LedgerClient(p) for p in self.parties]
         deadline = time.monotonic() + 30

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mpc_ledger import __version__
-from mpc_ledger.cli import compliance, consortium, ledger, party, status
+from mpc_ledger.cli import compliance, consortium, dataset, ledger, party, status
 from mpc_ledger.errors import UserError
 
 __all__ = ["build_parser", "main"]
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(groups)
     ledger.register(groups)
     compliance.register(groups)
+    dataset.register(groups)
     return parser
 
 

@@ -91,6 +91,8 @@ class LedgerState:
     """The committed state; see the module docstring."""
 
     def __init__(self, genesis: Genesis) -> None:
+        import mpc_ledger.jobs  # noqa: F401 - registers the dataset and job record rules
+
         self.genesis = genesis
         self._chain_id = genesis.chain_id
         self._member_keys = {m.id: m.signing_public_key for m in genesis.members}

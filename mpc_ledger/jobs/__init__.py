@@ -1,0 +1,23 @@
+"""Joint training jobs: datasets, job specs, policies, and their ledger rules (DESIGN.md "Jobs").
+
+Modules:
+
+* `datasets`: dataset schemas, the canonical row encoding, fingerprints,
+  registrations (pure).
+* `datafiles`: reading CSV and Parquet files and schema files into typed
+  rows and fingerprints (the I/O shell around `datasets`).
+* `spec`: the job spec (TOML in, checked `JobSpec`, proto) and its checks
+  against the ledger.
+* `manifest`: the job manifest every participant agrees on (ranks, rows,
+  features) and its hash.
+* `policy`: a data owner's policy and its evaluation of a job.
+* `rules`: the ledger rules for every dataset and job record kind.
+
+Importing this package registers the rules with the ledger's state machine
+(`mpc_ledger.ledger.state.register_rule`), so any process that builds a
+`LedgerState` must have imported it first.
+"""
+
+from mpc_ledger.jobs import rules as rules
+
+__all__ = ["rules"]

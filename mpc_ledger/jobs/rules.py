@@ -1,0 +1,553 @@
+"""The ledger's rules for dataset and job records: who may write what, and when.
+
+Theory of operation
+-------------------
+Each record kind of jobs.proto is a `Rule` of the ledger's deterministic
+state machine (`mpc_ledger.ledger.state`): the state machine checks the
+author's signature and kind of author (member, user with a role); the
+functions here check the payload against the state so far and apply it.
+State lives in the `StateView` feature tables as immutable values, so a
+block's records are checked in order against an overlay exactly as they
+will be applied.
+
+A job's life is a small explicit state machine, kept as data in
+`_TRANSITIONS` (h11 style): (status, event) -> next status; an event that
+is not in the table is refused with the job's status as the reason.
+
+    pending --approve (last owner)--> approved --start--> running --complete--> completed
+       |  \\--reject--> rejected          |                  |
+       \\------------- abort ------------+------------------+--> aborted
+
+Who may write what (participants = the owners of the job's datasets, ranks
+0..n-1 in the spec's order, and the dealer member, rank n, when the tuple
+provider is "dealer"; see `mpc_ledger.jobs.manifest.build_manifest`):
+
+* ``dataset_registration``: a member with the data role, in its own
+  namespace, once per dataset id; the hashes must agree with each other.
+* ``job_submission``: a user with the scientist role; the spec must pass
+  every check of `mpc_ledger.jobs.spec` against the registered datasets
+  and the genesis; user recipients must be bound. Job id = record id.
+* ``job_decision``: each data owner of the job, once, while it is pending.
+* ``job_started``: each participant, once, with the job's manifest hash
+  and (data owners) the registered fingerprint, once the job is approved.
+* ``job_epoch_digests``: a participant that started, once per epoch
+  (1..epochs), while the job runs; every channel has the author at one end.
+* ``job_completed``: the participant with rank 0, while the job runs and
+  once every participant has started.
+* ``participation_proof``: each participant that started, once, while the
+  job runs or after it completed.
+* ``job_aborted``: any participant or the submitter, until the job ends.
+
+Importing this module registers the rules (once per process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+from mpc_ledger.jobs.datasets import RegisteredDataset, registration_problems
+from mpc_ledger.jobs.manifest import JobManifest, build_manifest
+from mpc_ledger.jobs.spec import JobSpec, ledger_problems, spec_problems
+from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES
+from mpc_ledger.ledger.records import ParsedRecord, member_of_user
+from mpc_ledger.ledger.state import Rule, StateView, register_rule
+from mpc_ledger.proto.v1 import jobs_pb2
+
+__all__ = [
+    "ABORTED",
+    "APPROVED",
+    "COMPLETED",
+    "DATASETS_TABLE",
+    "EPOCHS_TABLE",
+    "JOBS_TABLE",
+    "PENDING",
+    "REJECTED",
+    "RUNNING",
+    "STATUSES",
+    "ChannelDigest",
+    "EpochDigests",
+    "JobState",
+    "epoch_digests",
+    "job_state",
+    "registered_dataset",
+    "registered_datasets",
+]
+
+DATASETS_TABLE = "jobs/datasets"  # dataset id -> RegisteredDataset
+JOBS_TABLE = "jobs/jobs"  # job id (hex) -> JobState
+EPOCHS_TABLE = "jobs/epochs"  # "<job id hex>/<member>/<epoch>" -> EpochDigests
+
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+RUNNING, COMPLETED, ABORTED = "running", "completed", "aborted"
+STATUSES = (PENDING, APPROVED, REJECTED, RUNNING, COMPLETED, ABORTED)
+
+# (status, event) -> next status. Anything else is refused.
+_TRANSITIONS: dict[tuple[str, str], str] = {
+    (PENDING, "approve"): PENDING,
+    (PENDING, "approve-last"): APPROVED,
+    (PENDING, "reject"): REJECTED,
+    (PENDING, "abort"): ABORTED,
+    (APPROVED, "start"): RUNNING,
+    (APPROVED, "abort"): ABORTED,
+    (RUNNING, "start"): RUNNING,
+    (RUNNING, "epoch-digests"): RUNNING,
+    (RUNNING, "complete"): COMPLETED,
+    (RUNNING, "proof"): RUNNING,
+    (RUNNING, "abort"): ABORTED,
+    (COMPLETED, "proof"): COMPLETED,
+}
+
+MAX_REASON_CHARS = 2000
+MAX_REASONS = 64
+MAX_METRICS = 32
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelDigest:
+    sender_rank: int
+    receiver_rank: int
+    digest: bytes
+    messages: int
+    size_bytes: int
+    rounds: int
+
+    @classmethod
+    def from_proto(cls, message: jobs_pb2.ChannelDigest) -> ChannelDigest:
+        return cls(
+            message.sender_rank,
+            message.receiver_rank,
+            bytes(message.digest),
+            message.messages,
+            message.size_bytes,
+            message.rounds,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochDigests:
+    job_id: bytes
+    member_id: str
+    epoch: int
+    channels: tuple[ChannelDigest, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    """A job as the ledger knows it (immutable; each record replaces it)."""
+
+    job_id: bytes
+    submitter: str
+    manifest: JobManifest
+    status: str = PENDING
+    decisions: tuple[tuple[str, bool], ...] = ()  # (owner, approve), in commit order
+    started: tuple[str, ...] = ()
+    proofs: tuple[str, ...] = ()
+    reason: str = ""  # why it was rejected or aborted
+    ended_by: str = ""
+    model_hash: bytes = b""
+    metrics: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def spec(self) -> JobSpec:
+        return self.manifest.spec
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        return tuple(p.member_id for p in self.manifest.parties if p.role == "data")
+
+    @property
+    def participants(self) -> tuple[str, ...]:
+        return self.manifest.participants
+
+
+# -- queries (for the runner, the CLI and the verifier) -------------------------------------
+
+
+def registered_dataset(view: StateView, dataset_id: str) -> RegisteredDataset | None:
+    value = view.get(DATASETS_TABLE, dataset_id)
+    return value if isinstance(value, RegisteredDataset) else None
+
+
+def registered_datasets(view: StateView, ids: Iterable[str]) -> dict[str, RegisteredDataset]:
+    """The registry for ``ids`` (those registered), as the spec checks take it."""
+    found = {dataset_id: registered_dataset(view, dataset_id) for dataset_id in ids}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def job_state(view: StateView, job_id: bytes) -> JobState | None:
+    value = view.get(JOBS_TABLE, job_id.hex())
+    return value if isinstance(value, JobState) else None
+
+
+def epoch_digests(
+    view: StateView, job_id: bytes, member_id: str, epoch: int
+) -> EpochDigests | None:
+    value = view.get(EPOCHS_TABLE, f"{job_id.hex()}/{member_id}/{epoch}")
+    return value if isinstance(value, EpochDigests) else None
+
+
+# -- datasets -------------------------------------------------------------------------------
+
+
+def _check_registration(view: StateView, record: ParsedRecord) -> str | None:
+    author = record.body.author
+    member = view.genesis.member(author)
+    if member is None or not member.has_role("data"):
+        return f"member {author!r} lacks the data role; only data members register datasets"
+    message = record.body.dataset_registration
+    problems = registration_problems(message, author)
+    if problems:
+        return "; ".join(problems)
+    if registered_dataset(view, message.dataset_id) is not None:
+        return f"dataset {message.dataset_id!r} is already registered"
+    return None
+
+
+def _apply_registration(view: StateView, record: ParsedRecord) -> None:
+    message = record.body.dataset_registration
+    dataset = RegisteredDataset.from_registration(record.body.author, message, record.id)
+    view.put(DATASETS_TABLE, dataset.dataset_id, dataset)
+
+
+# -- submissions ----------------------------------------------------------------------------
+
+
+def _check_submission(view: StateView, record: ParsedRecord) -> str | None:
+    spec = JobSpec.from_proto(record.body.job_submission.spec)
+    problems = spec_problems(spec)
+    if not problems:
+        registry = registered_datasets(view, spec.dataset_ids)
+        problems = ledger_problems(spec, registry, view.genesis)
+    for index, recipient in enumerate(spec.recipients):
+        if member_of_user(recipient) is not None:
+            user = view.user(recipient)
+            if user is None or not user.active:
+                problems.append(f"recipients[{index}]: user {recipient!r} has no active key")
+    if problems:
+        return "job spec: " + "; ".join(problems)
+    return None
+
+
+def _apply_submission(view: StateView, record: ParsedRecord) -> None:
+    spec = JobSpec.from_proto(record.body.job_submission.spec)
+    registry = registered_datasets(view, spec.dataset_ids)
+    manifest = build_manifest(record.id, record.body.author, spec, registry, view.genesis)
+    state = JobState(job_id=record.id, submitter=record.body.author, manifest=manifest)
+    view.put(JOBS_TABLE, record.id.hex(), state)
+
+
+# -- the job's life -------------------------------------------------------------------------
+
+
+def _job_for(view: StateView, job_id: bytes) -> tuple[JobState | None, str | None]:
+    if len(job_id) != HASH_SIZE_BYTES:
+        return None, f"job_id must be {HASH_SIZE_BYTES} bytes (the submission's record id)"
+    job = job_state(view, job_id)
+    if job is None:
+        return None, f"no job {job_id.hex()[:16]} on the ledger"
+    return job, None
+
+
+def _transition(job: JobState, event: str, kind: str) -> str | None:
+    if (job.status, event) in _TRANSITIONS:
+        return None
+    return f"job {job.job_id.hex()[:16]} is {job.status}; a {kind} record is not allowed now"
+
+
+def _participant(job: JobState, author: str, kind: str) -> str | None:
+    if author not in job.participants:
+        return (
+            f"{author!r} is not a participant of job {job.job_id.hex()[:16]} "
+            f"({', '.join(job.participants)}); it may not write {kind} records"
+        )
+    return None
+
+
+def _reason_text(reason: str, field: str = "reason") -> str | None:
+    if not reason.strip():
+        return f"{field}: required"
+    if len(reason) > MAX_REASON_CHARS:
+        return f"{field}: longer than {MAX_REASON_CHARS} characters"
+    return None
+
+
+def _first(*problems: str | None) -> str | None:
+    for problem in problems:
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_decision(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.job_decision
+    author = record.body.author
+    job, problem = _job_for(view, message.job_id)
+    if job is None:
+        return problem
+    if author not in job.owners:
+        return f"{author!r} owns no dataset of job {job.job_id.hex()[:16]}; it does not decide"
+    problem = _transition(job, "approve" if message.approve else "reject", "job_decision")
+    if problem is not None:
+        return problem
+    if any(owner == author for owner, _ in job.decisions):
+        return f"{author!r} has already decided on job {job.job_id.hex()[:16]}"
+    if len(message.policy_hash) != HASH_SIZE_BYTES:
+        return f"policy_hash must be a {HASH_SIZE_BYTES}-byte SHA-256"
+    if not message.approve and not message.reasons:
+        return "a rejection gives at least one reason"
+    if len(message.reasons) > MAX_REASONS:
+        return f"at most {MAX_REASONS} reasons"
+    for index, reason in enumerate(message.reasons):
+        problem = _reason_text(reason, f"reasons[{index}]")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _apply_decision(view: StateView, record: ParsedRecord) -> None:
+    message = record.body.job_decision
+    job = job_state(view, message.job_id)
+    assert job is not None  # checked before
+    decisions = (*job.decisions, (record.body.author, message.approve))
+    if not message.approve:
+        status, reason = REJECTED, f"{record.body.author}: " + "; ".join(message.reasons)
+        job = dataclasses.replace(job, reason=reason, ended_by=record.body.author)
+    elif {owner for owner, approve in decisions if approve} == set(job.owners):
+        status = _TRANSITIONS[(job.status, "approve-last")]
+    else:
+        status = _TRANSITIONS[(job.status, "approve")]
+    view.put(
+        JOBS_TABLE, job.job_id.hex(), dataclasses.replace(job, decisions=decisions, status=status)
+    )
+
+
+def _fingerprint_problem(job: JobState, author: str, fingerprint: bytes) -> str | None:
+    party = job.manifest.party(author)
+    assert party is not None  # a participant
+    if bytes(fingerprint) != party.dataset_fingerprint:
+        if party.role == "dealer":
+            return "the dealer holds no dataset; dataset_fingerprint must be empty"
+        return (
+            f"dataset_fingerprint differs from {party.dataset_id!r}'s registered fingerprint; "
+            "the data changed: abort the job instead"
+        )
+    return None
+
+
+def _check_started(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.job_started
+    author = record.body.author
+    job, problem = _job_for(view, message.job_id)
+    if job is None:
+        return problem
+    problem = _first(
+        _participant(job, author, "job_started"), _transition(job, "start", "job_started")
+    )
+    if problem is not None:
+        return problem
+    if author in job.started:
+        return f"{author!r} has already started job {job.job_id.hex()[:16]}"
+    if message.manifest_hash != job.manifest.manifest_hash:
+        return "manifest_hash is not the hash of the job's manifest"
+    return _fingerprint_problem(job, author, message.dataset_fingerprint)
+
+
+def _apply_started(view: StateView, record: ParsedRecord) -> None:
+    job = job_state(view, record.body.job_started.job_id)
+    assert job is not None
+    status = _TRANSITIONS[(job.status, "start")]
+    started = (*job.started, record.body.author)
+    view.put(JOBS_TABLE, job.job_id.hex(), dataclasses.replace(job, started=started, status=status))
+
+
+def _channel_problem(
+    job: JobState, author: str, channels: Sequence[jobs_pb2.ChannelDigest]
+) -> str | None:
+    party = job.manifest.party(author)
+    assert party is not None
+    size = len(job.manifest.parties)
+    if not 1 <= len(channels) <= 2 * (size - 1):
+        return f"give 1 to {2 * (size - 1)} channels (this job has {size} parties)"
+    seen: set[tuple[int, int]] = set()
+    for index, channel in enumerate(channels):
+        field = f"channels[{index}]"
+        pair = (channel.sender_rank, channel.receiver_rank)
+        if max(pair) >= size or channel.sender_rank == channel.receiver_rank:
+            return f"{field}: {pair[0]}->{pair[1]} is not a channel between two of {size} ranks"
+        if party.rank not in pair:
+            return f"{field}: {pair[0]}->{pair[1]} does not end at the author's rank {party.rank}"
+        if pair in seen:
+            return f"{field}: {pair[0]}->{pair[1]} is given twice"
+        seen.add(pair)
+        if len(channel.digest) != HASH_SIZE_BYTES:
+            return f"{field}.digest: must be a {HASH_SIZE_BYTES}-byte SHA-256"
+    return None
+
+
+def _check_epoch_digests(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.job_epoch_digests
+    author = record.body.author
+    job, problem = _job_for(view, message.job_id)
+    if job is None:
+        return problem
+    problem = _first(
+        _participant(job, author, "job_epoch_digests"),
+        _transition(job, "epoch-digests", "job_epoch_digests"),
+    )
+    if problem is not None:
+        return problem
+    if author not in job.started:
+        return f"{author!r} has not started job {job.job_id.hex()[:16]}"
+    if not 1 <= message.epoch <= job.spec.epochs:
+        return f"epoch must be 1 to {job.spec.epochs}"
+    if epoch_digests(view, job.job_id, author, message.epoch) is not None:
+        return f"{author!r} has already written epoch {message.epoch}'s digests"
+    return _channel_problem(job, author, message.channels)
+
+
+def _apply_epoch_digests(view: StateView, record: ParsedRecord) -> None:
+    message = record.body.job_epoch_digests
+    job = job_state(view, message.job_id)
+    assert job is not None
+    author = record.body.author
+    digests = EpochDigests(
+        job.job_id,
+        author,
+        message.epoch,
+        tuple(ChannelDigest.from_proto(c) for c in message.channels),
+    )
+    view.put(EPOCHS_TABLE, f"{job.job_id.hex()}/{author}/{message.epoch}", digests)
+
+
+def _check_aborted(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.job_aborted
+    author = record.body.author
+    job, problem = _job_for(view, message.job_id)
+    if job is None:
+        return problem
+    if author not in job.participants and author != job.submitter:
+        return (
+            f"{author!r} is neither a participant nor the submitter of job "
+            f"{job.job_id.hex()[:16]}; it may not abort it"
+        )
+    return _first(_transition(job, "abort", "job_aborted"), _reason_text(message.reason))
+
+
+def _apply_aborted(view: StateView, record: ParsedRecord) -> None:
+    message = record.body.job_aborted
+    job = job_state(view, message.job_id)
+    assert job is not None
+    ended = dataclasses.replace(
+        job,
+        status=_TRANSITIONS[(job.status, "abort")],
+        reason=message.reason,
+        ended_by=record.body.author,
+    )
+    view.put(JOBS_TABLE, job.job_id.hex(), ended)
+
+
+def _check_completed(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.job_completed
+    author = record.body.author
+    job, problem = _job_for(view, message.job_id)
+    if job is None:
+        return problem
+    reporter = job.participants[0]
+    if author != reporter:
+        return f"only rank 0 ({reporter!r}) writes job_completed for job {job.job_id.hex()[:16]}"
+    problem = _transition(job, "complete", "job_completed")
+    if problem is not None:
+        return problem
+    missing = [p for p in job.participants if p not in job.started]
+    if missing:
+        return f"{', '.join(map(repr, missing))} never started job {job.job_id.hex()[:16]}"
+    if len(message.model_hash) != HASH_SIZE_BYTES:
+        return f"model_hash must be a {HASH_SIZE_BYTES}-byte SHA-256"
+    if not 1 <= len(message.metrics) <= MAX_METRICS:
+        return f"give 1 to {MAX_METRICS} test metrics"
+    names: set[str] = set()
+    for index, metric in enumerate(message.metrics):
+        if not _METRIC_NAME.match(metric.name) or metric.name in names:
+            return f"metrics[{index}].name: {metric.name!r} is not a new snake_case name"
+        names.add(metric.name)
+        if not math.isfinite(metric.value):
+            return f"metrics[{index}].value: must be a finite number"
+    return None
+
+
+def _apply_completed(view: StateView, record: ParsedRecord) -> None:
+    message = record.body.job_completed
+    job = job_state(view, message.job_id)
+    assert job is not None
+    done = dataclasses.replace(
+        job,
+        status=_TRANSITIONS[(job.status, "complete")],
+        ended_by=record.body.author,
+        model_hash=bytes(message.model_hash),
+        metrics=tuple((m.name, m.value) for m in message.metrics),
+    )
+    view.put(JOBS_TABLE, job.job_id.hex(), done)
+
+
+def _check_proof(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.participation_proof
+    author = record.body.author
+    job, problem = _job_for(view, message.job_id)
+    if job is None:
+        return problem
+    problem = _first(
+        _participant(job, author, "participation_proof"),
+        _transition(job, "proof", "participation_proof"),
+    )
+    if problem is not None:
+        return problem
+    if author not in job.started:
+        return f"{author!r} has not started job {job.job_id.hex()[:16]}"
+    if author in job.proofs:
+        return f"{author!r} has already proved its participation in job {job.job_id.hex()[:16]}"
+    party = job.manifest.party(author)
+    assert party is not None
+    if message.rank != party.rank:
+        return f"rank: {author!r} is rank {party.rank} in this job, not {message.rank}"
+    if message.manifest_hash != job.manifest.manifest_hash:
+        return "manifest_hash is not the hash of the job's manifest"
+    if message.rows_contributed != party.row_count:
+        return f"rows_contributed: {author!r} holds {party.row_count} rows of this job"
+    if message.epochs_completed > job.spec.epochs:
+        return f"epochs_completed: the job has {job.spec.epochs} epochs"
+    return _first(
+        _fingerprint_problem(job, author, message.dataset_fingerprint),
+        _channel_problem(job, author, message.final_channels),
+    )
+
+
+def _apply_proof(view: StateView, record: ParsedRecord) -> None:
+    job = job_state(view, record.body.participation_proof.job_id)
+    assert job is not None
+    proofs = (*job.proofs, record.body.author)
+    view.put(JOBS_TABLE, job.job_id.hex(), dataclasses.replace(job, proofs=proofs))
+
+
+_RULES: dict[str, Rule] = {
+    "dataset_registration": Rule(
+        authors="member", check=_check_registration, apply=_apply_registration
+    ),
+    "job_submission": Rule(
+        authors="user", user_role="scientist", check=_check_submission, apply=_apply_submission
+    ),
+    "job_decision": Rule(authors="member", check=_check_decision, apply=_apply_decision),
+    "job_started": Rule(authors="member", check=_check_started, apply=_apply_started),
+    "job_epoch_digests": Rule(
+        authors="member", check=_check_epoch_digests, apply=_apply_epoch_digests
+    ),
+    "job_aborted": Rule(authors="any", check=_check_aborted, apply=_apply_aborted),
+    "job_completed": Rule(authors="member", check=_check_completed, apply=_apply_completed),
+    "participation_proof": Rule(authors="member", check=_check_proof, apply=_apply_proof),
+}
+
+for _kind, _rule in _RULES.items():
+    register_rule(_kind, _rule)

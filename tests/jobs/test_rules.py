@@ -1,0 +1,468 @@
+"""The ledger rules for dataset and job records, with real signatures, refusals included."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mpc_ledger.jobs import rules
+from mpc_ledger.jobs.spec import JobDatasetRef
+from mpc_ledger.ledger.records import parse_record
+from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.proto.v1 import jobs_pb2
+
+from .conftest import ASSAYS, COHORT, raw, registration, vertical_spec
+
+POLICY_HASH = bytes(range(32))
+
+
+def parsed(record):
+    result = parse_record(raw(record))
+    assert not isinstance(result, str), result
+    return result
+
+
+def check(state, record):
+    return state.check(parsed(record))
+
+
+def commit(state, *records):
+    reason = state.check_block([raw(r) for r in records])
+    assert reason is None, reason
+    for record in records:
+        state.apply(parsed(record))
+
+
+class Jobs:
+    """Builds job records for one state."""
+
+    def __init__(self, authors, state):
+        self.authors = authors
+        self.state = state
+
+    def register(self, member, dataset_id, schema=COHORT, rows=50):
+        return self.authors.record(
+            member, dataset_registration=registration(dataset_id, schema, rows)
+        )
+
+    def submit(self, spec=None, by="a/alice"):
+        spec = spec or vertical_spec()
+        return self.authors.record(by, job_submission=jobs_pb2.JobSubmission(spec=spec.to_proto()))
+
+    def submitted(self, spec=None, by="a/alice"):
+        record = self.submit(spec, by)
+        commit(self.state, record)
+        return parsed(record).id
+
+    def decide(self, member, job_id, approve=True, reasons=("ok",), policy_hash=POLICY_HASH):
+        decision = jobs_pb2.JobDecision(
+            job_id=job_id, approve=approve, reasons=list(reasons), policy_hash=policy_hash
+        )
+        return self.authors.record(member, job_decision=decision)
+
+    def job(self, job_id):
+        return rules.job_state(self.state, job_id)
+
+    def fingerprint(self, member, job_id):
+        return self.job(job_id).manifest.party(member).dataset_fingerprint
+
+    def start(self, member, job_id, fingerprint=None, manifest_hash=None):
+        started = jobs_pb2.JobStarted(
+            job_id=job_id,
+            manifest_hash=manifest_hash or self.job(job_id).manifest.manifest_hash,
+            dataset_fingerprint=(
+                self.fingerprint(member, job_id) if fingerprint is None else fingerprint
+            ),
+        )
+        return self.authors.record(member, job_started=started)
+
+    def approved(self, job_id):
+        commit(self.state, self.decide("a", job_id), self.decide("b", job_id))
+
+    def running(self, job_id):
+        self.approved(job_id)
+        commit(self.state, *(self.start(m, job_id) for m in ("a", "b", "dealer")))
+
+    def digests(self, member, job_id, epoch=1, channels=None):
+        rank = self.job(job_id).manifest.party(member).rank
+        channels = channels or [channel(rank, (rank + 1) % 3), channel((rank + 1) % 3, rank)]
+        message = jobs_pb2.JobEpochDigests(job_id=job_id, epoch=epoch, channels=channels)
+        return self.authors.record(member, job_epoch_digests=message)
+
+    def abort(self, author, job_id, reason="worker crashed"):
+        return self.authors.record(
+            author, job_aborted=jobs_pb2.JobAborted(job_id=job_id, reason=reason)
+        )
+
+    def complete(self, author, job_id, metrics=(("test_accuracy", 0.9),)):
+        message = jobs_pb2.JobCompleted(
+            job_id=job_id,
+            model_hash=bytes(32),
+            metrics=[jobs_pb2.Metric(name=n, value=v) for n, v in metrics],
+        )
+        return self.authors.record(author, job_completed=message)
+
+    def proof(self, member, job_id, **changes):
+        party = self.job(job_id).manifest.party(member)
+        fields = dict(
+            job_id=job_id,
+            manifest_hash=self.job(job_id).manifest.manifest_hash,
+            dataset_fingerprint=party.dataset_fingerprint,
+            rank=party.rank,
+            final_channels=[channel(party.rank, (party.rank + 1) % 3)],
+            rows_contributed=party.row_count,
+            epochs_completed=2,
+        )
+        fields.update(changes)
+        return self.authors.record(
+            member, participation_proof=jobs_pb2.ParticipationProof(**fields)
+        )
+
+
+def channel(sender, receiver, digest=b"\x07" * 32):
+    return jobs_pb2.ChannelDigest(
+        sender_rank=sender, receiver_rank=receiver, digest=digest, messages=3, size_bytes=90
+    )
+
+
+@pytest.fixture
+def state(authors):
+    state = LedgerState(authors.genesis)
+    jobs = Jobs(authors, state)
+    commit(
+        state,
+        authors.bind("a", "a/alice"),
+        authors.bind("b", "b/bob"),
+        authors.bind("a", "a/carol", roles=("compliance",)),
+        jobs.register("a", "a/cohort"),
+        jobs.register("b", "b/assays", ASSAYS),
+        jobs.register("c", "c/cohort"),
+    )
+    return state
+
+
+@pytest.fixture
+def jobs(authors, state):
+    return Jobs(authors, state)
+
+
+# -- datasets -------------------------------------------------------------------------------
+
+
+def test_registration_is_recorded(state):
+    dataset = rules.registered_dataset(state, "a/cohort")
+    assert dataset.owner == "a" and dataset.row_count == 50 and dataset.schema == COHORT
+    assert len(dataset.fingerprint) == 32
+
+
+def test_registration_refusals(state, jobs, authors):
+    assert check(state, jobs.register("a", "a/cohort")) == (
+        "dataset 'a/cohort' is already registered"
+    )
+    assert check(state, jobs.register("a", "b/mine")) == (
+        "dataset_id: member 'a' may register datasets only as 'a/<name>'"
+    )
+    assert check(state, jobs.register("dealer", "dealer/x")) == (
+        "member 'dealer' lacks the data role; only data members register datasets"
+    )
+    assert check(state, jobs.register("a/alice", "a/x")) == (
+        "only members may write dataset_registration records; 'a/alice' is a user"
+    )
+    forged = jobs.register("a", "a/new")
+    forged.body.dataset_registration.row_count = 51
+    assert "signature does not verify" in check(state, forged)
+    lying = authors.record("a", dataset_registration=registration("a/new", COHORT, 5))
+    lying.body.dataset_registration.row_count = 6
+    lying = authors.record("a", dataset_registration=lying.body.dataset_registration)
+    assert check(state, lying) == "fingerprint: does not match schema_hash, row_count and rows_root"
+
+
+# -- submissions ----------------------------------------------------------------------------
+
+
+def test_submission_creates_a_pending_job(jobs):
+    job_id = jobs.submitted()
+    job = jobs.job(job_id)
+    assert job.status == rules.PENDING and job.submitter == "a/alice"
+    assert job.owners == ("a", "b") and job.participants == ("a", "b", "dealer")
+    assert job.manifest.job_id == job_id
+
+
+def test_submission_refusals(state, jobs):
+    assert check(state, jobs.submit(by="a")) == (
+        "only users may write job_submission records; 'a' is a member"
+    )
+    assert check(state, jobs.submit(by="a/carol")) == (
+        "user 'a/carol' lacks the 'scientist' role for job_submission records"
+    )
+    assert (
+        check(state, jobs.submit(by="c/nobody")) == "user 'c/nobody' has no key bound on the ledger"
+    )
+    spec = vertical_spec(
+        epochs=0,
+        datasets=(JobDatasetRef("a/cohort", ("age",)), JobDatasetRef("b/other", ("crp",))),
+    )
+    assert check(state, jobs.submit(spec)) == "job spec: epochs: must be 1 to 10000"
+    spec = vertical_spec(
+        datasets=(JobDatasetRef("a/cohort", ("age",)), JobDatasetRef("b/other", ("crp",))),
+        recipients=("a", "b/zoe"),
+    )
+    assert check(state, jobs.submit(spec)) == (
+        "job spec: datasets[1].id: no dataset 'b/other' is registered; "
+        "recipients[1]: user 'b/zoe' has no active key"
+    )
+
+
+# -- decisions ------------------------------------------------------------------------------
+
+
+def test_every_owner_must_approve(jobs):
+    job_id = jobs.submitted()
+    commit(jobs.state, jobs.decide("a", job_id))
+    assert jobs.job(job_id).status == rules.PENDING
+    assert check(jobs.state, jobs.decide("a", job_id)) == (
+        f"'a' has already decided on job {job_id.hex()[:16]}"
+    )
+    commit(jobs.state, jobs.decide("b", job_id))
+    job = jobs.job(job_id)
+    assert job.status == rules.APPROVED and job.decisions == (("a", True), ("b", True))
+
+
+def test_decision_refusals(state, jobs):
+    job_id = jobs.submitted()
+    short = job_id.hex()[:16]
+    assert check(state, jobs.decide("c", job_id)) == (
+        f"'c' owns no dataset of job {short}; it does not decide"
+    )
+    assert check(state, jobs.decide("dealer", job_id)) == (
+        f"'dealer' owns no dataset of job {short}; it does not decide"
+    )
+    assert check(state, jobs.decide("a/alice", job_id)) == (
+        "only members may write job_decision records; 'a/alice' is a user"
+    )
+    assert check(state, jobs.decide("a", job_id, approve=False, reasons=())) == (
+        "a rejection gives at least one reason"
+    )
+    assert check(state, jobs.decide("a", job_id, policy_hash=b"x")) == (
+        "policy_hash must be a 32-byte SHA-256"
+    )
+    assert check(state, jobs.decide("a", bytes(32))) == f"no job {'00' * 8} on the ledger"
+    assert check(state, jobs.decide("a", b"short")) == (
+        "job_id must be 32 bytes (the submission's record id)"
+    )
+
+
+def test_one_rejection_ends_the_job(jobs):
+    job_id = jobs.submitted()
+    commit(jobs.state, jobs.decide("b", job_id, approve=False, reasons=("too few rows", "mlp")))
+    job = jobs.job(job_id)
+    assert job.status == rules.REJECTED and job.reason == "b: too few rows; mlp"
+    assert check(jobs.state, jobs.decide("a", job_id)) == (
+        f"job {job_id.hex()[:16]} is rejected; a job_decision record is not allowed now"
+    )
+    assert "is rejected" in check(jobs.state, jobs.abort("a/alice", job_id))
+
+
+def test_decision_after_start_is_refused(jobs):
+    job_id = jobs.submitted()
+    jobs.running(job_id)
+    assert check(jobs.state, jobs.decide("a", job_id, approve=False)) == (
+        f"job {job_id.hex()[:16]} is running; a job_decision record is not allowed now"
+    )
+
+
+# -- starting -------------------------------------------------------------------------------
+
+
+def test_start_needs_approval_and_the_right_facts(jobs):
+    job_id = jobs.submitted()
+    short = job_id.hex()[:16]
+    assert check(jobs.state, jobs.start("a", job_id)) == (
+        f"job {short} is pending; a job_started record is not allowed now"
+    )
+    jobs.approved(job_id)
+    assert check(jobs.state, jobs.start("c", job_id, fingerprint=b"")) == (
+        f"'c' is not a participant of job {short} (a, b, dealer); "
+        "it may not write job_started records"
+    )
+    assert check(jobs.state, jobs.start("a", job_id, manifest_hash=bytes(32))) == (
+        "manifest_hash is not the hash of the job's manifest"
+    )
+    assert check(jobs.state, jobs.start("a", job_id, fingerprint=bytes(32))) == (
+        "dataset_fingerprint differs from 'a/cohort''s registered fingerprint; "
+        "the data changed: abort the job instead"
+    )
+    assert check(jobs.state, jobs.start("dealer", job_id, fingerprint=bytes(32))) == (
+        "the dealer holds no dataset; dataset_fingerprint must be empty"
+    )
+    commit(jobs.state, jobs.start("dealer", job_id))
+    assert jobs.job(job_id).status == rules.RUNNING
+    assert check(jobs.state, jobs.start("dealer", job_id)) == (
+        f"'dealer' has already started job {short}"
+    )
+    commit(jobs.state, jobs.start("a", job_id))
+    assert jobs.job(job_id).started == ("dealer", "a")
+
+
+# -- epoch digests --------------------------------------------------------------------------
+
+
+def test_epoch_digests(jobs):
+    job_id = jobs.submitted()
+    jobs.running(job_id)
+    commit(jobs.state, jobs.digests("a", job_id, epoch=1), jobs.digests("b", job_id, epoch=1))
+    stored = rules.epoch_digests(jobs.state, job_id, "a", 1)
+    assert [(c.sender_rank, c.receiver_rank) for c in stored.channels] == [(0, 1), (1, 0)]
+    assert stored.channels[0].digest == b"\x07" * 32 and stored.channels[0].messages == 3
+    assert check(jobs.state, jobs.digests("a", job_id, epoch=1)) == (
+        "'a' has already written epoch 1's digests"
+    )
+    assert check(jobs.state, jobs.digests("a", job_id, epoch=2)) is None
+
+
+def test_epoch_digest_refusals(jobs, authors):
+    job_id = jobs.submitted()
+    short = job_id.hex()[:16]
+    jobs.approved(job_id)
+    commit(jobs.state, jobs.start("a", job_id))
+    assert check(jobs.state, jobs.digests("b", job_id)) == f"'b' has not started job {short}"
+    message = jobs_pb2.JobEpochDigests(job_id=job_id, epoch=1, channels=[channel(2, 0)])
+    assert check(jobs.state, authors.record("c", job_epoch_digests=message)) == (
+        f"'c' is not a participant of job {short} (a, b, dealer); "
+        "it may not write job_epoch_digests records"
+    )
+    assert check(jobs.state, jobs.digests("a", job_id, epoch=0)) == "epoch must be 1 to 2"
+    assert check(jobs.state, jobs.digests("a", job_id, epoch=3)) == "epoch must be 1 to 2"
+    cases = {
+        "channels[0]: 1->2 does not end at the author's rank 0": [channel(1, 2)],
+        "channels[1]: 0->1 is given twice": [channel(0, 1), channel(0, 1)],
+        "channels[0]: 0->3 is not a channel between two of 3 ranks": [channel(0, 3)],
+        "channels[0]: 0->0 is not a channel between two of 3 ranks": [channel(0, 0)],
+        "channels[0].digest: must be a 32-byte SHA-256": [channel(0, 1, digest=b"x")],
+        "give 1 to 4 channels (this job has 3 parties)": [],
+    }
+    for expected, channels in cases.items():
+        message = jobs_pb2.JobEpochDigests(job_id=job_id, epoch=1, channels=channels)
+        assert check(jobs.state, authors.record("a", job_epoch_digests=message)) == expected
+
+
+# -- the end --------------------------------------------------------------------------------
+
+
+def test_completion_and_proofs(jobs):
+    job_id = jobs.submitted()
+    short = job_id.hex()[:16]
+    jobs.running(job_id)
+    commit(jobs.state, jobs.proof("b", job_id))
+    assert check(jobs.state, jobs.complete("b", job_id)) == (
+        f"only rank 0 ('a') writes job_completed for job {short}"
+    )
+    assert check(jobs.state, jobs.complete("a", job_id, metrics=(("Accuracy", 1.0),))) == (
+        "metrics[0].name: 'Accuracy' is not a new snake_case name"
+    )
+    assert check(jobs.state, jobs.complete("a", job_id, metrics=(("mse", math.inf),))) == (
+        "metrics[0].value: must be a finite number"
+    )
+    commit(jobs.state, jobs.complete("a", job_id))
+    job = jobs.job(job_id)
+    assert job.status == rules.COMPLETED and job.metrics == (("test_accuracy", 0.9),)
+    commit(jobs.state, jobs.proof("a", job_id), jobs.proof("dealer", job_id))
+    assert jobs.job(job_id).proofs == ("b", "a", "dealer")
+    assert check(jobs.state, jobs.proof("a", job_id)) == (
+        f"'a' has already proved its participation in job {short}"
+    )
+    for late in (
+        jobs.digests("a", job_id, epoch=2),
+        jobs.abort("a", job_id),
+        jobs.complete("a", job_id),
+    ):
+        assert f"job {short} is completed" in check(jobs.state, late)
+
+
+def test_completion_needs_every_participant_started(jobs):
+    job_id = jobs.submitted()
+    jobs.approved(job_id)
+    commit(jobs.state, jobs.start("a", job_id))
+    assert check(jobs.state, jobs.complete("a", job_id)) == (
+        f"'b', 'dealer' never started job {job_id.hex()[:16]}"
+    )
+
+
+def test_proof_refusals(jobs):
+    job_id = jobs.submitted()
+    jobs.running(job_id)
+    assert check(jobs.state, jobs.proof("a", job_id, rank=1)) == (
+        "rank: 'a' is rank 0 in this job, not 1"
+    )
+    assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=49)) == (
+        "rows_contributed: 'a' holds 50 rows of this job"
+    )
+    assert check(jobs.state, jobs.proof("a", job_id, manifest_hash=bytes(32))) == (
+        "manifest_hash is not the hash of the job's manifest"
+    )
+    assert check(jobs.state, jobs.proof("a", job_id, epochs_completed=3)) == (
+        "epochs_completed: the job has 2 epochs"
+    )
+    assert "differs from 'a/cohort''s registered" in check(
+        jobs.state, jobs.proof("a", job_id, dataset_fingerprint=bytes(32))
+    )
+
+
+def test_abort_ends_the_job_and_nothing_follows(jobs):
+    job_id = jobs.submitted()
+    short = job_id.hex()[:16]
+    jobs.running(job_id)
+    commit(jobs.state, jobs.digests("a", job_id))
+    commit(jobs.state, jobs.abort("b", job_id, reason="fingerprint mismatch at b"))
+    job = jobs.job(job_id)
+    assert job.status == rules.ABORTED and job.reason == "fingerprint mismatch at b"
+    assert job.ended_by == "b"
+    later = [
+        jobs.abort("a", job_id),
+        jobs.abort("a/alice", job_id),
+        jobs.decide("a", job_id),
+        jobs.start("a", job_id),
+        jobs.digests("a", job_id, epoch=2),
+        jobs.complete("a", job_id),
+        jobs.proof("a", job_id),
+    ]
+    for record in later:
+        kind = record.body.WhichOneof("payload")
+        assert check(jobs.state, record) == (
+            f"job {short} is aborted; a {kind} record is not allowed now"
+        )
+
+
+def test_who_may_abort(jobs):
+    job_id = jobs.submitted()
+    short = job_id.hex()[:16]
+    assert check(jobs.state, jobs.abort("c", job_id)) == (
+        f"'c' is neither a participant nor the submitter of job {short}; it may not abort it"
+    )
+    assert "neither a participant nor the submitter" in check(
+        jobs.state, jobs.abort("b/bob", job_id)
+    )
+    assert check(jobs.state, jobs.abort("a", job_id, reason="  ")) == "reason: required"
+    assert check(jobs.state, jobs.abort("dealer", job_id)) is None
+    commit(jobs.state, jobs.abort("a/alice", job_id, reason="wrong features"))
+    assert jobs.job(job_id).status == rules.ABORTED
+
+
+def test_a_whole_job_fits_in_one_block_in_order(authors, jobs):
+    state = LedgerState(authors.genesis)
+    setup = [
+        authors.bind("a", "a/alice"),
+        authors.bind("b", "b/bob"),
+        jobs.register("a", "a/cohort"),
+        jobs.register("b", "b/assays", ASSAYS),
+    ]
+    submission = jobs.submit()
+    job_id = parsed(submission).id
+    decisions = [jobs.decide("a", job_id), jobs.decide("b", job_id)]
+    assert state.check_block([raw(r) for r in [*setup, submission, *decisions]]) is None
+    reason = state.check_block([raw(r) for r in [*setup, *decisions, submission]])
+    assert reason.startswith("record 4") and "no job" in reason
+    for record in [*setup, submission, *decisions]:  # the committed path applies unchecked
+        state.apply(parsed(record))
+    assert rules.job_state(state, job_id).status == rules.APPROVED
