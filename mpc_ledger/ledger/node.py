@@ -35,7 +35,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from mpc_ledger.consensus import (
     BlockLimits,
@@ -65,6 +65,7 @@ from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
 __all__ = ["LedgerNode", "NodeOptions", "SubmitResult"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +154,7 @@ class LedgerNode:
         # Set by the daemon before start(); None in tests that need no metrics.
         self.metrics: DaemonMetrics | None = None
         self._submitted_at: dict[bytes, float] = {}
+        self._commit_listeners: list[Callable[[int, list[ParsedRecord]], None]] = []
 
     # -- startup -------------------------------------------------------------------------
 
@@ -227,6 +229,25 @@ class LedgerNode:
             return future.result(timeout_s)
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
             return None
+
+    def add_commit_listener(self, listener: Callable[[int, list[ParsedRecord]], None]) -> None:
+        """Call ``listener(height, records)`` on the loop thread after each block is durable.
+
+        Listeners must return quickly (hand work to their own thread): the
+        loop waits for them. Register before `start()`.
+        """
+        self._commit_listeners.append(listener)
+
+    def query(self, read: Callable[[LedgerState], T], timeout_s: float = 10.0) -> T:
+        """Run ``read(state)`` on the loop thread, between blocks, and return its result.
+
+        The ledger state changes only on the loop thread; reading it from
+        another thread could see a block half applied.
+        """
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._events.put(("query", (read, future)))
+        result: T = future.result(timeout_s)
+        return result
 
     def on_gossip(self, sender: str, message: Any) -> None:
         """A message from a peer link (already authenticated as ``sender``)."""
@@ -303,6 +324,12 @@ class LedgerNode:
                 self._waiters.setdefault(record_id, []).append(future)
         elif kind == "certified":
             self._on_certified(payload, ready)
+        elif kind == "query":
+            read, future = payload
+            try:
+                future.set_result(read(self.state))
+            except Exception as exc:  # the caller's bug: report it there, keep the loop
+                future.set_exception(exc)
         elif kind == "peer_height":
             sender, height = payload
             if height > self._tip.height:
@@ -477,6 +504,11 @@ class LedgerNode:
             for future in self._waiters.pop(identifier, ()):
                 if not future.done():
                     future.set_result((int(block.header.height), int(first_index) + offset))
+        for listener in self._commit_listeners:
+            try:
+                listener(int(block.header.height), records)
+            except Exception:
+                log.exception("a commit listener failed at height %d", block.header.height)
 
     def _maybe_announce(self) -> None:
         """Every announce interval: tell peers our height, and when this height has not
