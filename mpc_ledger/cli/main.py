@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mpc_ledger import __version__
-from mpc_ledger.cli import compliance, consortium, dataset, ledger, party, status
+from mpc_ledger.cli import compliance, consortium, dataset, ledger, party, status, user
 from mpc_ledger.errors import UserError
 
 __all__ = ["build_parser", "main"]
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.register(groups)
     compliance.register(groups)
     dataset.register(groups)
+    user.register(groups)
     return parser
 
 

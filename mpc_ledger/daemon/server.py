@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Protocol
 
@@ -31,6 +31,20 @@ __all__ = ["BindError", "DaemonService", "PartyDaemon"]
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = ("", "mpc_ledger.v1.PartyControl")
+
+# What a member's users (scientists, compliance officers; certificates issued
+# by their member's CA, keys bound on the ledger) may call on their member's
+# daemon. Everything else is for members only.
+USER_METHODS = frozenset(
+    {
+        "/grpc.health.v1.Health/Check",
+        "/mpc_ledger.v1.Ledger/Submit",
+        "/mpc_ledger.v1.Ledger/WaitCommitted",
+        "/mpc_ledger.v1.Ledger/Tip",
+        "/mpc_ledger.v1.Ledger/GetBlocks",
+        "/mpc_ledger.v1.Ledger/Follow",
+    }
+)
 DEFAULT_PEER_TIMEOUT_MS = 2000
 MAX_PEER_TIMEOUT_MS = 30_000
 
@@ -98,6 +112,9 @@ class PartyDaemon:
         self._started_at = time.monotonic()
         self.peers = PeerSet(party.identity, party.config.peer_addresses)
         self.metrics = DaemonMetrics()
+        self._auth = mtls.MemberAuthInterceptor(
+            party.genesis, self._log_rejection, user_methods=USER_METHODS
+        )
         self.metrics_port = 0
         self.port = 0
 
@@ -105,7 +122,7 @@ class PartyDaemon:
         identity = self.party.identity
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="rpc"),
-            interceptors=[mtls.MemberAuthInterceptor(self.party.genesis, self._log_rejection)],
+            interceptors=[self._auth],
             # gRPC sets SO_REUSEPORT by default, which lets a second daemon bind the
             # same port and silently share the traffic; a party must own its port.
             options=[*mtls.channel_options(), ("grpc.so_reuseport", 0)],
@@ -147,6 +164,10 @@ class PartyDaemon:
             self._server = None
         self.metrics.close()
         self.peers.close()
+
+    def set_user_lookup(self, user_active: Callable[[str], bool]) -> None:
+        """How to tell whether a user's key is bound and not revoked (the ledger knows)."""
+        self._auth.user_active = user_active
 
     def wait(self, timeout_s: float | None = None) -> bool:
         assert self._server is not None

@@ -28,6 +28,7 @@ __all__ = [
     "der_to_pem",
     "issuance_problem",
     "issue_leaf_certificate",
+    "issue_user_certificate",
     "leaf_member_id",
     "make_ca_certificate",
     "pem_to_der",
@@ -110,6 +111,34 @@ def issue_leaf_certificate(
             ),
             critical=False,
         )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def issue_user_certificate(
+    user_id: str,
+    user_public_key: ec.EllipticCurvePublicKey,
+    ca_certificate: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    now: dt.datetime,
+    days: int = LEAF_VALIDITY_DAYS,
+) -> x509.Certificate:
+    """A TLS client certificate for a member's user ("member/name"), issued by the member's CA."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id)]))
+        .issuer_name(ca_certificate.subject)
+        .public_key(user_public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,

@@ -230,6 +230,11 @@ class LedgerNode:
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
             return None
 
+    def user_active(self, user_id: str) -> bool:
+        """Whether ``user_id``'s key is bound on the committed ledger and not revoked."""
+        entry = self.state.user(user_id)  # one dict read: safe from any thread
+        return entry is not None and entry.active
+
     def add_commit_listener(self, listener: Callable[[int, list[ParsedRecord]], None]) -> None:
         """Call ``listener(height, records)`` on the loop thread after each block is durable.
 

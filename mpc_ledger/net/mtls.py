@@ -17,9 +17,10 @@ Theory of operation:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from cryptography import x509
@@ -30,8 +31,11 @@ from mpc_ledger.identity.material import PartyIdentity
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "Caller",
     "MemberAuthInterceptor",
     "PeerAuthError",
+    "caller_of",
+    "identify_caller",
     "identify_peer",
     "member_aio_channel",
     "member_channel",
@@ -92,10 +96,27 @@ def member_aio_channel(
     )
 
 
-def identify_peer(
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who is calling: a member itself, or one of its users (``user_id`` = "member/name")."""
+
+    member: Member
+    user_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.user_id or self.member.id
+
+
+def identify_caller(
     genesis: Genesis, auth_context: Mapping[str, Any], *, now: dt.datetime | None = None
-) -> Member:
-    """The genesis member the TLS peer's certificate establishes, or PeerAuthError saying why."""
+) -> Caller:
+    """The member, or member's user, the TLS peer's certificate establishes; else PeerAuthError.
+
+    A member's leaf names the member ("a"); a user's leaf names the user
+    ("a/alice"). Either way the leaf must be issued by the CA the genesis
+    lists for that member.
+    """
     if auth_context.get("transport_security_type") != [b"ssl"]:
         raise PeerAuthError("connection is not TLS")
     pem = (auth_context.get("x509_pem_cert") or [b""])[0]
@@ -105,20 +126,31 @@ def identify_peer(
         leaf = x509.load_pem_x509_certificate(pem)
     except ValueError as exc:
         raise PeerAuthError(f"unreadable peer certificate: {exc}") from None
-    claimed = certs.leaf_member_id(leaf)
-    member = genesis.member(claimed) if claimed else None
-    if member is None:
+    claimed = certs.leaf_member_id(leaf) or ""
+    member_id, slash, user_name = claimed.partition("/")
+    member = genesis.member(member_id) if member_id else None
+    if member is None or (slash and not user_name):
         raise PeerAuthError(f"certificate names {claimed!r}, which is not a genesis member")
     problem = certs.issuance_problem(leaf, member.tls_ca_certificate)
     if problem is not None:
         raise PeerAuthError(
-            f"certificate names member {claimed!r} but was not issued by {claimed!r}'s CA "
-            f"in the genesis ({problem})"
+            f"certificate names {'user' if slash else 'member'} {claimed!r} but was not issued "
+            f"by {member_id!r}'s CA in the genesis ({problem})"
         )
     now = now or dt.datetime.now(dt.UTC)
     if not leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc:
         raise PeerAuthError(f"certificate of {claimed!r} is outside its validity period")
-    return member
+    return Caller(member, claimed if slash else None)
+
+
+def identify_peer(
+    genesis: Genesis, auth_context: Mapping[str, Any], *, now: dt.datetime | None = None
+) -> Member:
+    """The genesis member the TLS peer's certificate establishes (users are refused)."""
+    caller = identify_caller(genesis, auth_context, now=now)
+    if caller.user_id is not None:
+        raise PeerAuthError(f"{caller.user_id!r} is a user; only members may call this")
+    return caller.member
 
 
 def peer_of(genesis: Genesis, context: grpc.ServicerContext) -> Member:
@@ -131,12 +163,34 @@ def peer_of(genesis: Genesis, context: grpc.ServicerContext) -> Member:
     return identify_peer(genesis, context.auth_context())
 
 
-class MemberAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    """Runs `identify_peer` before every RPC; refuses with UNAUTHENTICATED on failure."""
+def caller_of(genesis: Genesis, context: grpc.ServicerContext) -> Caller:
+    """The member or user calling the RPC being served (see `peer_of`)."""
+    return identify_caller(genesis, context.auth_context())
 
-    def __init__(self, genesis: Genesis, on_reject: Callable[[str, str], None] | None = None):
+
+class MemberAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Authenticates every RPC's caller before it runs.
+
+    Members may call everything. Users (a member's scientists and compliance
+    officers, with certificates from their member's CA) may call only
+    ``user_methods``, and only while ``user_active`` says their key is bound
+    on the ledger and not revoked. Refusals are UNAUTHENTICATED (who you are
+    is not established) or PERMISSION_DENIED (a user calling a member-only
+    method), with the reason.
+    """
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        on_reject: Callable[[str, str], None] | None = None,
+        *,
+        user_methods: frozenset[str] = frozenset(),
+        user_active: Callable[[str], bool] = lambda user_id: False,
+    ):
         self._genesis = genesis
         self._on_reject = on_reject
+        self._user_methods = user_methods
+        self.user_active = user_active
 
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
@@ -157,11 +211,27 @@ class MemberAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def _wrap(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         def authenticated(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                identify_peer(self._genesis, context.auth_context())
+                caller = identify_caller(self._genesis, context.auth_context())
             except PeerAuthError as exc:
-                if self._on_reject is not None:
-                    self._on_reject(method, str(exc))
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+                self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            if caller.user_id is not None:
+                if method not in self._user_methods:
+                    reason = f"user {caller.user_id!r} may not call {method}; it is for members"
+                    self._refuse(context, method, grpc.StatusCode.PERMISSION_DENIED, reason)
+                if not self.user_active(caller.user_id):
+                    reason = (
+                        f"user {caller.user_id!r} has no active key on the ledger "
+                        "(never bound, or revoked)"
+                    )
+                    self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, reason)
             return behaviour(request, context)
 
         return authenticated
+
+    def _refuse(
+        self, context: grpc.ServicerContext, method: str, code: grpc.StatusCode, reason: str
+    ) -> NoReturn:
+        if self._on_reject is not None:
+            self._on_reject(method, reason)
+        context.abort(code, reason)
+        raise AssertionError("context.abort returned")  # abort always raises
