@@ -27,7 +27,6 @@ import json
 import secrets
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,11 @@ from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
+from mpc_ledger.ledger.client import LedgerCalls
 from mpc_ledger.ledger.records import make_record, member_of_user
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
-    consensus_pb2,
     ledger_pb2,
-    ledger_service_pb2,
     ledger_service_pb2_grpc,
 )
 
@@ -165,7 +163,7 @@ def create_user_profile(out: Path, user_id: str) -> dict[str, Any]:
     return public
 
 
-class UserClient:
+class UserClient(LedgerCalls):
     """A user's connection to their own member's daemon (see the module docstring)."""
 
     def __init__(self, profile: UserProfile) -> None:
@@ -181,7 +179,7 @@ class UserClient:
         self._channel = grpc.secure_channel(
             profile.endpoint or member.endpoint, credentials, options=options
         )
-        self.ledger = ledger_service_pb2_grpc.LedgerStub(self._channel)
+        self.stub = ledger_service_pb2_grpc.LedgerStub(self._channel)
         self.signer = Signer(profile.signing_key, profile.genesis.chain_id)
 
     @classmethod
@@ -206,36 +204,3 @@ class UserClient:
             **payload,
         )
         return make_record(self.signer, body)
-
-    def submit(
-        self, record: ledger_pb2.Record, timeout_s: float = 10
-    ) -> ledger_service_pb2.SubmitResponse:
-        reply: ledger_service_pb2.SubmitResponse = self.ledger.Submit(
-            ledger_service_pb2.SubmitRequest(record=record), timeout=timeout_s
-        )
-        return reply
-
-    def wait_committed(
-        self, record_id: bytes, timeout_s: float = 30
-    ) -> ledger_service_pb2.WaitCommittedResponse:
-        reply: ledger_service_pb2.WaitCommittedResponse = self.ledger.WaitCommitted(
-            ledger_service_pb2.WaitCommittedRequest(
-                record_id=record_id, timeout_ms=int(timeout_s * 1000)
-            ),
-            timeout=timeout_s + 5,
-        )
-        return reply
-
-    def tip(self, timeout_s: float = 5) -> ledger_service_pb2.TipResponse:
-        reply: ledger_service_pb2.TipResponse = self.ledger.Tip(
-            ledger_service_pb2.TipRequest(), timeout=timeout_s
-        )
-        return reply
-
-    def blocks(
-        self, from_height: int, max_blocks: int = 1000, timeout_s: float = 30
-    ) -> Iterator[consensus_pb2.CommittedBlock]:
-        request = ledger_service_pb2.GetBlocksRequest(
-            from_height=from_height, max_blocks=max_blocks
-        )
-        yield from self.ledger.GetBlocks(request, timeout=timeout_s)

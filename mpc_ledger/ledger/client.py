@@ -17,7 +17,7 @@ from mpc_ledger.proto.v1 import (
     ledger_service_pb2_grpc,
 )
 
-__all__ = ["LedgerClient", "local_target"]
+__all__ = ["LedgerCalls", "LedgerClient", "local_target"]
 
 
 def local_target(listen: str) -> str:
@@ -28,35 +28,10 @@ def local_target(listen: str) -> str:
     return listen
 
 
-class LedgerClient:
-    def __init__(self, party: Party, *, endpoint: str | None = None) -> None:
-        self.party = party
-        self._channel = mtls.member_channel(
-            party.identity,
-            party.identity.member,
-            endpoint=endpoint or local_target(party.listen_address),
-        )
-        self.stub = ledger_service_pb2_grpc.LedgerStub(self._channel)
-        self.signer = Signer(party.identity.signing_key, party.genesis.chain_id)
+class LedgerCalls:
+    """The ledger's client methods over ``self.stub`` (shared by members' and users' clients)."""
 
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> LedgerClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def note(self, text: str, data: bytes = b"") -> ledger_pb2.Record:
-        """A note signed by this party."""
-        body = ledger_pb2.RecordBody(
-            author=self.party.identity.member.id,
-            nonce=secrets.randbits(63),
-            created_ms=int(time.time() * 1000),
-            note=ledger_pb2.Note(text=text, data=data),
-        )
-        return make_record(self.signer, body)
+    stub: ledger_service_pb2_grpc.LedgerStub
 
     def submit(
         self, record: ledger_pb2.Record, timeout_s: float = 10
@@ -90,3 +65,36 @@ class LedgerClient:
             from_height=from_height, max_blocks=max_blocks
         )
         yield from self.stub.GetBlocks(request, timeout=timeout_s)
+
+
+class LedgerClient(LedgerCalls):
+    """A party's own client for its ledger node, over mTLS as the party itself."""
+
+    def __init__(self, party: Party, *, endpoint: str | None = None) -> None:
+        self.party = party
+        self._channel = mtls.member_channel(
+            party.identity,
+            party.identity.member,
+            endpoint=endpoint or local_target(party.listen_address),
+        )
+        self.stub = ledger_service_pb2_grpc.LedgerStub(self._channel)
+        self.signer = Signer(party.identity.signing_key, party.genesis.chain_id)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def note(self, text: str, data: bytes = b"") -> ledger_pb2.Record:
+        """A note signed by this party."""
+        body = ledger_pb2.RecordBody(
+            author=self.party.identity.member.id,
+            nonce=secrets.randbits(63),
+            created_ms=int(time.time() * 1000),
+            note=ledger_pb2.Note(text=text, data=data),
+        )
+        return make_record(self.signer, body)
