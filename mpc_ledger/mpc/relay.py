@@ -403,6 +403,10 @@ class MpcRelayService:
         if target is None:
             self._fail_worker(worker, self.member_id, f"no rank {frame.receiver_rank} in the job")
             return
+        if self._daemon is not None:  # what this party sends, per job (never the content)
+            metrics = self._daemon.metrics
+            metrics.mpc_frames.labels(frame.job_id).inc()
+            metrics.mpc_bytes.labels(frame.job_id).inc(len(frame.data))
         if target == self.member_id:
             frame.sender_member = self.member_id
             self._deliver([frame])
