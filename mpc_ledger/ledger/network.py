@@ -61,13 +61,43 @@ class BlockFetcher:
         )
         thread.start()
 
+    def sync_on_start(self, timeout_s: float = 5.0) -> None:
+        """Ask every peer for its tip once, at start, and fetch from the furthest ahead.
+
+        A node that restarts behind would otherwise wait for the next height
+        announcement (up to a second on an idle ledger) before catching up.
+        """
+        best: tuple[int, Member] | None = None
+        for member in self._genesis.members:
+            if member.id == self._node.member_id:
+                continue
+            stub = ledger_service_pb2_grpc.LedgerStub(self._peers.channel(member))
+            try:
+                tip = stub.Tip(ledger_service_pb2.TipRequest(), timeout=timeout_s)
+            except grpc.RpcError:
+                continue
+            if best is None or tip.height > best[0]:
+                best = (int(tip.height), member)
+        if best is not None and best[0] > self._node.height:
+            self.peer_ahead(best[1].id, self._node.height, best[0])
+
     def _fetch(self, member: Member, from_height: int, to_height: int) -> None:
+        """Stream every block up to ``to_height`` (several calls of at most GET_BLOCKS_MAX),
+        without waiting for the peer's next announcement between them."""
         try:
             stub = ledger_service_pb2_grpc.LedgerStub(self._peers.channel(member))
-            count = min(to_height - from_height + 1, GET_BLOCKS_MAX)
-            request = ledger_service_pb2.GetBlocksRequest(from_height=from_height, max_blocks=count)
-            for item in stub.GetBlocks(request, timeout=30, wait_for_ready=True):
-                self._node.on_certified(item)
+            while from_height <= to_height:
+                count = min(to_height - from_height + 1, GET_BLOCKS_MAX)
+                request = ledger_service_pb2.GetBlocksRequest(
+                    from_height=from_height, max_blocks=count
+                )
+                received = 0
+                for item in stub.GetBlocks(request, timeout=30, wait_for_ready=True):
+                    self._node.on_certified(item)
+                    from_height = item.block.header.height + 1
+                    received += 1
+                if received == 0:
+                    return  # the peer has nothing more for us
         except grpc.RpcError as exc:
             log.info("fetching blocks from %s failed: %s", member.id, describe_rpc_error(exc))
         finally:

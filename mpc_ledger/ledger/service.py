@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -74,6 +75,7 @@ class LedgerService:
         self.node.on_peer_ahead = fetcher.peer_ahead
         self.links.start()
         self.node.start()
+        threading.Thread(target=fetcher.sync_on_start, name="ledger-sync", daemon=True).start()
         role = "validator" if self.node.core is not None else "follower"
         log.info("ledger %s at height %d (%s)", role, self.node.height, self.store.path)
 
