@@ -3,7 +3,10 @@
 `register` reads the file here, on the party's own machine, computes its
 fingerprint (`mpc_ledger.jobs.datafiles`) and writes a `DatasetRegistration`
 signed by the party: schema, row count and fingerprint, never a value. The
-data stays where it is. `list` reads the registrations from the committed
+data stays where it is. Once the registration is committed it also writes
+the party's local catalogue entry (`mpc_ledger.jobs.catalogue`: the file's
+absolute path and schema, 0600, never on the ledger), through which the job
+runner re-fingerprints the file before each job. `list` reads the registrations from the committed
 blocks of this party's copy of the ledger.
 """
 
@@ -22,6 +25,7 @@ import grpc
 from mpc_ledger.daemon.config import Party, load_party
 from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.errors import UserError
+from mpc_ledger.jobs.catalogue import CatalogueEntry, write_entry
 from mpc_ledger.jobs.datafiles import fingerprint_file, load_schema, parse_columns
 from mpc_ledger.jobs.datasets import (
     DatasetSchema,
@@ -127,6 +131,11 @@ def register_command(args: argparse.Namespace) -> int:
         if not committed.committed:
             print(f"record {reply.record_id.hex()} accepted but not committed yet")
             return 1
+        # Only once committed: the job runner finds the file again through this entry.
+        write_entry(
+            party.config.data_dir,
+            CatalogueEntry(args.dataset_id, args.file.resolve(), schema, fingerprint.fingerprint),
+        )
         summary = {
             "dataset_id": args.dataset_id,
             "rows": fingerprint.row_count,

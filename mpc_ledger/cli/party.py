@@ -17,6 +17,7 @@ from mpc_ledger.errors import UserError
 from mpc_ledger.identity import certs
 from mpc_ledger.identity.genesis import ROLES, check_member_id, parse_endpoint
 from mpc_ledger.identity.material import generate_party_material
+from mpc_ledger.jobs.service import JobsService
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.mpc.relay import MpcRelayService
 
@@ -112,7 +113,8 @@ def start_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     party.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    daemon = PartyDaemon(party, services=[LedgerService(party), MpcRelayService()])
+    ledger = LedgerService(party)
+    daemon = PartyDaemon(party, services=[ledger, MpcRelayService(), JobsService(party, ledger)])
     try:
         daemon.start()
     except BindError as exc:

@@ -118,10 +118,12 @@ class ConsensusServicer(ledger_service_pb2_grpc.ConsensusServicer):
         is_validator = sender.has_role("validator")
         for batch in request_iterator:
             for message in batch.messages:
-                if message.WhichOneof("kind") != "tip_height" and not is_validator:
+                # Records are signed by their authors and checked on arrival, so any
+                # member may relay them; consensus messages come from validators only.
+                if message.WhichOneof("kind") == "consensus" and not is_validator:
                     context.abort(
                         grpc.StatusCode.PERMISSION_DENIED,
-                        f"{sender.id!r} is not a validator; only validators gossip",
+                        f"{sender.id!r} is not a validator; only validators gossip votes",
                     )
                 self._node.on_gossip(sender.id, message)
         return ledger_service_pb2.GossipAck()

@@ -121,6 +121,8 @@ class LedgerService:
             self.links.send(self._validator_ids, gossip)
 
     def _broadcast_record(self, raw: bytes) -> None:
+        # Validators need every record for their mempools; a member that does not
+        # vote relays what it is given to them the same way.
         if self.links is not None:
             self.links.send(self._validator_ids, gossip_record(raw))
 

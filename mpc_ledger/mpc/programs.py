@@ -14,14 +14,25 @@ with ``crypten.nn.from_pytorch`` (legacy ONNX exporter, see
 `crypten_compat`) and encrypted; mini-batch SGD on the secret-shared data
 in row order; evaluation under MPC with only the aggregate metric revealed;
 the trained parameters revealed only to ``spec.recipients`` (everyone else
-learns nothing about them).
+learns nothing about them). The first recipient then broadcasts the
+model's digest (`model_digest`, SHA-256 over its canonical encoding) to the
+data parties, so rank 0 can put the hash of a model it never sees on the
+ledger. With ``spec.reveal_loss`` the mean training loss of each epoch is
+revealed to every data party (one extra opening per epoch); otherwise it
+never leaves the shares.
+
+`run_training` reports progress through two optional callbacks: after a
+step (at most every ``progress_interval_s``) and after each epoch, where
+the caller (the worker) snapshots its transcript.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +46,7 @@ __all__ = [
     "breast_cancer_split",
     "build_torch_model",
     "conformance_inputs",
+    "model_digest",
     "party_data",
     "run_conformance",
     "run_plaintext",
@@ -65,6 +77,7 @@ class TrainSpec:
     hidden: int = 8
     seed: int = 0
     recipients: tuple[int, ...] = (0,)
+    reveal_loss: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -228,8 +241,19 @@ def _loss(crypten: Any, spec: TrainSpec) -> Any:
     return crypten.nn.MSELoss() if spec.model == "linear" else crypten.nn.BCEWithLogitsLoss()
 
 
+Progress = Callable[[dict[str, Any]], None]
+
+
 def run_training(
-    crypten: Any, spec: TrainSpec, rank: int, world_size: int, data: PartyData
+    crypten: Any,
+    spec: TrainSpec,
+    rank: int,
+    world_size: int,
+    data: PartyData,
+    *,
+    on_step: Progress | None = None,
+    on_epoch: Progress | None = None,
+    progress_interval_s: float = 1.0,
 ) -> dict[str, Any]:
     """Train under MPC; return the metric (all parties) and the model (recipients only)."""
     started = time.perf_counter()
@@ -241,7 +265,9 @@ def run_training(
     model.train()
     loss_fn = _loss(crypten, spec)
     n_train = spec.n_train
-    for _epoch in range(spec.epochs):
+    step, last_report = 0, 0.0
+    for epoch in range(1, spec.epochs + 1):
+        loss_sum, batches = None, 0
         for start in range(0, n_train, spec.batch_size):
             stop = min(start + spec.batch_size, n_train)
             output = model(x_train[start:stop])
@@ -249,6 +275,22 @@ def run_training(
             model.zero_grad()
             loss.backward()
             model.update_parameters(spec.learning_rate)
+            step, batches = step + 1, batches + 1
+            if spec.reveal_loss:  # adding shares is local; opened once per epoch
+                loss_sum = loss if loss_sum is None else loss_sum + loss
+            now = time.perf_counter()
+            if on_step is not None and now - last_report >= progress_interval_s:
+                last_report = now
+                on_step({"epoch": epoch, "step": step, "elapsed_s": now - started})
+        report: dict[str, Any] = {
+            "epoch": epoch,
+            "step": step,
+            "elapsed_s": time.perf_counter() - started,
+        }
+        if loss_sum is not None:
+            report["loss"] = float(loss_sum.get_plain_text().item()) / batches
+        if on_epoch is not None:
+            on_epoch(report)
     train_seconds = time.perf_counter() - started
     model.eval()
     metric_name, metric = _evaluate(spec, model(x_test), y_test)
@@ -258,11 +300,40 @@ def run_training(
             plain = parameter.get_plain_text(dst=recipient)
             if recipient == rank:
                 revealed[_parameter_name(name)] = plain.tolist()
+    digest = _share_model_digest(crypten, spec, revealed if rank == spec.recipients[0] else None)
     return {
         metric_name: metric,
         "train_seconds": train_seconds,
         "model": revealed if rank in spec.recipients else None,
+        "model_hash": digest.hex(),
     }
+
+
+_MODEL_TAG = b"mpc-ledger/model/v1\x00"
+
+
+def model_digest(parameters: Mapping[str, Any]) -> bytes:
+    """SHA-256 over the model's canonical encoding: parameters by name, each as
+    name, shape and float32 little-endian values."""
+    digest = hashlib.sha256(_MODEL_TAG)
+    for name in sorted(parameters):
+        values = torch.tensor(parameters[name], dtype=torch.float32)
+        encoded_name = name.encode()
+        digest.update(struct.pack(">I", len(encoded_name)) + encoded_name)
+        digest.update(struct.pack(">I", values.dim()))
+        digest.update(b"".join(struct.pack(">Q", size) for size in values.shape))
+        digest.update(values.flatten().numpy().astype("<f4").tobytes())
+    return digest.digest()
+
+
+def _share_model_digest(crypten: Any, spec: TrainSpec, revealed: dict[str, Any] | None) -> bytes:
+    """The first recipient tells every data party the model's digest (a commitment only)."""
+    source = spec.recipients[0]
+    buffer = torch.zeros(32, dtype=torch.int64)
+    if revealed is not None:
+        buffer = torch.tensor(list(model_digest(revealed)), dtype=torch.int64)
+    crypten.communicator.get().broadcast(buffer, source)
+    return bytes(int(v) & 0xFF for v in buffer.tolist())
 
 
 def _evaluate(spec: TrainSpec, output: Any, labels: Any) -> tuple[str, float]:

@@ -12,7 +12,22 @@ Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 ``world_size``; ``tuple_provider`` ("dealer" or "trusted-first-party");
 ``allow_trusted_first_party`` (false unless a local demo says so);
 ``peer_timeout_s``; ``program`` ({"name": "train", "spec": {...},
-"data": {...}} or {"name": "conformance"}).
+"data": {...}} or {"name": "conformance"}). ``data`` is
+``{"source": "breast_cancer", ...}`` (tests, benchmarks) or
+``{"source": "file", ...}``: this party's registered dataset, read through
+the local catalogue and re-fingerprinted by
+`mpc_ledger.jobs.worker_bridge.load_local_data` *before* CrypTen starts, so
+a changed file fails the worker before anything is shared.
+
+``--events`` writes JSON lines to stdout for the party daemon's job runner:
+``{"event": "progress", "epoch", "step", "elapsed_s"}``, after each epoch
+``{"event": "epoch", "epoch", "step", "elapsed_s", "transcript", ["loss"]}``
+(the transcript snapshot taken at the epoch's end; the loss only when the
+job reveals it) and ``{"event": "result", ...}`` (the result without the
+model). ``--model-out PATH`` (recipients) saves the revealed model there
+(``torch.save`` of a name -> tensor dict, mode 0600) instead of putting it in
+the result. With ``MPC_LEDGER_WORKER_PARENT=<pid>`` in its environment the
+worker dies with that parent (Linux), so a crashed daemon leaves no worker.
 
 ``--transport gloo`` runs the same program on CrypTen's own torch.distributed
 transport (benchmark baseline only; never between organisations).
@@ -24,13 +39,16 @@ in the result file, and peers were told), 2 bad arguments or manifest.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +63,7 @@ from mpc_ledger.mpc.communicator import (
 )
 from mpc_ledger.mpc.errors import MpcError
 from mpc_ledger.mpc.programs import (
+    PartyData,
     TrainSpec,
     breast_cancer_split,
     party_data,
@@ -143,18 +162,61 @@ def _setup_gloo(manifest: JobManifest, rank: int, rendezvous: str) -> Any:
     return crypten
 
 
-def _run_program(crypten: Any, manifest: JobManifest, rank: int) -> dict[str, Any]:
+Emit = Callable[[dict[str, Any]], None]
+
+
+def _no_events(_event: dict[str, Any]) -> None:
+    pass
+
+
+def _load_data(manifest: JobManifest, rank: int) -> PartyData | None:
+    """This data party's part of the data, read (and, from a file, re-fingerprinted) before
+    CrypTen starts: a party whose data changed fails before it shares anything."""
+    program = manifest.program
+    if program.get("name") != "train" or rank >= manifest.world_size:
+        return None
+    spec = TrainSpec.from_json(program["spec"])
+    data_spec = program.get("data", {"source": "breast_cancer"})
+    source = data_spec.get("source")
+    if source == "breast_cancer":
+        full = breast_cancer_split(seed=int(data_spec.get("seed", 0)), rows=data_spec.get("rows"))
+        return party_data(spec, rank, full)
+    if source == "file":
+        # Imported here: the jobs layer is needed only for jobs run by a party daemon.
+        from mpc_ledger.jobs.worker_bridge import load_local_data
+
+        return load_local_data(data_spec, spec, rank)
+    raise ValueError(f"unknown data source {source!r}")
+
+
+def _run_program(
+    crypten: Any, manifest: JobManifest, rank: int, data: PartyData | None, emit: Emit
+) -> dict[str, Any]:
     program = manifest.program
     name = program.get("name")
     if name == "conformance":
         return run_conformance(crypten, rank, manifest.world_size)
     if name == "train":
+        assert data is not None  # _load_data ran first
         spec = TrainSpec.from_json(program["spec"])
-        data_spec = program.get("data", {"source": "breast_cancer"})
-        if data_spec.get("source") != "breast_cancer":
-            raise ValueError(f"unknown data source {data_spec.get('source')!r}")
-        full = breast_cancer_split(seed=int(data_spec.get("seed", 0)), rows=data_spec.get("rows"))
-        return run_training(crypten, spec, rank, manifest.world_size, party_data(spec, rank, full))
+
+        def on_epoch(report: dict[str, Any]) -> None:
+            event = {"event": "epoch", **report}
+            communicator = MpcCommunicator.instance
+            if communicator is not None:
+                label = f"epoch-{report['epoch']}"
+                event["transcript"] = communicator.snapshot(label).to_json()
+            emit(event)
+
+        return run_training(
+            crypten,
+            spec,
+            rank,
+            manifest.world_size,
+            data,
+            on_step=lambda report: emit({"event": "progress", **report}),
+            on_epoch=on_epoch,
+        )
     raise ValueError(f"unknown program {name!r}")
 
 
@@ -175,8 +237,10 @@ def run(
     socket_path: Path | None,
     rendezvous: str | None,
     communicator_class: type[MpcCommunicator] = MpcCommunicator,
+    emit: Emit = _no_events,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    data = _load_data(manifest, rank)
     if transport == "relay":
         assert socket_path is not None
         crypten = _setup_relay(manifest, rank, socket_path, communicator_class)
@@ -196,7 +260,7 @@ def run(
         result["output"] = None
     else:
         crypten.init()
-        result["output"] = _run_program(crypten, manifest, rank)
+        result["output"] = _run_program(crypten, manifest, rank, data, emit)
     result["communication"] = _communicator_stats(crypten)
     if transport == "relay":
         communicator = MpcCommunicator.instance
@@ -231,8 +295,12 @@ def main(
     parser.add_argument("--socket", type=Path, help="the party daemon's MPC relay socket")
     parser.add_argument("--transport", choices=("relay", "gloo"), default="relay")
     parser.add_argument("--rendezvous", help="gloo only: file:///path shared by the parties")
+    parser.add_argument("--events", action="store_true", help="JSON lines on stdout")
+    parser.add_argument("--model-out", type=Path, help="recipients: save the model here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _die_with_parent()
+    emit = _print_event if args.events else _no_events
     try:
         manifest = load_manifest(args.manifest)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -255,7 +323,10 @@ def main(
             socket_path=args.socket,
             rendezvous=args.rendezvous,
             communicator_class=communicator_class,
+            emit=emit,
         )
+        if args.model_out is not None:
+            _save_model(result, args.model_out)
     except MpcError as exc:
         reason = str(exc)
         _abort(reason)
@@ -270,7 +341,44 @@ def main(
         print(f"error: rank {args.rank}: {reason}", file=sys.stderr)
         return 1
     _write(args.output, result)
+    emit({"event": "result", **{k: v for k, v in result.items() if k != "output"}})
     return 0
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _save_model(result: dict[str, Any], path: Path) -> None:
+    """Move a recipient's plaintext model out of the result into ``path`` (0600)."""
+    output = result.get("output")
+    if not isinstance(output, dict) or output.get("model") is None:
+        return
+    import torch
+
+    model = {name: torch.tensor(values) for name, values in output.pop("model").items()}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        torch.save(model, handle)
+    output["model_path"] = str(path)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Get SIGKILL when the party daemon that started us dies (Linux)."""
+    parent = os.environ.get("MPC_LEDGER_WORKER_PARENT")
+    if not parent:
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:  # it died before the call above
+        os._exit(1)
 
 
 def _write(path: Path, document: dict[str, Any]) -> None:

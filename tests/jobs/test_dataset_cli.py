@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
 
-from mpc_ledger.cli.main import build_parser
 from mpc_ledger.testing.consortium import make_consortium
 from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
 
 from .conftest import PARTIES
 
-
-def _wired() -> bool:
-    """Whether mpc_ledger/cli/main.py registers the dataset commands yet."""
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(["dataset", "list", "--config", "x"])
-    except SystemExit:
-        return False
-    return True
-
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not _wired(), reason="mpc_ledger/cli/main.py does not register `dataset`"),
-]
+pytestmark = pytest.mark.integration
 
 CSV = "patient_id,age,bmi,smoker,readmitted\np1,34,22.5,true,false\np2,51,30.1,false,true\n"
 
