@@ -125,7 +125,7 @@ class PartyDaemon:
             interceptors=[self._auth],
             # gRPC sets SO_REUSEPORT by default, which lets a second daemon bind the
             # same port and silently share the traffic; a party must own its port.
-            options=[*mtls.channel_options(), ("grpc.so_reuseport", 0)],
+            options=[*mtls.server_options(), ("grpc.so_reuseport", 0)],
         )
         party_pb2_grpc.add_PartyControlServicer_to_server(PartyControlServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

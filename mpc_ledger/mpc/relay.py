@@ -198,8 +198,9 @@ class _PeerLink:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.RpcError):
-        code = exc.code()
-        details = exc.details()
+        # A server-side request iterator raises a bare RpcError with no code().
+        code = exc.code() if hasattr(exc, "code") else None
+        details = exc.details() if hasattr(exc, "details") else str(exc)
         return f"{code.name if code else 'UNKNOWN'}: {details}"
     return f"{type(exc).__name__}: {exc}"
 

@@ -41,6 +41,7 @@ __all__ = [
     "member_channel",
     "peer_of",
     "server_credentials",
+    "server_options",
 ]
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -60,11 +61,30 @@ def server_credentials(identity: PartyIdentity) -> grpc.ServerCredentials:
 
 
 def channel_options() -> list[tuple[str, Any]]:
+    """Client options: message limits and keepalive pings every 20 s on open calls, so a
+    peer that vanished without closing its connection is noticed."""
     return [
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 20_000),
         ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def server_options() -> list[tuple[str, Any]]:
+    """Server options that accept the clients' keepalive pings on idle long-lived streams.
+
+    gRPC's server defaults allow one ping without data every 5 minutes and
+    answer more with GOAWAY "too_many_pings", which killed idle gossip and MPC
+    links after about a minute.
+    """
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
     ]
 
 
