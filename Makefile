@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 PY_DIRS := mpc_ledger tests scripts $(wildcard benchmarks/*.py)
 
-.PHONY: setup test lint format protos clean
+.PHONY: setup test lint format protos clean demo
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ test: lint
 format: setup
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
+
+# A whole local consortium (3 hospitals, a dealer, an auditor), a joint training
+# job from a scientist, the model fetched, compared with plaintext, verified.
+demo: setup
+	$(BIN)/python scripts/demo.py
 
 protos: setup
 	$(BIN)/python scripts/gen_protos.py

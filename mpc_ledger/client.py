@@ -18,15 +18,27 @@ connection only while the ledger holds the user's key, not revoked.
     from mpc_ledger.client import UserClient
     with UserClient.from_profile("~/alice") as client:
         print(client.tip().height)
+
+A scientist's jobs, e.g. in a notebook:
+
+    job_id = client.submit_job("job.toml")       # signed by the user; waits for the commit
+    for progress in client.watch(job_id):        # live, until the job ends
+        print(progress.state, progress.epoch, progress.step, progress.loss)
+    client.fetch_result(job_id, "model.pt")      # recipients only
+    client.jobs(); client.job_trail(job_id)      # from the committed blocks
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import hashlib
 import json
+import os
 import secrets
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +52,28 @@ from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
+from mpc_ledger.jobs.spec import JobSpec, load_job_spec
 from mpc_ledger.ledger.client import LedgerCalls
-from mpc_ledger.ledger.records import make_record, member_of_user
+from mpc_ledger.ledger.records import make_record, member_of_user, parse_record
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
+    jobs_pb2,
+    jobs_service_pb2,
+    jobs_service_pb2_grpc,
     ledger_pb2,
     ledger_service_pb2_grpc,
 )
 
-__all__ = ["USER_FORMAT", "UserClient", "UserProfile", "create_user_profile"]
+__all__ = [
+    "USER_FORMAT",
+    "JobError",
+    "JobProgress",
+    "JobSummary",
+    "TrailEntry",
+    "UserClient",
+    "UserProfile",
+    "create_user_profile",
+]
 
 USER_FORMAT = "mpc-ledger/user/v1"
 
@@ -163,7 +188,303 @@ def create_user_profile(out: Path, user_id: str) -> dict[str, Any]:
     return public
 
 
-class UserClient(LedgerCalls):
+# -- jobs --------------------------------------------------------------------------------------
+
+_JOB_KINDS = (
+    "job_submission",
+    "job_decision",
+    "job_started",
+    "job_epoch_digests",
+    "job_aborted",
+    "job_completed",
+    "participation_proof",
+)
+_BLOCKS_PER_CALL = 500
+
+
+class JobError(Exception):
+    """A job operation failed: the ledger refused a record, a daemon refused a request."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrailEntry:
+    """One committed record of a job, in commit order."""
+
+    height: int
+    log_index: int
+    time: str  # the block's time, UTC ISO 8601
+    record_id: str  # hex
+    kind: str
+    author: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSummary:
+    """A job as its committed records describe it."""
+
+    job_id: str  # hex
+    name: str
+    submitter: str
+    state: str  # pending, approved, rejected, running, completed, aborted
+    submitted: str  # the submission block's time
+    height: int
+    recipients: tuple[str, ...]
+    reason: str = ""
+    metrics: tuple[tuple[str, float], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        document = dataclasses.asdict(self)
+        document["recipients"] = list(self.recipients)
+        document["metrics"] = dict(self.metrics)
+        return document
+
+
+@dataclasses.dataclass(frozen=True)
+class JobProgress:
+    """One `watch` update (see protos/mpc_ledger/v1/jobs_service.proto `JobProgress`)."""
+
+    job_id: str
+    state: str
+    local_state: str
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    elapsed_s: float
+    eta_s: float | None
+    loss: float | None
+    reason: str
+    ended: bool
+    metrics: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def from_proto(cls, message: jobs_service_pb2.JobProgress) -> JobProgress:
+        return cls(
+            job_id=message.job_id.hex(),
+            state=message.state,
+            local_state=message.local_state,
+            epoch=message.epoch,
+            epochs=message.epochs,
+            step=message.step,
+            steps=message.steps,
+            elapsed_s=message.elapsed_s,
+            eta_s=message.eta_s if message.eta_s >= 0 else None,
+            loss=message.loss if message.has_loss else None,
+            reason=message.reason,
+            ended=message.ended,
+            metrics=tuple((m.name, m.value) for m in message.metrics),
+        )
+
+
+def job_id_bytes(job_id: str | bytes) -> bytes:
+    """A job id from its hex text (or bytes); `UserError` if it is not 32 bytes."""
+    from mpc_ledger.errors import UserError
+
+    if isinstance(job_id, bytes):
+        raw = job_id
+    else:
+        try:
+            raw = bytes.fromhex(job_id.strip())
+        except ValueError:
+            raw = b""
+    if len(raw) != 32:
+        raise UserError(f"{job_id!r} is not a job id (64 hex digits)", field="JOB_ID")
+    return raw
+
+
+def _block_time(time_ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
+
+
+def _detail(kind: str, payload: Any) -> str:
+    if kind == "job_submission":
+        spec = payload.spec
+        return (
+            f"{spec.name}: {spec.model.kind}, {spec.layout}, {spec.epochs} epochs, "
+            f"datasets {', '.join(d.dataset_id for d in spec.datasets)}, "
+            f"recipients {', '.join(spec.recipients)}"
+        )
+    if kind == "job_decision":
+        verdict = "approve" if payload.approve else "reject: " + "; ".join(payload.reasons)
+        return f"{verdict} (policy {payload.policy_hash.hex()[:16]})"
+    if kind == "job_started":
+        fingerprint = payload.dataset_fingerprint.hex()[:16] or "-"
+        return f"manifest {payload.manifest_hash.hex()[:16]}, data {fingerprint}"
+    if kind == "job_epoch_digests":
+        return f"epoch {payload.epoch}, {len(payload.channels)} channel digests"
+    if kind == "job_aborted":
+        return str(payload.reason)
+    if kind == "job_completed":
+        metrics = ", ".join(f"{m.name} {m.value:.4f}" for m in payload.metrics)
+        return f"model {payload.model_hash.hex()[:16]}; {metrics}"
+    if kind == "participation_proof":
+        return (
+            f"rank {payload.rank}, {payload.rows_contributed} rows, "
+            f"{payload.epochs_completed} epochs, {len(payload.final_channels)} channels"
+        )
+    return ""
+
+
+def _state_of(trail: list[tuple[str, str, Any]], owners: set[str]) -> tuple[str, str]:
+    """(state, reason) of a job from its records (kind, author, payload), as the rules decide."""
+    state, reason, approved = "pending", "", set()
+    for kind, author, payload in trail:
+        if kind == "job_decision":
+            if not payload.approve:
+                return "rejected", "; ".join(payload.reasons)
+            approved.add(author)
+            if owners <= approved and state == "pending":
+                state = "approved"
+        elif kind == "job_started":
+            state = "running"
+        elif kind == "job_aborted":
+            return "aborted", str(payload.reason)
+        elif kind == "job_completed":
+            state = "completed"
+    return state, reason
+
+
+class _JobMethods(LedgerCalls):
+    """`UserClient`'s job methods (they need ``jobs_stub`` and ``sign``)."""
+
+    jobs_stub: jobs_service_pb2_grpc.JobsStub
+
+    def sign(self, **payload: Any) -> ledger_pb2.Record:
+        raise NotImplementedError
+
+    def submit_job(self, spec: JobSpec | Path | str, *, timeout_s: float = 30) -> str:
+        """Sign and submit a job, wait until it commits; return its id (hex).
+
+        A path is read with `load_job_spec` (`JobSpecError` lists every problem).
+        `JobError` if the ledger refuses the submission (its reason) or it does
+        not commit within ``timeout_s``.
+        """
+        if not isinstance(spec, JobSpec):
+            spec = load_job_spec(Path(spec))
+        record = self.sign(job_submission=jobs_pb2.JobSubmission(spec=spec.to_proto()))
+        reply = self.submit(record)
+        if not reply.accepted:
+            raise JobError(f"the ledger refused the job: {reply.reason}")
+        if not self.wait_committed(reply.record_id, timeout_s).committed:
+            raise JobError(f"job {reply.record_id.hex()} was accepted but has not committed yet")
+        return str(reply.record_id.hex())
+
+    def _job_records(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
+        """(block header, log index, parsed record) of every job record, in commit order."""
+        height = 1
+        while True:
+            request_blocks = list(self.blocks(height, _BLOCKS_PER_CALL))
+            for item in request_blocks:
+                header = item.block.header
+                first = header.log_size - header.records_count
+                for index, raw in enumerate(item.block.records):
+                    parsed = parse_record(raw)
+                    if isinstance(parsed, str) or parsed.kind not in _JOB_KINDS:
+                        continue
+                    if job_id is not None:
+                        payload = getattr(parsed.body, parsed.kind)
+                        own = parsed.id if parsed.kind == "job_submission" else payload.job_id
+                        if own != job_id:
+                            continue
+                    yield header, first + index, parsed
+            if len(request_blocks) < _BLOCKS_PER_CALL:
+                return
+            height = request_blocks[-1].block.header.height + 1
+
+    def job_trail(self, job_id: str | bytes) -> list[TrailEntry]:
+        """Every committed record of the job, in commit order (empty: no such job)."""
+        wanted = job_id_bytes(job_id)
+        return [
+            TrailEntry(
+                height=header.height,
+                log_index=log_index,
+                time=_block_time(header.time_ms),
+                record_id=parsed.id.hex(),
+                kind=parsed.kind,
+                author=parsed.body.author,
+                detail=_detail(parsed.kind, getattr(parsed.body, parsed.kind)),
+            )
+            for header, log_index, parsed in self._job_records(wanted)
+        ]
+
+    def jobs(self) -> list[JobSummary]:
+        """Every job on the ledger, oldest first, with its state from its committed records."""
+        submissions: dict[bytes, tuple[Any, Any]] = {}
+        trails: dict[bytes, list[tuple[str, str, Any]]] = {}
+        for header, _, parsed in self._job_records():
+            payload = getattr(parsed.body, parsed.kind)
+            if parsed.kind == "job_submission":
+                submissions[parsed.id] = (header, parsed)
+                trails[parsed.id] = []
+            elif payload.job_id in trails:
+                trails[payload.job_id].append((parsed.kind, parsed.body.author, payload))
+        summaries = []
+        for job_id, (header, parsed) in submissions.items():
+            spec = parsed.body.job_submission.spec
+            owners = {member_of_user(d.dataset_id) or "" for d in spec.datasets}
+            state, reason = _state_of(trails[job_id], owners)
+            metrics = tuple(
+                (m.name, m.value)
+                for kind, _, payload in trails[job_id]
+                if kind == "job_completed"
+                for m in payload.metrics
+            )
+            summaries.append(
+                JobSummary(
+                    job_id=job_id.hex(),
+                    name=spec.name,
+                    submitter=parsed.body.author,
+                    state=state,
+                    submitted=_block_time(header.time_ms),
+                    height=header.height,
+                    recipients=tuple(spec.recipients),
+                    reason=reason,
+                    metrics=metrics,
+                )
+            )
+        return summaries
+
+    def watch(
+        self, job_id: str | bytes, *, timeout_s: float | None = None
+    ) -> Iterator[JobProgress]:
+        """The job's progress, live, from this member's daemon; ends when the job ends."""
+        request = jobs_service_pb2.JobRef(job_id=job_id_bytes(job_id))
+        for message in self.jobs_stub.Progress(request, timeout=timeout_s):
+            yield JobProgress.from_proto(message)
+
+    def fetch_result(self, job_id: str | bytes, path: Path | str, *, timeout_s: float = 60) -> str:
+        """Write the job's model to ``path`` (0600); return its SHA-256 (hex). Recipients only:
+        anyone else gets `JobError` with the daemon's reason."""
+        request = jobs_service_pb2.JobRef(job_id=job_id_bytes(job_id))
+        target = Path(path).expanduser()
+        partial = target.with_name(target.name + ".partial")
+        digest = hashlib.sha256()
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in self.jobs_stub.Result(request, timeout=timeout_s):
+                    handle.write(chunk.data)
+                    digest.update(chunk.data)
+        except grpc.RpcError as exc:
+            partial.unlink(missing_ok=True)
+            code = exc.code()
+            if code in (
+                grpc.StatusCode.PERMISSION_DENIED,
+                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ):
+                raise JobError(str(exc.details())) from None
+            raise
+        partial.replace(target)
+        return digest.hexdigest()
+
+
+class UserClient(_JobMethods):
     """A user's connection to their own member's daemon (see the module docstring)."""
 
     def __init__(self, profile: UserProfile) -> None:
@@ -180,6 +501,7 @@ class UserClient(LedgerCalls):
             profile.endpoint or member.endpoint, credentials, options=options
         )
         self.stub = ledger_service_pb2_grpc.LedgerStub(self._channel)
+        self.jobs_stub = jobs_service_pb2_grpc.JobsStub(self._channel)
         self.signer = Signer(profile.signing_key, profile.genesis.chain_id)
 
     @classmethod

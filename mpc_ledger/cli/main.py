@@ -12,7 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from mpc_ledger import __version__
-from mpc_ledger.cli import compliance, consortium, dataset, ledger, party, status, user
+from mpc_ledger.cli import (
+    compliance,
+    consortium,
+    dataset,
+    dev,
+    job,
+    ledger,
+    party,
+    status,
+    user,
+)
 from mpc_ledger.errors import UserError
 
 __all__ = ["build_parser", "main"]
@@ -32,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     compliance.register(groups)
     dataset.register(groups)
     user.register(groups)
+    job.register(groups)
+    dev.register(groups)
     return parser
 
 

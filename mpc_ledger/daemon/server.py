@@ -43,6 +43,8 @@ USER_METHODS = frozenset(
         "/mpc_ledger.v1.Ledger/Tip",
         "/mpc_ledger.v1.Ledger/GetBlocks",
         "/mpc_ledger.v1.Ledger/Follow",
+        "/mpc_ledger.v1.Jobs/Progress",
+        "/mpc_ledger.v1.Jobs/Result",
     }
 )
 DEFAULT_PEER_TIMEOUT_MS = 2000

@@ -3,7 +3,8 @@
 It listens to the daemon's own ledger node (a commit listener, registered
 before the node starts) and runs this member's part of every job through
 `mpc_ledger.jobs.runner.JobRunner`, whose docstring has the contract. It
-serves no gRPC method yet; `progress` is what a future `job watch` reads.
+serves the `Jobs` gRPC service (`mpc_ledger.jobs.api`: progress from
+`progress`, a recipient's model).
 List it after `LedgerService` (it needs the node) and `MpcRelayService`
 (its workers attach to the relay): the daemon stops services in reverse, so
 the workers die before the relay and the ledger go.
@@ -27,13 +28,19 @@ import grpc
 
 from mpc_ledger.daemon.config import Party
 from mpc_ledger.daemon.peers import describe_rpc_error
+from mpc_ledger.jobs.api import JobsApi
 from mpc_ledger.jobs.runner import JobRunner, ProgressRegistry, RunnerOptions
 from mpc_ledger.ledger.node import LedgerNode, SubmitResult
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.mpc.relay import socket_path_for
 from mpc_ledger.net import mtls
-from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2, ledger_service_pb2_grpc
+from mpc_ledger.proto.v1 import (
+    jobs_service_pb2_grpc,
+    ledger_pb2,
+    ledger_service_pb2,
+    ledger_service_pb2_grpc,
+)
 
 if TYPE_CHECKING:
     from mpc_ledger.daemon.server import PartyDaemon
@@ -113,6 +120,7 @@ class JobsService:
             self.party, self._access, socket_path_for(self.party.config.data_dir), self._options
         )
         node.add_commit_listener(self.runner.on_commit)
+        jobs_service_pb2_grpc.add_JobsServicer_to_server(JobsApi(self), server)
 
     def start(self, daemon: PartyDaemon) -> None:
         assert self.runner is not None, "register() runs before start()"
@@ -131,3 +139,8 @@ class JobsService:
     def progress(self) -> ProgressRegistry:
         assert self.runner is not None
         return self.runner.progress
+
+    def query(self, read: Callable[[LedgerState], T]) -> T:
+        """Read the committed ledger state (on the node's loop thread)."""
+        assert self._access is not None, "register() runs first"
+        return self._access.query(read)

@@ -1,0 +1,161 @@
+"""`mpc-ledger dev up`: a complete local consortium on this machine, until Ctrl-C.
+
+Three data parties (hospital-a, hospital-b, hospital-c), a dealer and an
+auditor validator (n = 4 validators, f = 1), made by the real `consortium
+init` (generated keys, real mTLS); each hospital gets a policy that lets
+the demo scientist hospital-a/alice run linear models and an mlp with the
+model going to hospital-a. The five daemons run as child processes
+(`python -m mpc_ledger.cli.main party start --config ...`), each logging to
+``DIR/<member>.log``. A folder that already holds a consortium is reused.
+SIGINT or SIGTERM stops them all cleanly.
+
+The line ``consortium ready`` on stdout says every daemon serves (the demo
+waits for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from mpc_ledger.identity.genesis import load_genesis
+from mpc_ledger.testing.processes import CLI, DaemonProcess, stop_all
+
+__all__ = ["DEV_POLICY", "HOSPITALS", "READY_LINE", "register"]
+
+HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
+MEMBERS = (*HOSPITALS, "dealer", "auditor")
+READY_LINE = "consortium ready"
+DEV_POLICY = """# {member}'s policy for the local dev consortium (`mpc-ledger dev up`).
+version = 1
+submitters = ["hospital-a/alice"]
+datasets = ["*"]
+models = ["logistic_regression", "linear_regression", "mlp"]
+max_epochs = 50
+recipients = ["hospital-a", "hospital-a/*"]
+allow_loss_reveal = true
+min_rows = 0
+tuple_providers = ["dealer"]
+"""
+
+
+def register(groups: Any) -> None:
+    dev = groups.add_parser("dev", help="a local consortium for development and demos")
+    commands = dev.add_subparsers(dest="dev_command", metavar="COMMAND", required=True)
+    up = commands.add_parser(
+        "up",
+        help="start hospital-a, -b, -c, a dealer and an auditor here, until Ctrl-C",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("--dir", type=Path, default=Path("dev-consortium"), help="consortium folder")
+    up.add_argument(
+        "--base-port", type=int, default=7001, help="first port (0: free ports; default 7001)"
+    )
+    up.set_defaults(handler=up_command)
+
+
+def prepare(folder: Path, base_port: int) -> None:
+    """`consortium init` into ``folder`` (unless it holds one) and a policy per hospital."""
+    if not (folder / "genesis.json").exists():
+        from mpc_ledger.cli.main import main  # not at the top: main imports this module
+
+        args = ["consortium", "init", "--parties", ",".join(HOSPITALS), "--dealer", "--auditor"]
+        with contextlib.redirect_stdout(io.StringIO()):  # its "start each party" hints
+            code = main([*args, "--out", str(folder), "--base-port", str(base_port)])
+        if code != 0:
+            raise SystemExit(code)
+    for member in HOSPITALS:
+        policy = folder / member / "policy.toml"
+        if not policy.exists():
+            policy.write_text(DEV_POLICY.format(member=member))
+        config = folder / member / "party.toml"
+        text = config.read_text()
+        if "policy =" not in text:
+            config.write_text(text.replace("[party]\n", '[party]\npolicy = "policy.toml"\n', 1))
+
+
+class _Daemon(DaemonProcess):
+    """A daemon in its own session: a terminal's Ctrl-C reaches only `dev up`, which then
+    stops each daemon once (SIGTERM); the daemons still die with `dev up` (PDEATHSIG)."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        from mpc_ledger.testing.processes import _die_with_parent
+
+        self.config = config
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*CLI, "party", "start", "--config", str(config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
+
+
+def up_command(args: argparse.Namespace) -> int:
+    folder: Path = args.dir.resolve()
+    prepare(folder, args.base_port)
+    genesis = load_genesis(folder / "genesis.json")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    daemons: list[DaemonProcess] = []
+    try:
+        for member in MEMBERS:
+            daemons.append(_Daemon(folder / member / "party.toml", folder / f"{member}.log"))
+        for member, daemon in zip(MEMBERS, daemons, strict=True):
+            endpoint = genesis.member(member)
+            assert endpoint is not None
+            daemon.wait_serving(endpoint.endpoint, 60)
+        _print_usage(folder, genesis)
+        print(READY_LINE, flush=True)
+        while not stop.wait(0.5):
+            for member, daemon in zip(MEMBERS, daemons, strict=True):
+                if daemon.process.poll() is not None:
+                    print(
+                        f"mpc-ledger: {member}'s daemon exited with {daemon.process.returncode}; "
+                        f"see {daemon.log_path}",
+                        file=sys.stderr,
+                    )
+                    return 1
+        return 0
+    finally:
+        print("stopping the daemons ...", flush=True)
+        codes = stop_all(daemons)
+        print(f"stopped ({', '.join(f'{m} {c}' for m, c in zip(MEMBERS, codes, strict=False))})")
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _print_usage(folder: Path, genesis: Any) -> None:
+    print(f"local consortium in {folder} (chain {genesis.chain_id.hex()[:16]}…)")
+    for member in MEMBERS:
+        info = genesis.member(member)
+        roles = ",".join(info.roles) if info is not None else ""
+        endpoint = info.endpoint if info is not None else ""
+        print(f"  {member:<11} {endpoint:<16} {roles:<16} {folder / member / 'party.toml'}")
+    config_a = folder / "hospital-a" / "party.toml"
+    print("daemon logs: " + str(folder / "<member>.log"))
+    print("try, in another terminal:")
+    print(f"  mpc-ledger status --config {config_a}")
+    print(f"  mpc-ledger ledger tail --config {config_a} --follow")
+    print("  mpc-ledger user keygen --id hospital-a/alice --out alice")
+    print(f"  mpc-ledger user add alice/user.json --roles scientist --config {config_a} \\")
+    print(f"      --out alice/keys/tls.crt && cp {folder / 'genesis.json'} alice/")
+    print("  mpc-ledger job submit job.toml --profile alice")
+    print("stop with Ctrl-C", flush=True)
