@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mpc_ledger.daemon.parent import PARENT_ENV
 from mpc_ledger.identity.genesis import load_genesis
 from mpc_ledger.testing.processes import CLI, DaemonProcess, stop_all
 
@@ -86,11 +87,10 @@ def prepare(folder: Path, base_port: int) -> None:
 
 class _Daemon(DaemonProcess):
     """A daemon in its own session: a terminal's Ctrl-C reaches only `dev up`, which then
-    stops each daemon once (SIGTERM); the daemons still die with `dev up` (PDEATHSIG)."""
+    stops each daemon once (SIGTERM); the daemons still die with `dev up` (see
+    `mpc_ledger.daemon.parent`)."""
 
     def __init__(self, config: Path, log_path: Path) -> None:
-        from mpc_ledger.testing.processes import _die_with_parent
-
         self.config = config
         self.log_path = log_path
         self._log = log_path.open("ab")
@@ -98,8 +98,7 @@ class _Daemon(DaemonProcess):
             [*CLI, "party", "start", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=_die_with_parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
             start_new_session=True,
         )
 

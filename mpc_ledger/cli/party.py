@@ -12,6 +12,7 @@ from typing import Any
 
 from mpc_ledger.daemon.config import load_party, render_config
 from mpc_ledger.daemon.logs import configure_logging
+from mpc_ledger.daemon.parent import follow_parent
 from mpc_ledger.daemon.server import BindError, PartyDaemon
 from mpc_ledger.errors import UserError
 from mpc_ledger.identity import certs
@@ -112,6 +113,7 @@ def start_command(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    follow_parent()
     party.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     ledger = LedgerService(party)
     daemon = PartyDaemon(party, services=[ledger, MpcRelayService(), JobsService(party, ledger)])

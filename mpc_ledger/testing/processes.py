@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -11,23 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+from mpc_ledger.daemon.parent import PARENT_ENV
+
 __all__ = ["CLI", "DaemonProcess", "run_cli", "stop_all"]
 
 CLI = [sys.executable, "-m", "mpc_ledger.cli.main"]
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the test or benchmark process dies (Linux), so a
-    crashed run never leaves daemons behind. (The signal follows the *thread* that
-    started the child: start daemons from a thread that outlives them.)"""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 def run_cli(*args: str | Path, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -53,8 +40,7 @@ class DaemonProcess:
             [*CLI, "party", "start", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=_die_with_parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
         )
 
     def wait_serving(self, address: str, timeout_s: float = 20) -> None:
