@@ -312,6 +312,8 @@ class _ExportVerifier:
                     log_index=log_index,
                     record_id=None if parsed is None else parsed.id,
                 )
+                if parsed is not None:  # refused, yet certified: the job audit must know
+                    jobs.refused(parsed, RecordContext(height, log_index, time_ms))
             elif parsed is not None and not outcome.unverifiable:
                 jobs.observe(parsed, RecordContext(height, log_index, time_ms), replay.state)
         # counted per block: Counter.update over a list counts in C
