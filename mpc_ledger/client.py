@@ -496,10 +496,7 @@ class UserClient(_JobMethods):
             private_key=profile.tls_key_pem,
             certificate_chain=leaf + member.tls_ca_certificate_pem,
         )
-        options = [*mtls.channel_options(), ("grpc.ssl_target_name_override", member.id)]
-        self._channel = grpc.secure_channel(
-            profile.endpoint or member.endpoint, credentials, options=options
-        )
+        self._channel = mtls.secure_channel_to(member, credentials, endpoint=profile.endpoint)
         self.stub = ledger_service_pb2_grpc.LedgerStub(self._channel)
         self.jobs_stub = jobs_service_pb2_grpc.JobsStub(self._channel)
         self.signer = Signer(profile.signing_key, profile.genesis.chain_id)

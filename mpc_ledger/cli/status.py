@@ -12,6 +12,7 @@ from google.protobuf import json_format
 
 from mpc_ledger.daemon.config import load_party
 from mpc_ledger.daemon.peers import describe_rpc_error
+from mpc_ledger.ledger.client import local_target
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
 
@@ -31,16 +32,9 @@ def register(groups: Any) -> None:
     status.set_defaults(handler=status_command)
 
 
-def _local_target(listen: str) -> str:
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", "", "[::]"):  # noqa: S104 - a wildcard listener is dialled locally
-        return f"127.0.0.1:{port}"
-    return listen
-
-
 def status_command(args: argparse.Namespace) -> int:
     party = load_party(args.config)
-    target = _local_target(party.listen_address)
+    target = local_target(party.listen_address)
     channel = mtls.member_channel(party.identity, party.identity.member, endpoint=target)
     stub = party_pb2_grpc.PartyControlStub(channel)
     request = party_pb2.StatusRequest(probe_peers=True, peer_timeout_ms=max(1, args.timeout_ms))

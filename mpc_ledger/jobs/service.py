@@ -20,21 +20,19 @@ the gossip).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from mpc_ledger.daemon.config import Party
-from mpc_ledger.daemon.peers import describe_rpc_error
+from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
 from mpc_ledger.jobs.api import JobsApi
 from mpc_ledger.jobs.runner import JobRunner, ProgressRegistry, RunnerOptions
 from mpc_ledger.ledger.node import LedgerNode, SubmitResult
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.mpc.relay import socket_path_for
-from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
     jobs_service_pb2_grpc,
     ledger_pb2,
@@ -57,8 +55,8 @@ class _LedgerAccess:
     def __init__(self, party: Party, node: LedgerNode) -> None:
         self._party = party
         self._node = node
-        self._lock = threading.Lock()
-        self._stubs: dict[str, tuple[grpc.Channel, ledger_service_pb2_grpc.LedgerStub]] = {}
+        # The daemon's channels to its peers, given at start (before any submission).
+        self.peers: PeerSet | None = None
 
     def submit(self, raw: bytes, *, timeout_s: float = 10.0) -> SubmitResult:
         result = self._node.submit(raw, timeout_s=timeout_s)
@@ -80,26 +78,15 @@ class _LedgerAccess:
         return SubmitResult(result.record_id, False, "; ".join(reasons))
 
     def _stub(self, member_id: str) -> ledger_service_pb2_grpc.LedgerStub:
-        with self._lock:
-            if member_id not in self._stubs:
-                member = self._party.genesis.member(member_id)
-                assert member is not None
-                endpoint = self._party.config.peer_addresses.get(member_id)
-                channel = mtls.member_channel(self._party.identity, member, endpoint=endpoint)
-                self._stubs[member_id] = (channel, ledger_service_pb2_grpc.LedgerStub(channel))
-            return self._stubs[member_id][1]
+        member = self._party.genesis.member(member_id)
+        assert member is not None and self.peers is not None
+        return ledger_service_pb2_grpc.LedgerStub(self.peers.channel(member))
 
     def wait_committed(self, record_id: bytes, timeout_s: float) -> tuple[int, int] | None:
         return self._node.wait_committed(record_id, timeout_s)
 
     def query(self, read: Callable[[LedgerState], T], timeout_s: float = 10.0) -> T:
         return self._node.query(read, timeout_s)
-
-    def close(self) -> None:
-        with self._lock:
-            for channel, _ in self._stubs.values():
-                channel.close()
-            self._stubs.clear()
 
 
 class JobsService:
@@ -123,14 +110,13 @@ class JobsService:
         jobs_service_pb2_grpc.add_JobsServicer_to_server(JobsApi(self), server)
 
     def start(self, daemon: PartyDaemon) -> None:
-        assert self.runner is not None, "register() runs before start()"
+        assert self.runner is not None and self._access is not None, "register() runs first"
+        self._access.peers = daemon.peers
         self.runner.start()
 
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stop()
-        if self._access is not None:
-            self._access.close()
 
     def status(self, response: Any) -> None:
         pass  # nothing in StatusResponse for jobs yet

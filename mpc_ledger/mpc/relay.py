@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc import aio
 
+from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.mpc import local_framing
 from mpc_ledger.net import mtls
@@ -198,10 +199,7 @@ class _PeerLink:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.RpcError):
-        # A server-side request iterator raises a bare RpcError with no code().
-        code = exc.code() if hasattr(exc, "code") else None
-        details = exc.details() if hasattr(exc, "details") else str(exc)
-        return f"{code.name if code else 'UNKNOWN'}: {details}"
+        return describe_rpc_error(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "member_aio_channel",
     "member_channel",
     "peer_of",
+    "secure_channel_to",
     "server_credentials",
     "server_options",
 ]
@@ -96,14 +97,19 @@ def _client_credentials(identity: PartyIdentity, peer: Member) -> grpc.ChannelCr
     )
 
 
+def secure_channel_to(
+    peer: Member, credentials: grpc.ChannelCredentials, *, endpoint: str | None = None
+) -> grpc.Channel:
+    """A channel to ``peer`` with these client credentials, checking the name ``peer.id``."""
+    options = [*channel_options(), ("grpc.ssl_target_name_override", peer.id)]
+    return grpc.secure_channel(endpoint or peer.endpoint, credentials, options=options)
+
+
 def member_channel(
     identity: PartyIdentity, peer: Member, *, endpoint: str | None = None
 ) -> grpc.Channel:
     """A channel to ``peer`` that authenticates as ``identity`` and trusts only ``peer``'s CA."""
-    options = [*channel_options(), ("grpc.ssl_target_name_override", peer.id)]
-    return grpc.secure_channel(
-        endpoint or peer.endpoint, _client_credentials(identity, peer), options=options
-    )
+    return secure_channel_to(peer, _client_credentials(identity, peer), endpoint=endpoint)
 
 
 def member_aio_channel(
