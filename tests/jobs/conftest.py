@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import nacl.signing
@@ -15,6 +18,7 @@ from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpe
 from mpc_ledger.ledger.records import make_record
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 from mpc_ledger.testing.consortium import make_consortium
+from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
 
 PARTIES = Path(__file__).resolve().parents[2] / "parties"
 
@@ -117,3 +121,95 @@ def genesis(jobs_consortium):
 
 def raw(record: ledger_pb2.Record) -> bytes:
     return record.SerializeToString(deterministic=True)
+
+
+# -- a consortium run through the CLI (tests/jobs/test_job_cli.py, test_job_concurrency.py) --
+
+CLI_ROWS = 80
+
+
+def cli(*args, ok=True, timeout_s=120):
+    """`mpc-ledger ARGS...` in a child process; asserts success unless ``ok=False``."""
+    result = run_cli(*args, timeout_s=timeout_s)
+    if ok:
+        assert result.returncode == 0, f"{args}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def write_csv(path, header, columns):
+    lines = [",".join(header)] + [",".join(map(str, row)) for row in zip(*columns, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_user(root, consortium, user_id):
+    """A scientist's profile made with `user keygen`, bound by its member with `user add`."""
+    member_id, name = user_id.split("/")
+    profile = root / name
+    cli("user", "keygen", "--id", user_id, "--out", profile)
+    cli(
+        "user",
+        "add",
+        profile / "user.json",
+        "--roles",
+        "scientist",
+        "--config",
+        consortium.config(member_id),
+        "--out",
+        profile / "keys" / "tls.crt",
+    )
+    shutil.copy(consortium.genesis_path, profile / "genesis.json")
+    return profile
+
+
+@contextlib.contextmanager
+def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Iterator:
+    """Data parties a and b (vertical: a/feat holds f0-f2, b/lab holds g0, g1 and the label
+    y), the dealer and an auditor; both data parties use ``policy``; the datasets are
+    registered with `dataset register`. Yields the consortium; stops every daemon after."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    consortium = make_consortium(root / "c", "a,b", "--dealer", "--auditor")
+    for member_id in ("a", "b"):
+        folder = root / "c" / member_id
+        (folder / "policy.toml").write_text(policy)
+        config = folder / "party.toml"
+        config.write_text(
+            config.read_text().replace("[party]\n", '[party]\npolicy = "policy.toml"\n')
+        )
+    features, labels = load_breast_cancer(return_X_y=True)
+    features = (features[:CLI_ROWS] - features.mean(0)) / features.std(0)
+    ids = [f"p{i}" for i in range(CLI_ROWS)]
+    write_csv(root / "a.csv", ["id", "f0", "f1", "f2"], [ids, *features[:, :3].T.round(4)])
+    write_csv(
+        root / "b.csv",
+        ["id", "g0", "g1", "y"],
+        [ids, *features[:, 3:5].T.round(4), labels[:CLI_ROWS].astype(np.int64)],
+    )
+    daemons = [DaemonProcess(consortium.config(m), root / f"{m}.log") for m in consortium.ids]
+    try:
+        for member_id, daemon in zip(consortium.ids, daemons, strict=True):
+            daemon.wait_serving(consortium.genesis.member(member_id).endpoint, 60)
+        for member_id, name, columns, extra in (
+            ("a", "feat", "id:string,f0:float64,f1:float64,f2:float64", []),
+            ("b", "lab", "id:string,g0:float64,g1:float64,y:int64", ["--label-column", "y"]),
+        ):
+            cli(
+                "dataset",
+                "register",
+                root / f"{member_id}.csv",
+                "--id",
+                f"{member_id}/{name}",
+                "--columns",
+                columns,
+                *extra,
+                "--config",
+                consortium.config(member_id),
+            )
+        yield consortium
+    finally:
+        stop_all(daemons)
+        if check_logs:
+            for daemon in daemons:
+                log = daemon.log_path.read_text(errors="replace")
+                assert "ERROR   mpc_ledger.jobs" not in log, f"{daemon.config}:\n{log}"

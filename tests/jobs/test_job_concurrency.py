@@ -9,20 +9,18 @@ scientist of a, b/carol a scientist of b; both members' policies let either subm
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import CLI, DaemonProcess, run_cli, stop_all
+from mpc_ledger.testing.processes import CLI
+
+from .conftest import cli, cli_job_world, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROWS = 80
 POLICY = """version = 1
 submitters = ["a/*", "b/*"]
 datasets = ["*"]
@@ -59,37 +57,6 @@ learning_rate = 0.5
 PARTIES = ("a", "b", "dealer")
 
 
-def _cli(*args, ok=True, timeout_s=120):
-    result = run_cli(*args, timeout_s=timeout_s)
-    if ok:
-        assert result.returncode == 0, f"{args}:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def _write_csv(path, header, columns):
-    lines = [",".join(header)] + [",".join(map(str, row)) for row in zip(*columns, strict=True)]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _user(root, consortium, user_id):
-    member_id, name = user_id.split("/")
-    profile = root / name
-    _cli("user", "keygen", "--id", user_id, "--out", profile)
-    _cli(
-        "user",
-        "add",
-        profile / "user.json",
-        "--roles",
-        "scientist",
-        "--config",
-        consortium.config(member_id),
-        "--out",
-        profile / "keys" / "tls.crt",
-    )
-    shutil.copy(consortium.genesis_path, profile / "genesis.json")
-    return profile
-
-
 def _job_file(root, name, recipient):
     path = root / f"{name}.toml"
     path.write_text(JOB.format(name=name, recipient=recipient))
@@ -97,7 +64,7 @@ def _job_file(root, name, recipient):
 
 
 def _trail(job_id, profile):
-    shown = _cli("job", "show", job_id, "--format", "json", "--profile", profile)
+    shown = cli("job", "show", job_id, "--format", "json", "--profile", profile)
     return json.loads(shown.stdout)
 
 
@@ -134,55 +101,11 @@ def _assert_completed(trail, submitter):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from sklearn.datasets import load_breast_cancer
-
     root = tmp_path_factory.mktemp("jobconc")
-    consortium = make_consortium(root / "c", "a,b", "--dealer", "--auditor")
-    for member_id in ("a", "b"):
-        folder = root / "c" / member_id
-        (folder / "policy.toml").write_text(POLICY)
-        config = folder / "party.toml"
-        config.write_text(
-            config.read_text().replace("[party]\n", '[party]\npolicy = "policy.toml"\n')
-        )
-    features, labels = load_breast_cancer(return_X_y=True)
-    features = (features[:ROWS] - features.mean(0)) / features.std(0)
-    ids = [f"p{i}" for i in range(ROWS)]
-    _write_csv(root / "a.csv", ["id", "f0", "f1", "f2"], [ids, *features[:, :3].T.round(4)])
-    _write_csv(
-        root / "b.csv",
-        ["id", "g0", "g1", "y"],
-        [ids, *features[:, 3:5].T.round(4), labels[:ROWS].astype(np.int64)],
-    )
-    daemons = [DaemonProcess(consortium.config(m), root / f"{m}.log") for m in consortium.ids]
-    try:
-        for member_id, daemon in zip(consortium.ids, daemons, strict=True):
-            daemon.wait_serving(consortium.genesis.member(member_id).endpoint, 60)
-        for member_id, name, columns in (
-            ("a", "feat", "id:string,f0:float64,f1:float64,f2:float64"),
-            ("b", "lab", "id:string,g0:float64,g1:float64,y:int64"),
-        ):
-            extra = ["--label-column", "y"] if member_id == "b" else []
-            _cli(
-                "dataset",
-                "register",
-                root / f"{member_id}.csv",
-                "--id",
-                f"{member_id}/{name}",
-                "--columns",
-                columns,
-                *extra,
-                "--config",
-                consortium.config(member_id),
-            )
-        alice = _user(root, consortium, "a/alice")
-        carol = _user(root, consortium, "b/carol")
+    with cli_job_world(root, POLICY, check_logs=True) as consortium:
+        alice = make_user(root, consortium, "a/alice")
+        carol = make_user(root, consortium, "b/carol")
         yield {"root": root, "alice": alice, "carol": carol}
-    finally:
-        stop_all(daemons)
-        for daemon in daemons:
-            log = daemon.log_path.read_text(errors="replace")
-            assert "ERROR   mpc_ledger.jobs" not in log, f"{daemon.config}:\n{log}"
 
 
 def test_two_jobs_in_a_row_both_complete_and_leave_no_worker(world):
@@ -190,8 +113,8 @@ def test_two_jobs_in_a_row_both_complete_and_leave_no_worker(world):
     job = _job_file(root, "one-after-another", "a/alice")
     job_ids = []
     for _ in range(2):
-        job_id = _cli("job", "submit", job, "--profile", alice).stdout.strip()
-        watched = _cli("job", "watch", job_id, "--profile", alice, timeout_s=180)
+        job_id = cli("job", "submit", job, "--profile", alice).stdout.strip()
+        watched = cli("job", "watch", job_id, "--profile", alice, timeout_s=180)
         assert "job completed: test_accuracy" in watched.stdout, watched.stdout
         job_ids.append(job_id)
         _assert_no_workers(root)
@@ -233,11 +156,11 @@ def test_two_scientists_of_two_members_submit_at_once(world):
 
     for user, job_id in job_ids.items():
         profile = jobs[user][0]
-        watched = _cli("job", "watch", job_id, "--profile", profile, timeout_s=240)
+        watched = cli("job", "watch", job_id, "--profile", profile, timeout_s=240)
         assert "job completed: test_accuracy" in watched.stdout, watched.stdout
     for user, job_id in job_ids.items():
         _assert_completed(_trail(job_id, alice), user)
-    listing = json.loads(_cli("job", "list", "--format", "json", "--profile", carol).stdout)
+    listing = json.loads(cli("job", "list", "--format", "json", "--profile", carol).stdout)
     states = {j["job_id"]: (j["state"], j["submitter"]) for j in listing}
     for user, job_id in job_ids.items():
         assert states[job_id] == ("completed", user)
