@@ -388,20 +388,27 @@ def _channel_problem(
     return None
 
 
+def _started_participant(
+    view: StateView, job_id: bytes, author: str, event: str, kind: str
+) -> tuple[JobState | None, str | None]:
+    """The job, when ``author`` takes part, has started it, and ``event`` may happen now."""
+    job, problem = _job_for(view, job_id)
+    if job is None:
+        return None, problem
+    problem = _first(_participant(job, author, kind), _transition(job, event, kind))
+    if problem is None and author not in job.started:
+        problem = f"{author!r} has not started job {job.job_id.hex()[:16]}"
+    return (None, problem) if problem is not None else (job, None)
+
+
 def _check_epoch_digests(view: StateView, record: ParsedRecord) -> str | None:
     message = record.body.job_epoch_digests
     author = record.body.author
-    job, problem = _job_for(view, message.job_id)
+    job, problem = _started_participant(
+        view, message.job_id, author, "epoch-digests", "job_epoch_digests"
+    )
     if job is None:
         return problem
-    problem = _first(
-        _participant(job, author, "job_epoch_digests"),
-        _transition(job, "epoch-digests", "job_epoch_digests"),
-    )
-    if problem is not None:
-        return problem
-    if author not in job.started:
-        return f"{author!r} has not started job {job.job_id.hex()[:16]}"
     if not 1 <= message.epoch <= job.spec.epochs:
         return f"epoch must be 1 to {job.spec.epochs}"
     if epoch_digests(view, job.job_id, author, message.epoch) is not None:
@@ -496,17 +503,11 @@ def _apply_completed(view: StateView, record: ParsedRecord) -> None:
 def _check_proof(view: StateView, record: ParsedRecord) -> str | None:
     message = record.body.participation_proof
     author = record.body.author
-    job, problem = _job_for(view, message.job_id)
+    job, problem = _started_participant(
+        view, message.job_id, author, "proof", "participation_proof"
+    )
     if job is None:
         return problem
-    problem = _first(
-        _participant(job, author, "participation_proof"),
-        _transition(job, "proof", "participation_proof"),
-    )
-    if problem is not None:
-        return problem
-    if author not in job.started:
-        return f"{author!r} has not started job {job.job_id.hex()[:16]}"
     if author in job.proofs:
         return f"{author!r} has already proved its participation in job {job.job_id.hex()[:16]}"
     party = job.manifest.party(author)
