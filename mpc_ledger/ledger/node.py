@@ -154,6 +154,8 @@ class LedgerNode:
         # Set by the daemon before start(); None in tests that need no metrics.
         self.metrics: DaemonMetrics | None = None
         self._submitted_at: dict[bytes, float] = {}
+        # Records of blocks applied but not yet durable, by height (see `_merge`).
+        self._parsed_at: dict[int, list[ParsedRecord]] = {}
         self._commit_listeners: list[Callable[[int, list[ParsedRecord]], None]] = []
 
     # -- startup -------------------------------------------------------------------------
@@ -358,7 +360,8 @@ class LedgerNode:
         # proposal on top of this commit); durability and acknowledgements wait
         # for the persist step of `_handle_ready`.
         for item in later.committed:
-            self._apply_state(item)
+            # parsed once: `_after_commit` takes the same records by height
+            self._parsed_at[item.block.header.height] = self._apply_state(item)
         ready.merge(later)
         self._count_rejections(later)
 
@@ -475,16 +478,18 @@ class LedgerNode:
             lambda chosen, record: draft.try_add(record) is None,
         )
 
-    def _apply_state(self, item: consensus_pb2.CommittedBlock) -> None:
+    def _apply_state(self, item: consensus_pb2.CommittedBlock) -> list[ParsedRecord]:
         block = item.block
-        self.state.apply_all(_parsed_records(block))
+        records = _parsed_records(block)
+        self.state.apply_all(records)
         self._tip = tip_after(self._tip, block, block_id(block.header))
+        return records
 
     def _after_commit(self, item: consensus_pb2.CommittedBlock) -> None:
         """Once a block is durable: count it, clean the mempool, wake waiters."""
         block = item.block
         first_index = block.header.log_size - len(block.records)
-        records = _parsed_records(block)
+        records = self._parsed_at.pop(block.header.height, None) or _parsed_records(block)
         ids = [parsed.id for parsed in records]
         self.stats.blocks_committed += 1
         now = self.stats.last_commit_monotonic = time.monotonic()
