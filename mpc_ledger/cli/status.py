@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from google.protobuf import json_format
 
 from mpc_ledger.daemon.config import load_party
 from mpc_ledger.daemon.peers import describe_rpc_error
+from mpc_ledger.jobs.rules import STATUSES
 from mpc_ledger.ledger.client import local_target
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
@@ -79,8 +81,18 @@ def render_status(reply: party_pb2.StatusResponse, tls_expires: object) -> str:
             f"mempool {ledger.mempool_size}  last commit {ledger.since_last_commit_s:.1f}s ago"
             f"  ({role})",
         )
+    if reply.jobs:  # empty from a daemon without the jobs service
+        lines.insert(len(lines) - 1, f"jobs       {jobs_summary(reply.jobs)}")
     width = max((len(p.id) for p in reply.peers), default=4)
     for peer in reply.peers:
         state = f"ok  {peer.round_trip_ms:6.1f} ms" if peer.reachable else f"DOWN  {peer.error}"
         lines.append(f"  {peer.id:<{width}}  {peer.endpoint:<21}  {state}")
     return "\n".join(lines)
+
+
+def jobs_summary(jobs: Mapping[str, int]) -> str:
+    """``1 running, 3 completed``: the states that have jobs, in the order of a job's life."""
+    order = {status: index for index, status in enumerate(STATUSES)}
+    states = sorted(jobs, key=lambda status: (order.get(status, len(order)), status))
+    counted = [f"{jobs[status]} {status}" for status in states if jobs[status]]
+    return ", ".join(counted) or "none"

@@ -65,6 +65,7 @@ class DaemonMetrics:
             ["reason"],
             registry=registry,
         )
+        # Fed by `mpc_ledger.jobs.service.JobsService`: every known state, 0 when none.
         self.jobs = Gauge(
             "mpc_ledger_jobs", "Jobs on the ledger, by state", ["state"], registry=registry
         )

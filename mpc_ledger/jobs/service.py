@@ -15,21 +15,31 @@ runner's own records `_LedgerAccess` wants a confirmed acceptance, so it
 also submits them through a validator's Ledger `Submit` RPC over mTLS,
 trying each validator until one accepts (or already holds the record from
 the gossip).
+
+It also keeps the count of jobs by state (`JobTally`) for the daemon's
+`mpc_ledger_jobs{state}` gauge and its `Status` reply: loaded from the
+replayed state before the node starts, then updated from each committed
+block's job records on the node's loop thread (the only thread that may read
+the ledger state), and read by other threads through an immutable snapshot.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
 from mpc_ledger.daemon.config import Party
 from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
 from mpc_ledger.jobs.api import JobsApi
+from mpc_ledger.jobs.rules import JOBS_TABLE, STATUSES, job_state
 from mpc_ledger.jobs.runner import JobRunner, ProgressRegistry, RunnerOptions
 from mpc_ledger.ledger.node import LedgerNode, SubmitResult
+from mpc_ledger.ledger.records import ParsedRecord
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.mpc.relay import socket_path_for
@@ -38,12 +48,13 @@ from mpc_ledger.proto.v1 import (
     ledger_pb2,
     ledger_service_pb2,
     ledger_service_pb2_grpc,
+    party_pb2,
 )
 
 if TYPE_CHECKING:
     from mpc_ledger.daemon.server import PartyDaemon
 
-__all__ = ["JobsService"]
+__all__ = ["JobTally", "JobsService"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,6 +100,49 @@ class _LedgerAccess:
         return self._node.query(read, timeout_s)
 
 
+# Record kinds that can change a job's state (a participation proof or epoch digests never do).
+_STATUS_KINDS = ("job_decision", "job_started", "job_aborted", "job_completed")
+
+
+class JobTally:
+    """Jobs by state. `load` and `on_commit` run where the ledger state may be read
+    (before the node starts; its loop thread); `counts` may be read from any thread."""
+
+    def __init__(self) -> None:
+        self._status: dict[bytes, str] = {}
+        self._counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        self.counts: Mapping[str, int] = MappingProxyType(dict(self._counts))
+
+    def count(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+    def load(self, state: LedgerState) -> None:
+        self.update(state, (bytes.fromhex(key) for key in state.keys(JOBS_TABLE)))
+
+    def on_commit(self, state: LedgerState, records: Iterable[ParsedRecord]) -> None:
+        touched = []
+        for record in records:
+            kind = record.kind
+            if kind == "job_submission":
+                touched.append(record.id)
+            elif kind in _STATUS_KINDS:
+                touched.append(bytes(getattr(record.body, kind).job_id))
+        if touched:
+            self.update(state, touched)
+
+    def update(self, state: LedgerState, job_ids: Iterable[bytes]) -> None:
+        for job_id in job_ids:
+            job = job_state(state, job_id)
+            old, new = self._status.get(job_id), job.status if job is not None else None
+            if new is None or old == new:
+                continue
+            if old is not None:
+                self._counts[old] -= 1
+            self._counts[new] = self._counts.get(new, 0) + 1
+            self._status[job_id] = new
+        self.counts = MappingProxyType(dict(self._counts))  # one reference swap for readers
+
+
 class JobsService:
     def __init__(
         self, party: Party, ledger: LedgerService, options: RunnerOptions | None = None
@@ -98,6 +152,7 @@ class JobsService:
         self._options = options
         self.runner: JobRunner | None = None
         self._access: _LedgerAccess | None = None
+        self.tally = JobTally()
 
     def register(self, server: grpc.Server) -> None:
         node = self._ledger.node
@@ -107,19 +162,25 @@ class JobsService:
             self.party, self._access, socket_path_for(self.party.config.data_dir), self._options
         )
         node.add_commit_listener(self.runner.on_commit)
+        self.tally.load(node.state)  # the node has replayed its chain; its loop is not running
+        node.add_commit_listener(lambda _height, records: self.tally.on_commit(node.state, records))
         jobs_service_pb2_grpc.add_JobsServicer_to_server(JobsApi(self), server)
 
     def start(self, daemon: PartyDaemon) -> None:
         assert self.runner is not None and self._access is not None, "register() runs first"
         self._access.peers = daemon.peers
+        metrics = daemon.metrics
+        for state in STATUSES:
+            gauge = metrics.jobs.labels(state=state)
+            metrics.gauge_from(gauge, functools.partial(self.tally.count, state))
         self.runner.start()
 
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stop()
 
-    def status(self, response: Any) -> None:
-        pass  # nothing in StatusResponse for jobs yet
+    def status(self, response: party_pb2.StatusResponse) -> None:
+        response.jobs.update(self.tally.counts)
 
     @property
     def progress(self) -> ProgressRegistry:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from mpc_ledger.daemon.parent import PARENT_ENV
@@ -30,14 +31,18 @@ def run_cli(*args: str | Path, timeout_s: float = 60) -> subprocess.CompletedPro
 
 
 class DaemonProcess:
-    """`mpc-ledger party start --config CONFIG` in the background, stderr kept in a file."""
+    """`mpc-ledger party start --config CONFIG` in the background, stderr kept in a file.
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+    ``prefix`` goes before the command, e.g. `ip netns exec NS` (it must exec the daemon,
+    not fork it: the daemon follows its parent's pid, this process).
+    """
+
+    def __init__(self, config: Path, log_path: Path, *, prefix: Sequence[str] = ()) -> None:
         self.config = config
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [*CLI, "party", "start", "--config", str(config)],
+            [*prefix, *CLI, "party", "start", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},

@@ -9,9 +9,10 @@ import urllib.request
 
 import pytest
 
+from mpc_ledger.jobs.rules import STATUSES
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, stop_all
+from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
 
 pytestmark = pytest.mark.integration
 
@@ -54,5 +55,10 @@ def test_metrics_are_scraped_and_follow_the_ledger(tmp_path):
             time.sleep(0.2)
         assert value(after, "mpc_ledger_rounds_per_height_count") >= 1
         assert 'mpc_ledger_records_rejected_total{reason="duplicate"} 1.0' in after
+        for state in STATUSES:  # every known state, before any job (the multihost test runs one)
+            assert value(after, f'mpc_ledger_jobs{{state="{state}"}}') == 0
+        status = run_cli("status", "--config", consortium.config("a"), "--timeout-ms", "5000")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "\njobs       none\n" in status.stdout, status.stdout
     finally:
         stop_all(daemons)

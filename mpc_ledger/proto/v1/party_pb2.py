@@ -24,21 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mpc_ledger/v1/party.proto\x12\rmpc_ledger.v1\"=\n\rStatusRequest\x12\x13\n\x0bprobe_peers\x18\x01 \x01(\x08\x12\x17\n\x0fpeer_timeout_ms\x18\x02 \x01(\r\"c\n\nPeerStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x11\n\treachable\x18\x03 \x01(\x08\x12\x15\n\rround_trip_ms\x18\x04 \x01(\x01\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xfd\x01\n\x0eStatusResponse\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\t\x12\x12\n\nconsortium\x18\x04 \x01(\t\x12\x16\n\x0elisten_address\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x10\n\x08uptime_s\x18\x07 \x01(\x01\x12\x11\n\tcaller_id\x18\x08 \x01(\t\x12(\n\x05peers\x18\t \x03(\x0b\x32\x19.mpc_ledger.v1.PeerStatus\x12+\n\x06ledger\x18\n \x01(\x0b\x32\x1b.mpc_ledger.v1.LedgerHealth\"\x85\x01\n\x0cLedgerHealth\x12\x11\n\tvalidator\x18\x01 \x01(\x08\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05round\x18\x03 \x01(\r\x12\x14\n\x0cmempool_size\x18\x04 \x01(\r\x12\x1b\n\x13since_last_commit_s\x18\x05 \x01(\x01\x12\x10\n\x08log_size\x18\x06 \x01(\x04\x32U\n\x0cPartyControl\x12\x45\n\x06Status\x12\x1c.mpc_ledger.v1.StatusRequest\x1a\x1d.mpc_ledger.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mpc_ledger/v1/party.proto\x12\rmpc_ledger.v1\"=\n\rStatusRequest\x12\x13\n\x0bprobe_peers\x18\x01 \x01(\x08\x12\x17\n\x0fpeer_timeout_ms\x18\x02 \x01(\r\"c\n\nPeerStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x11\n\treachable\x18\x03 \x01(\x08\x12\x15\n\rround_trip_ms\x18\x04 \x01(\x01\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xe1\x02\n\x0eStatusResponse\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\t\x12\x12\n\nconsortium\x18\x04 \x01(\t\x12\x16\n\x0elisten_address\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x10\n\x08uptime_s\x18\x07 \x01(\x01\x12\x11\n\tcaller_id\x18\x08 \x01(\t\x12(\n\x05peers\x18\t \x03(\x0b\x32\x19.mpc_ledger.v1.PeerStatus\x12+\n\x06ledger\x18\n \x01(\x0b\x32\x1b.mpc_ledger.v1.LedgerHealth\x12\x35\n\x04jobs\x18\x0b \x03(\x0b\x32\'.mpc_ledger.v1.StatusResponse.JobsEntry\x1a+\n\tJobsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"\x85\x01\n\x0cLedgerHealth\x12\x11\n\tvalidator\x18\x01 \x01(\x08\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\r\n\x05round\x18\x03 \x01(\r\x12\x14\n\x0cmempool_size\x18\x04 \x01(\r\x12\x1b\n\x13since_last_commit_s\x18\x05 \x01(\x01\x12\x10\n\x08log_size\x18\x06 \x01(\x04\x32U\n\x0cPartyControl\x12\x45\n\x06Status\x12\x1c.mpc_ledger.v1.StatusRequest\x1a\x1d.mpc_ledger.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc_ledger.v1.party_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STATUSRESPONSE_JOBSENTRY']._loaded_options = None
+  _globals['_STATUSRESPONSE_JOBSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSREQUEST']._serialized_start=44
   _globals['_STATUSREQUEST']._serialized_end=105
   _globals['_PEERSTATUS']._serialized_start=107
   _globals['_PEERSTATUS']._serialized_end=206
   _globals['_STATUSRESPONSE']._serialized_start=209
-  _globals['_STATUSRESPONSE']._serialized_end=462
-  _globals['_LEDGERHEALTH']._serialized_start=465
-  _globals['_LEDGERHEALTH']._serialized_end=598
-  _globals['_PARTYCONTROL']._serialized_start=600
-  _globals['_PARTYCONTROL']._serialized_end=685
+  _globals['_STATUSRESPONSE']._serialized_end=562
+  _globals['_STATUSRESPONSE_JOBSENTRY']._serialized_start=519
+  _globals['_STATUSRESPONSE_JOBSENTRY']._serialized_end=562
+  _globals['_LEDGERHEALTH']._serialized_start=565
+  _globals['_LEDGERHEALTH']._serialized_end=698
+  _globals['_PARTYCONTROL']._serialized_start=700
+  _globals['_PARTYCONTROL']._serialized_end=785
 # @@protoc_insertion_point(module_scope)

@@ -29,7 +29,14 @@ class PeerStatus(_message.Message):
     def __init__(self, id: _Optional[str] = ..., endpoint: _Optional[str] = ..., reachable: _Optional[bool] = ..., round_trip_ms: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("member_id", "roles", "chain_id", "consortium", "listen_address", "version", "uptime_s", "caller_id", "peers", "ledger")
+    __slots__ = ("member_id", "roles", "chain_id", "consortium", "listen_address", "version", "uptime_s", "caller_id", "peers", "ledger", "jobs")
+    class JobsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +47,7 @@ class StatusResponse(_message.Message):
     CALLER_ID_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     LEDGER_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     chain_id: str
@@ -50,7 +58,8 @@ class StatusResponse(_message.Message):
     caller_id: str
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
     ledger: LedgerHealth
-    def __init__(self, member_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., chain_id: _Optional[str] = ..., consortium: _Optional[str] = ..., listen_address: _Optional[str] = ..., version: _Optional[str] = ..., uptime_s: _Optional[float] = ..., caller_id: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., ledger: _Optional[_Union[LedgerHealth, _Mapping]] = ...) -> None: ...
+    jobs: _containers.ScalarMap[str, int]
+    def __init__(self, member_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., chain_id: _Optional[str] = ..., consortium: _Optional[str] = ..., listen_address: _Optional[str] = ..., version: _Optional[str] = ..., uptime_s: _Optional[float] = ..., caller_id: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., ledger: _Optional[_Union[LedgerHealth, _Mapping]] = ..., jobs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class LedgerHealth(_message.Message):
     __slots__ = ("validator", "height", "round", "mempool_size", "since_last_commit_s", "log_size")
