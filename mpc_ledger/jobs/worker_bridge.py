@@ -4,18 +4,28 @@ Theory of operation: `mpc_ledger.jobs.manifest.JobManifest` is what every
 party derived from the ledger; `mpc_ledger.mpc.worker` takes its own small
 JSON manifest (ranks, tuple provider, program). `train_spec_for` maps the
 job spec onto the training program's `TrainSpec` (the same on every party,
-so the SPMD contract holds) and refuses what the program cannot run yet;
-`worker_manifest` adds this party's data source: its catalogue entry, the
-registered fingerprint, the feature and label columns and the row split.
+so the SPMD contract holds): every model the spec accepts (logistic, linear
+and softmax regression, an MLP of 1 to 8 hidden layers with bce, mse or
+cross-entropy) and SGD with momentum and weight decay. It refuses only a job
+with no test rows (there would be no metric to report). `worker_manifest`
+adds this party's data source: its catalogue entry, the registered
+fingerprint, the feature and label columns and the row split.
 
-`load_local_data` runs *in the worker*, before CrypTen starts: it reads the
-file through the catalogue entry, recomputes the fingerprint over exactly
-the rows it reads and refuses to go on if it differs from the registered
-one (a file changed between the runner's check and the worker's read), then
-cuts the features and label, standardises this party's own feature columns
-with its own training rows' mean and deviation (local preprocessing; for a
-vertical job that is the same as standardising the joined table) and splits
-train (first rows) from test (last rows), as `jobs.spec.split_rows` says.
+`load_local_table` runs *in the worker*, before CrypTen starts: it reads
+the file through the catalogue entry, recomputes the fingerprint over
+exactly the rows it reads and refuses to go on if it differs from the
+registered one (a file changed between the runner's check and the worker's
+read), and keeps the features, the label and (alignment "psi") the ids.
+`LocalTable.party_data` cuts it: the rows in the order given (row order, or
+the intersection's canonical order after the PSI), this party's own feature
+columns standardised with its own training rows' mean and deviation (local
+preprocessing; for a vertical job that is the same as standardising the
+joined table), train (first rows) and test (last rows) as
+`jobs.spec.split_rows` says. `load_local_data` does both for a job aligned
+by row order. For a cross-entropy job the label must be a class index, an
+integer in [0, classes): any other value is refused with its column and
+row (data rows counted from 1), never the value, before CrypTen starts;
+the worker makes that the job's abort reason.
 
 The daemon side works on plain JSON (`train_spec_for` returns the fields of
 `mpc_ledger.mpc.programs.TrainSpec`, which the worker checks), so the
@@ -27,7 +37,9 @@ party's own data directory; no value of the data is ever written anywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +53,20 @@ if TYPE_CHECKING:  # the daemon never imports torch: only the worker does
 
 __all__ = [
     "DataChangedError",
+    "LocalTable",
     "UnsupportedJobError",
     "load_local_data",
+    "load_local_table",
     "train_spec_for",
     "worker_manifest",
 ]
 
-_MODELS = {"logistic_regression": "logistic", "linear_regression": "linear", "mlp": "mlp"}
-_LOSSES = {"logistic": ("bce",), "linear": ("mse",), "mlp": ("bce",)}
+_MODELS = {
+    "logistic_regression": "logistic",
+    "linear_regression": "linear",
+    "softmax_regression": "softmax",
+    "mlp": "mlp",
+}
 
 
 class UnsupportedJobError(ValueError):
@@ -63,18 +81,16 @@ def train_spec_for(manifest: JobManifest) -> dict[str, Any]:
     """The `TrainSpec` fields (as JSON) of the job; `UnsupportedJobError` if it cannot run."""
     spec = manifest.spec
     model = _MODELS.get(spec.model.kind)
-    if model is None:
-        raise UnsupportedJobError(f"model {spec.model.kind!r} is not supported by this runner yet")
-    if spec.loss not in _LOSSES[model]:
-        raise UnsupportedJobError(f"loss {spec.loss!r} with {spec.model.kind!r} is not supported")
-    hidden = spec.model.hidden_sizes
-    if model == "mlp" and len(hidden) != 1:
-        raise UnsupportedJobError("an mlp with other than one hidden layer is not supported yet")
+    if model is None:  # spec_problems refuses it first; kept for a spec from a newer release
+        raise UnsupportedJobError(f"model {spec.model.kind!r} is not supported by this runner")
     optimiser = spec.optimiser
-    if optimiser.momentum or optimiser.weight_decay:
-        raise UnsupportedJobError("sgd momentum and weight decay are not supported yet")
+    if optimiser.kind != "sgd":
+        raise UnsupportedJobError(f"optimiser {optimiser.kind!r} is not supported by this runner")
     data = [p for p in manifest.parties if p.role == "data"]
-    if any(p.test_rows == 0 for p in data) and spec.layout == "vertical":
+    if spec.alignment == "psi":  # the split is the intersection's, known after the PSI
+        if spec.test_fraction == 0:
+            raise UnsupportedJobError("a job without test rows has no test metric to report")
+    elif any(p.test_rows == 0 for p in data) and spec.layout == "vertical":
         raise UnsupportedJobError("a job without test rows has no test metric to report")
     if spec.layout == "horizontal" and sum(p.test_rows for p in data) == 0:
         raise UnsupportedJobError("a job without test rows has no test metric to report")
@@ -90,10 +106,14 @@ def train_spec_for(manifest: JobManifest) -> dict[str, Any]:
         "epochs": spec.epochs,
         "batch_size": spec.batch_size,
         "learning_rate": optimiser.learning_rate,
-        "hidden": hidden[0] if hidden else 8,
+        "hidden": list(spec.model.hidden_sizes) if model == "mlp" else [],
         "seed": spec.seed,
         "recipients": list(manifest.recipient_ranks),
         "reveal_loss": spec.reveal_training_loss,
+        "loss": spec.loss,
+        "classes": spec.model.classes if spec.loss == "cross_entropy" else 0,
+        "momentum": optimiser.momentum,
+        "weight_decay": optimiser.weight_decay,
     }
 
 
@@ -120,6 +140,13 @@ def worker_manifest(
             "train_rows": party.train_rows,
             "test_rows": party.test_rows,
         }
+        if manifest.spec.alignment == "psi":
+            data["alignment"] = {
+                "method": "psi",
+                "id_column": party.id_column,
+                "row_counts": [p.row_count for p in manifest.parties if p.role == "data"],
+                "test_fraction": manifest.spec.test_fraction,
+            }
     return {
         "job_id": manifest.job_id.hex(),
         "members": list(manifest.participants),
@@ -131,12 +158,46 @@ def worker_manifest(
     }
 
 
-def load_local_data(data: dict[str, Any], spec: TrainSpec, rank: int) -> PartyData:
-    """This party's part, re-fingerprinted (see the module docstring). In the worker."""
-    import numpy as np
-    import torch
+@dataclasses.dataclass(frozen=True)
+class LocalTable:
+    """This party's whole table, read and re-fingerprinted in the worker: the ids (PSI jobs
+    only), the feature values and the labels (the label owner), in file order."""
 
-    from mpc_ledger.mpc.programs import PartyData
+    ids: list[object]
+    x: Any  # numpy float64 (rows, features)
+    y: Any  # numpy float32 (rows, 1), or None
+
+    @property
+    def rows(self) -> int:
+        return len(self.x)
+
+    def party_data(self, rows: Sequence[int], train: int) -> PartyData:
+        """The rows ``rows`` in that order, the first ``train`` of them for training;
+        features standardised with those training rows' mean and deviation."""
+        import numpy as np
+        import torch
+
+        from mpc_ledger.mpc.programs import PartyData
+
+        order = np.asarray(rows, dtype=np.int64)
+        x = self.x[order]
+        mean = x[:train].mean(axis=0)
+        deviation = x[:train].std(axis=0)
+        deviation[deviation == 0] = 1.0
+        x = ((x - mean) / deviation).astype(np.float32)
+        y = self.y[order] if self.y is not None else None
+        return PartyData(
+            torch.from_numpy(np.ascontiguousarray(x[:train])),
+            torch.from_numpy(np.ascontiguousarray(y[:train])) if y is not None else None,
+            torch.from_numpy(np.ascontiguousarray(x[train:])),
+            torch.from_numpy(np.ascontiguousarray(y[train:])) if y is not None else None,
+        )
+
+
+def load_local_table(data: dict[str, Any], spec: TrainSpec) -> LocalTable:
+    """Read this party's file through its catalogue entry and re-fingerprint exactly the
+    rows read (`DataChangedError` if they changed). In the worker."""
+    import numpy as np
 
     entry = load_entry(Path(data["catalogue"]))
     if entry.dataset_id != data["dataset_id"]:
@@ -145,6 +206,9 @@ def load_local_data(data: dict[str, Any], spec: TrainSpec, rank: int) -> PartyDa
     names = entry.schema.names
     features = [names.index(c) for c in data["features"]]
     label = names.index(data["label"]) if data["label"] else None
+    alignment = data.get("alignment") or {}
+    id_index = names.index(alignment["id_column"]) if alignment else None
+    ids: list[object] = []
     x_rows: list[list[float]] = []
     y_rows: list[float] = []
     for row in read_rows(entry.path, entry.schema):
@@ -152,29 +216,41 @@ def load_local_data(data: dict[str, Any], spec: TrainSpec, rank: int) -> PartyDa
         x_rows.append([_number(row[i], names[i]) for i in features])
         if label is not None:
             y_rows.append(_number(row[label], names[label]))
+        if id_index is not None:
+            ids.append(row[id_index])
     if builder.result().fingerprint.hex() != data["fingerprint"]:
         raise DataChangedError(
             f"dataset {entry.dataset_id!r} changed since it was registered "
             f"({entry.path} no longer has the registered fingerprint)"
         )
-    train, test = int(data["train_rows"]), int(data["test_rows"])
-    if len(x_rows) != train + test:
-        raise DataChangedError(
-            f"dataset {entry.dataset_id!r} has {len(x_rows)} rows, not {train + test}"
-        )
+    if label is not None and spec.loss == "cross_entropy":
+        _check_class_indices(y_rows, names[label], spec.classes)
     x = np.asarray(x_rows, dtype=np.float64).reshape(len(x_rows), len(features))
-    mean = x[:train].mean(axis=0)
-    deviation = x[:train].std(axis=0)
-    deviation[deviation == 0] = 1.0
-    x = ((x - mean) / deviation).astype(np.float32)
     y = np.asarray(y_rows, dtype=np.float32).reshape(-1, 1) if label is not None else None
+    return LocalTable(ids, x, y)
+
+
+def load_local_data(data: dict[str, Any], spec: TrainSpec, rank: int) -> PartyData:
+    """This party's part of a job aligned by row order (see the module docstring)."""
+    table = load_local_table(data, spec)
+    train, test = int(data["train_rows"]), int(data["test_rows"])
+    if table.rows != train + test:
+        raise DataChangedError(
+            f"dataset {data['dataset_id']!r} has {table.rows} rows, not {train + test}"
+        )
     del rank  # the split is the same for every rank; kept for the call's symmetry
-    return PartyData(
-        torch.from_numpy(np.ascontiguousarray(x[:train])),
-        torch.from_numpy(np.ascontiguousarray(y[:train])) if y is not None else None,
-        torch.from_numpy(np.ascontiguousarray(x[train:])),
-        torch.from_numpy(np.ascontiguousarray(y[train:])) if y is not None else None,
-    )
+    return table.party_data(range(table.rows), train)
+
+
+def _check_class_indices(labels: list[float], column: str, classes: int) -> None:
+    """A cross-entropy label is a class index: an integer in [0, classes)."""
+    for row, value in enumerate(labels, start=1):
+        if not (value.is_integer() and 0 <= value < classes):
+            raise ValueError(
+                f"column {column!r}, row {row}: the label is not a class index; "
+                f"a cross_entropy job with {classes} classes needs an integer from 0 to "
+                f"{classes - 1}"
+            )
 
 
 def _number(value: object, column: str) -> float:

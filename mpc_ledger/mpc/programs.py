@@ -9,10 +9,13 @@ and makes the same CrypTen calls in the same order; a party passes real
 values only for what it owns (`PartyData`) and zero tensors of the right
 shape otherwise, so every shape in the spec is known to all parties.
 
-Training: a model built in PyTorch from a seed every party knows, imported
-with ``crypten.nn.from_pytorch`` (legacy ONNX exporter, see
-`crypten_compat`) and encrypted; mini-batch SGD on the secret-shared data
-in row order; evaluation under MPC with only the aggregate metric revealed;
+Training: a model built in PyTorch from a seed every party knows (a linear
+layer, or an MLP with ReLU between its hidden layers; ``classes`` outputs
+for cross-entropy, else one), imported with ``crypten.nn.from_pytorch``
+(legacy ONNX exporter, see `crypten_compat`) and encrypted; mini-batch SGD
+(``crypten.optim.SGD``: momentum and weight decay as in ``torch.optim.SGD``,
+so `run_plaintext` is the exact reference) on the secret-shared data in row
+order; evaluation under MPC with only the aggregate metric revealed;
 the trained parameters revealed only to ``spec.recipients`` (everyone else
 learns nothing about them). The first recipient then broadcasts the
 model's digest (`model_digest`, SHA-256 over its canonical encoding) to the
@@ -20,6 +23,12 @@ data parties, so rank 0 can put the hash of a model it never sees on the
 ledger. With ``spec.reveal_loss`` the mean training loss of each epoch is
 revealed to every data party (one extra opening per epoch); otherwise it
 never leaves the shares.
+
+Cross-entropy labels are class indices 0..classes-1 in a (rows, 1) column;
+the label owner one-hot encodes them *before* anything is shared (CrypTen's
+cross-entropy takes one-hot targets), and refuses a value that is not a
+class index before it sends a byte. Accuracy is computed under MPC from the
+one-hot argmax of the outputs.
 
 `run_training` reports progress through two optional callbacks: after a
 step (at most every ``progress_interval_s``) and after each epoch, where
@@ -39,7 +48,9 @@ import numpy as np
 import torch
 
 __all__ = [
+    "DEFAULT_LOSS",
     "LAYOUTS",
+    "LOSSES",
     "MODELS",
     "PartyData",
     "TrainSpec",
@@ -47,6 +58,7 @@ __all__ = [
     "build_torch_model",
     "conformance_inputs",
     "model_digest",
+    "one_hot_labels",
     "party_data",
     "run_conformance",
     "run_plaintext",
@@ -54,7 +66,18 @@ __all__ = [
 ]
 
 LAYOUTS = ("vertical", "horizontal")
-MODELS = ("logistic", "linear", "mlp")
+MODELS = ("logistic", "linear", "softmax", "mlp")
+LOSSES = ("bce", "mse", "cross_entropy")
+DEFAULT_LOSS = {"logistic": "bce", "linear": "mse", "softmax": "cross_entropy", "mlp": "bce"}
+_LOSSES_OF = {
+    "logistic": ("bce",),
+    "linear": ("mse",),
+    "softmax": ("cross_entropy",),
+    "mlp": LOSSES,
+}
+# CrypTen's own guard against a wrapped-around share: a gradient element larger than
+# this is zeroed (what `crypten.nn.Module.update_parameters` does by default).
+GRAD_THRESHOLD = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +97,17 @@ class TrainSpec:
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 0.5
-    hidden: int = 8
+    # mlp: the hidden layers' widths (an int is read as one layer, as before)
+    hidden: tuple[int, ...] = (8,)
     seed: int = 0
     recipients: tuple[int, ...] = (0,)
     reveal_loss: bool = False
+    # "" is the model's default loss (DEFAULT_LOSS); an mlp takes any of LOSSES
+    loss: str = ""
+    # cross_entropy: the number of classes (labels are 0..classes-1); else 0
+    classes: int = 0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -86,6 +116,29 @@ class TrainSpec:
             raise ValueError(f"model {self.model!r} is not one of {MODELS}")
         if self.layout == "vertical" and sum(self.columns_per_rank) != self.n_features:
             raise ValueError("vertical layout: columns_per_rank must add up to n_features")
+        hidden: Any = self.hidden
+        # frozen: normalise through object.__setattr__ (an int or a JSON list in, a tuple kept)
+        object.__setattr__(self, "hidden", (hidden,) if isinstance(hidden, int) else tuple(hidden))
+        if not self.loss:
+            object.__setattr__(self, "loss", DEFAULT_LOSS[self.model])
+        if self.loss not in _LOSSES_OF[self.model]:
+            allowed = " or ".join(_LOSSES_OF[self.model])
+            raise ValueError(f"a {self.model} model trains with {allowed}, not {self.loss!r}")
+        if self.loss == "cross_entropy" and self.classes < 2:
+            raise ValueError("cross_entropy needs classes >= 2")
+        if self.loss != "cross_entropy" and self.classes != 0:
+            raise ValueError("only a model trained with cross_entropy has classes")
+        if self.model == "mlp" and (not self.hidden or min(self.hidden) < 1):
+            raise ValueError("an mlp needs at least one hidden layer, each at least 1 wide")
+        if not 0 <= self.momentum < 1:
+            raise ValueError("momentum must be at least 0 and less than 1")
+        if not 0 <= self.weight_decay < 1:
+            raise ValueError("weight_decay must be at least 0 and less than 1")
+
+    @property
+    def output_size(self) -> int:
+        """The model's output width: the class count for cross-entropy, else 1."""
+        return self.classes if self.loss == "cross_entropy" else 1
 
     @property
     def n_train(self) -> int:
@@ -185,14 +238,49 @@ def build_torch_model(spec: TrainSpec) -> torch.nn.Module:
     torch.manual_seed(spec.seed)
     try:
         if spec.model == "mlp":
-            return torch.nn.Sequential(
-                torch.nn.Linear(spec.n_features, spec.hidden),
-                torch.nn.ReLU(),
-                torch.nn.Linear(spec.hidden, 1),
-            )
-        return torch.nn.Linear(spec.n_features, 1)
+            layers: list[torch.nn.Module] = []
+            width = spec.n_features
+            for size in spec.hidden:
+                layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
+                width = size
+            layers.append(torch.nn.Linear(width, spec.output_size))
+            return torch.nn.Sequential(*layers)
+        return torch.nn.Linear(spec.n_features, spec.output_size)
     finally:
         torch.random.set_rng_state(generator_state)
+
+
+def one_hot_labels(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Class indices, a (rows, 1) column, as (rows, classes) one-hot rows.
+
+    ValueError, naming the first bad row (counted from 1) but never its value
+    (the reason may reach the ledger), for anything that is not an integer in
+    [0, classes).
+    """
+    flat = labels.reshape(-1).double()
+    bad = ~torch.isfinite(flat) | (flat != flat.round()) | (flat < 0) | (flat >= classes)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0].item())
+        raise ValueError(
+            f"label row {row + 1} does not hold a class index "
+            f"(an integer from 0 to {classes - 1})"
+        )
+    return torch.nn.functional.one_hot(flat.long(), classes).float()
+
+
+def _plain_labels(spec: TrainSpec, data: PartyData) -> PartyData:
+    """This party's labels as the model's targets: one-hot for cross-entropy, encoded
+    locally before anything is shared (only the owner has values; see `_encrypt_layout`)."""
+    if spec.loss != "cross_entropy":
+        return data
+
+    def encode(labels: torch.Tensor | None) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        _checked(labels, (labels.shape[0], 1), "labels")
+        return one_hot_labels(labels, spec.classes)
+
+    return dataclasses.replace(data, y_train=encode(data.y_train), y_test=encode(data.y_test))
 
 
 def _encrypt_layout(
@@ -202,6 +290,7 @@ def _encrypt_layout(
     own_x = data.x_train if split == "train" else data.x_test
     own_y = data.y_train if split == "train" else data.y_test
     rows_per_rank = spec.train_rows_per_rank if split == "train" else spec.test_rows_per_rank
+    width = spec.output_size  # of the targets: one-hot for cross-entropy
     if spec.layout == "vertical":
         rows = rows_per_rank[0]
         parts = []
@@ -211,9 +300,11 @@ def _encrypt_layout(
             parts.append(crypten.cryptensor(_checked(plain, shape, "features"), src=owner))
         features = crypten.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         label_plain = (
-            own_y if rank == spec.label_rank and own_y is not None else torch.zeros(rows, 1)
+            own_y if rank == spec.label_rank and own_y is not None else torch.zeros(rows, width)
         )
-        labels = crypten.cryptensor(_checked(label_plain, (rows, 1), "labels"), src=spec.label_rank)
+        labels = crypten.cryptensor(
+            _checked(label_plain, (rows, width), "labels"), src=spec.label_rank
+        )
         return features, labels
     x_parts, y_parts = [], []
     for owner in range(world_size):
@@ -221,11 +312,11 @@ def _encrypt_layout(
         x_plain = (
             own_x if owner == rank and own_x is not None else torch.zeros(rows, spec.n_features)
         )
-        y_plain = own_y if owner == rank and own_y is not None else torch.zeros(rows, 1)
+        y_plain = own_y if owner == rank and own_y is not None else torch.zeros(rows, width)
         x_parts.append(
             crypten.cryptensor(_checked(x_plain, (rows, spec.n_features), "features"), src=owner)
         )
-        y_parts.append(crypten.cryptensor(_checked(y_plain, (rows, 1), "labels"), src=owner))
+        y_parts.append(crypten.cryptensor(_checked(y_plain, (rows, width), "labels"), src=owner))
     return crypten.cat(x_parts, dim=0), crypten.cat(y_parts, dim=0)
 
 
@@ -238,7 +329,30 @@ def _checked(tensor: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.T
 
 
 def _loss(crypten: Any, spec: TrainSpec) -> Any:
-    return crypten.nn.MSELoss() if spec.model == "linear" else crypten.nn.BCEWithLogitsLoss()
+    if spec.loss == "mse":
+        return crypten.nn.MSELoss()
+    if spec.loss == "bce":
+        return crypten.nn.BCEWithLogitsLoss()
+    # Not crypten.nn.CrossEntropyLoss: it squeezes its inputs, so a last batch of one row
+    # becomes a (classes,) vector and its mean is taken over the classes. The tensor method
+    # it calls keeps the batch dimension. Without reveal_loss the loss value is never read,
+    # so its forward (a log under MPC) is skipped; the gradient (softmax - target) is exact.
+    skip_forward = not spec.reveal_loss
+
+    def cross_entropy(output: Any, target: Any) -> Any:
+        return output.cross_entropy(target, skip_forward=skip_forward)
+
+    return cross_entropy
+
+
+def _optimiser(crypten: Any, spec: TrainSpec, model: Any) -> Any:
+    return crypten.optim.SGD(
+        model.parameters(),
+        spec.learning_rate,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
+        grad_threshold=GRAD_THRESHOLD,
+    )
 
 
 Progress = Callable[[dict[str, Any]], None]
@@ -257,6 +371,7 @@ def run_training(
 ) -> dict[str, Any]:
     """Train under MPC; return the metric (all parties) and the model (recipients only)."""
     started = time.perf_counter()
+    data = _plain_labels(spec, data)  # refuses a bad label before anything is shared
     x_train, y_train = _encrypt_layout(crypten, spec, rank, world_size, "train", data)
     x_test, y_test = _encrypt_layout(crypten, spec, rank, world_size, "test", data)
     torch_model = build_torch_model(spec)
@@ -264,6 +379,7 @@ def run_training(
     model.encrypt(src=0)
     model.train()
     loss_fn = _loss(crypten, spec)
+    optimiser = _optimiser(crypten, spec, model)
     n_train = spec.n_train
     step, last_report = 0, 0.0
     for epoch in range(1, spec.epochs + 1):
@@ -272,9 +388,9 @@ def run_training(
             stop = min(start + spec.batch_size, n_train)
             output = model(x_train[start:stop])
             loss = loss_fn(output, y_train[start:stop])
-            model.zero_grad()
+            optimiser.zero_grad()
             loss.backward()
-            model.update_parameters(spec.learning_rate)
+            optimiser.step()
             step, batches = step + 1, batches + 1
             if spec.reveal_loss:  # adding shares is local; opened once per epoch
                 loss_sum = loss if loss_sum is None else loss_sum + loss
@@ -338,10 +454,17 @@ def _share_model_digest(crypten: Any, spec: TrainSpec, revealed: dict[str, Any] 
 
 def _evaluate(spec: TrainSpec, output: Any, labels: Any) -> tuple[str, float]:
     """Only the aggregate is revealed, to every party."""
-    if spec.model == "linear":
+    if spec.loss == "mse":
         error = output - labels
         mse = (error * error).mean().get_plain_text()
         return "test_mse", float(mse.item())
+    if spec.loss == "cross_entropy":
+        # encrypted one-hot of the largest output; a (fixed-point) tie marks every tied
+        # class, so such a row counts as correct if the label is among them
+        predicted = output.argmax(dim=1, one_hot=True)
+        correct = (predicted * labels).sum(dim=1)
+        accuracy = correct.mean().get_plain_text()
+        return "test_accuracy", float(accuracy.item())
     predicted = output > 0  # encrypted 0/1
     correct = predicted * labels + (1 - predicted) * (1 - labels)
     accuracy = correct.mean().get_plain_text()
@@ -349,15 +472,23 @@ def _evaluate(spec: TrainSpec, output: Any, labels: Any) -> tuple[str, float]:
 
 
 def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The same training in plain PyTorch (the reference the MPC result is compared to)."""
+    """The same training in plain PyTorch (the reference the MPC result is compared to);
+    ``full`` holds labels as (rows, 1) columns (class indices for cross-entropy)."""
     started = time.perf_counter()
     model = build_torch_model(spec)
     x_train = torch.from_numpy(full["x_train"])
-    y_train = torch.from_numpy(full["y_train"])
-    loss_fn: torch.nn.Module = (
-        torch.nn.MSELoss() if spec.model == "linear" else torch.nn.BCEWithLogitsLoss()
+    y_train = _plain_targets(spec, torch.from_numpy(full["y_train"]))
+    loss_fn: torch.nn.Module = {
+        "mse": torch.nn.MSELoss,
+        "bce": torch.nn.BCEWithLogitsLoss,
+        "cross_entropy": torch.nn.CrossEntropyLoss,
+    }[spec.loss]()
+    optimiser = torch.optim.SGD(
+        model.parameters(),
+        lr=spec.learning_rate,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
     )
-    optimiser = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
     for _epoch in range(spec.epochs):
         for start in range(0, len(x_train), spec.batch_size):
             stop = min(start + spec.batch_size, len(x_train))
@@ -368,12 +499,22 @@ def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any
     train_seconds = time.perf_counter() - started
     with torch.no_grad():
         output = model(torch.from_numpy(full["x_test"]))
-        y_test = torch.from_numpy(full["y_test"])
-        if spec.model == "linear":
+        y_test = _plain_targets(spec, torch.from_numpy(full["y_test"]))
+        if spec.loss == "mse":
             result = {"test_mse": float(((output - y_test) ** 2).mean())}
+        elif spec.loss == "cross_entropy":
+            result = {"test_accuracy": float((output.argmax(dim=1) == y_test).float().mean())}
         else:
             result = {"test_accuracy": float(((output > 0).float() == y_test).float().mean())}
-    return {**result, "train_seconds": train_seconds}
+    parameters = {name: p.detach().tolist() for name, p in model.named_parameters()}
+    return {**result, "train_seconds": train_seconds, "model": parameters}
+
+
+def _plain_targets(spec: TrainSpec, labels: torch.Tensor) -> torch.Tensor:
+    """torch's cross-entropy takes class indices (rows,); the other losses the column."""
+    if spec.loss != "cross_entropy":
+        return labels
+    return one_hot_labels(labels, spec.classes).argmax(dim=1)
 
 
 # --- conformance ---------------------------------------------------------------------------
@@ -434,7 +575,7 @@ def _conformance_mlp() -> torch.nn.Module:
         layout="horizontal",
         model="mlp",
         n_features=5,
-        hidden=4,
+        hidden=(4,),
         seed=11,
         train_rows_per_rank=(6,),
         test_rows_per_rank=(0,),

@@ -78,7 +78,7 @@ def training(epochs=1, rows=64, layout="vertical", model="logistic", recipients=
         n_features=30,
         epochs=epochs,
         label_rank=1,
-        hidden=4,
+        hidden=(4,),
         learning_rate=0.5,
         recipients=recipients,
         **extra,
