@@ -194,6 +194,7 @@ _JOB_KINDS = (
     "job_submission",
     "job_decision",
     "job_started",
+    "job_alignment",
     "job_epoch_digests",
     "job_aborted",
     "job_completed",
@@ -315,6 +316,11 @@ def _detail(kind: str, payload: Any) -> str:
     if kind == "job_started":
         fingerprint = payload.dataset_fingerprint.hex()[:16] or "-"
         return f"manifest {payload.manifest_hash.hex()[:16]}, data {fingerprint}"
+    if kind == "job_alignment":
+        return (
+            f"{payload.method}: {payload.intersection_size} entities in common "
+            f"({payload.train_rows} train, {payload.test_rows} test)"
+        )
     if kind == "job_epoch_digests":
         return f"epoch {payload.epoch}, {len(payload.channels)} channel digests"
     if kind == "job_aborted":

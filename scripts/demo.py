@@ -3,12 +3,14 @@
 In a temporary folder: `mpc-ledger dev up` (hospital-a, -b, -c, a dealer and an
 auditor; real keys, real mTLS) in the background; scikit-learn's breast-cancer
 data split vertically across the three hospitals (10 feature columns each, the
-label at hospital-a, rows in the same order: alignment "row-order"); each
-hospital registers its dataset; hospital-a binds the scientist hospital-a/alice;
-alice submits a logistic regression job, watches it, fetches the model (she is
-its recipient); the model's accuracy on the held-out rows is printed next to
-plaintext PyTorch training on the same split; then the job's record trail, and
-an export of the ledger verified offline against the genesis.
+label at hospital-a); each hospital holds only some of the patients, in its own
+order, so the job aligns them by a private set intersection of the patient ids
+(alignment "psi", the default); each hospital registers its dataset;
+hospital-a binds the scientist hospital-a/alice; alice submits a logistic
+regression job, watches it, fetches the model (she is its recipient); the
+model's accuracy on patients no hospital holds is printed next to plaintext
+PyTorch training on the patients the hospitals share; then the job's record
+trail, and an export of the ledger verified offline against the genesis.
 
 Every step is a `mpc-ledger` command in a child process, printed before it runs.
 
@@ -38,6 +40,8 @@ import numpy as np
 CLI = [sys.executable, "-m", "mpc_ledger.cli.main"]
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
 TEST_FRACTION = 0.2
+EVALUATION_FRACTION = 0.15  # patients no hospital holds: the demo's own held-out set
+KEEP_FRACTION = 0.88  # each hospital holds this share of the others, at random
 BATCH_SIZE = 32
 LEARNING_RATE = 0.5
 SEED = 2026
@@ -128,40 +132,48 @@ def column_names() -> list[str]:
 
 
 def split_data(work: Path, rows: int) -> dict[str, Any]:
-    """Shuffle once (a fixed seed), standardise, write one CSV per hospital; the same rows
-    in the same order everywhere. The last floor(rows * 0.2) rows are the test set."""
+    """Shuffle once (a fixed seed) and standardise; keep the last 15 % of the patients for
+    the demo's own evaluation; give each hospital a random 88 % of the others, in its own
+    order, as one CSV. Also the patients all three share (the plaintext reference)."""
     from sklearn.datasets import load_breast_cancer
 
     features, labels = load_breast_cancer(return_X_y=True)
-    order = np.random.default_rng(SEED).permutation(len(labels))[:rows]
+    rng = np.random.default_rng(SEED)
+    order = rng.permutation(len(labels))[:rows]
     features, labels = features[order], labels[order].astype(np.int64)
-    n_test = int(rows * TEST_FRACTION)
-    n_train = rows - n_test
-    # Each hospital standardises its own columns with its own training rows' statistics.
-    mean, std = features[:n_train].mean(0), features[:n_train].std(0) + 1e-9
+    n_eval = int(rows * EVALUATION_FRACTION)
+    n_pool = rows - n_eval
+    mean, std = features[:n_pool].mean(0), features[:n_pool].std(0) + 1e-9
     features = ((features - mean) / std).round(5)
     names = column_names()
-    ids = [f"patient-{int(i):04d}" for i in order]
+    ids = np.array([f"patient-{int(i):04d}" for i in order])
     data = work / "data"
     data.mkdir()
-    parts = {}
+    parts, held = {}, []
     for index, hospital in enumerate(HOSPITALS):
+        rows_here = rng.permutation(rng.permutation(n_pool)[: int(n_pool * KEEP_FRACTION)])
+        held.append(set(rows_here.tolist()))
         columns = names[10 * index : 10 * (index + 1)]
         header = ["patient_id", *columns] + (["diagnosis"] if index == 0 else [])
-        values = [ids, *features[:, 10 * index : 10 * (index + 1)].T]
+        values = [ids[rows_here], *features[rows_here, 10 * index : 10 * (index + 1)].T]
         if index == 0:
-            values.append(labels)
+            values.append(labels[rows_here])
         lines = [",".join(header)]
         lines += [",".join(str(v) for v in row) for row in zip(*values, strict=True)]
         path = data / f"{hospital}.csv"
         path.write_text("\n".join(lines) + "\n")
-        parts[hospital] = (path, columns)
+        parts[hospital] = (path, columns, len(rows_here))
+    shared = sorted(set.intersection(*held))
+    # The job trains on the shared patients minus its own test rows, in an order no one
+    # chose; the reference trains on the same number of them, in the demo's order.
+    n_train = len(shared) - int(len(shared) * TEST_FRACTION)
     return {
         "parts": parts,
-        "x_train": features[:n_train],
-        "y_train": labels[:n_train],
-        "x_test": features[n_train:],
-        "y_test": labels[n_train:],
+        "shared": len(shared),
+        "x_train": features[shared[:n_train]],
+        "y_train": labels[shared[:n_train]],
+        "x_test": features[n_pool:],
+        "y_test": labels[n_pool:],
     }
 
 
@@ -169,13 +181,13 @@ def job_toml(parts: dict[str, Any], epochs: int) -> str:
     datasets = "".join(
         f'\n[[datasets]]\nid = "{hospital}/breast-cancer"\n'
         f"features = [{', '.join(repr(c).replace(chr(39), chr(34)) for c in columns)}]\n"
-        for hospital, (_, columns) in parts.items()
+        for hospital, (_, columns, _) in parts.items()
     )
     return f"""# The demo job: logistic regression on the three hospitals' columns.
 name = "breast-cancer-demo"
 description = "scikit-learn's breast-cancer data, split vertically across three hospitals"
 layout = "vertical"
-alignment = "row-order"
+alignment = "psi"  # the default: align the hospitals' patients by a private set intersection
 label = "diagnosis"
 loss = "bce"
 epochs = {epochs}
@@ -235,9 +247,13 @@ def demo(work: Path, rows: int, epochs: int) -> None:
         consortium.wait_ready()
         configs = {h: Path("consortium") / h / "party.toml" for h in HOSPITALS}
 
-        say(f"breast-cancer data ({rows} patients), split vertically: 10 columns per hospital")
+        say(
+            f"breast-cancer data ({rows} patients), split vertically: 10 columns per hospital; "
+            "each hospital holds some of the patients, in its own order"
+        )
         split = split_data(work, rows)
-        for hospital, (path, columns) in split["parts"].items():
+        for hospital, (path, columns, count) in split["parts"].items():
+            print(f"  {hospital}: {count} patients", flush=True)
             spec = ",".join(
                 ["patient_id:string", *(f"{c}:float64" for c in columns)]
                 + (["diagnosis:int64"] if hospital == "hospital-a" else [])
@@ -265,21 +281,28 @@ def demo(work: Path, rows: int, epochs: int) -> None:
         job_id = run("job", "submit", "job.toml", "--profile", "alice", cwd=work, capture=True)
         job_id = job_id.strip()
 
-        say("each hospital's daemon decides by its policy; the parties train on secret shares")
+        say(
+            "each hospital's daemon decides by its policy; the hospitals find the patients "
+            "they share by a private set intersection, then train on secret shares"
+        )
         run("job", "watch", job_id, "--profile", "alice", cwd=work)
         run("job", "list", "--profile", "alice", cwd=work)
 
         say("alice, the job's recipient, fetches the model from hospital-a's daemon")
         run("job", "result", job_id, "-o", "model.pt", "--profile", "alice", cwd=work)
 
-        say("the MPC-trained model against plaintext training on the same split")
+        say("the MPC-trained model against plaintext training on the shared patients")
         weights = torch.load(work / "model.pt", weights_only=True)
         mpc_accuracy = accuracy_of(weights, split["x_test"], split["y_test"])
         plain_accuracy, plain_s = plaintext(split, epochs)
         n_test = len(split["y_test"])
-        print(f"  held-out rows: {n_test} (the last {TEST_FRACTION:.0%} of the shared row order)")
+        print(
+            f"  patients all three hospitals hold: {split['shared']} (the ledger's "
+            "job_alignment records say the same)"
+        )
+        print(f"  evaluated on {n_test} patients no hospital holds")
         print(f"  {'MPC (CrypTen, 3 hospitals + dealer)':<38} accuracy {mpc_accuracy:.4f}")
-        print(f"  {'plaintext PyTorch, same split':<38} accuracy {plain_accuracy:.4f}")
+        print(f"  {'plaintext PyTorch, shared patients':<38} accuracy {plain_accuracy:.4f}")
         print(f"  (plaintext training took {plain_s:.2f} s)", flush=True)
 
         say("the job's record trail on the ledger")

@@ -6,7 +6,10 @@ party computes the same one and its hash, with no message between them. It
 fixes the ranks (data owners in the order the spec lists their datasets,
 0..n-1, then the dealer, rank n, as `mpc_ledger.mpc.communicator` numbers
 them), each party's dataset fingerprint, row split and feature columns, the
-label's rank and the recipients' ranks. The state machine builds it when a
+label's rank and the recipients' ranks. With alignment "psi" the row split
+is not known until the intersection is (each data party's `JobAlignment`
+record states it); the manifest then names each dataset's id column and
+leaves train_rows and test_rows at 0. The state machine builds it when a
 job is submitted (`mpc_ledger.jobs.rules`); `JobStarted` and
 `ParticipationProof` records carry its hash, and the runner reads it to
 configure its worker.
@@ -25,6 +28,7 @@ from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.jobs.datasets import RegisteredDataset
 from mpc_ledger.jobs.spec import (
     JobSpec,
+    id_column_of,
     ledger_problems,
     resolve_dealer,
     spec_problems,
@@ -49,6 +53,7 @@ class ManifestParty:
     test_rows: int = 0
     feature_columns: tuple[str, ...] = ()
     holds_label: bool = False
+    id_column: str = ""  # alignment "psi" only
 
     def to_proto(self) -> jobs_pb2.ManifestParty:
         return jobs_pb2.ManifestParty(
@@ -62,6 +67,7 @@ class ManifestParty:
             test_rows=self.test_rows,
             feature_columns=list(self.feature_columns),
             holds_label=self.holds_label,
+            id_column=self.id_column,
         )
 
 
@@ -133,7 +139,8 @@ def build_manifest(
     label_rank: int | None = None
     for rank, ref in enumerate(spec.datasets):
         dataset = registry[ref.dataset_id]
-        train, test = split_rows(dataset.row_count, spec.test_fraction)
+        psi = spec.alignment == "psi"
+        train, test = (0, 0) if psi else split_rows(dataset.row_count, spec.test_fraction)
         holds_label = dataset.schema.column(spec.label) is not None
         if spec.layout == "vertical" and holds_label:
             label_rank = rank
@@ -149,6 +156,7 @@ def build_manifest(
                 test_rows=test,
                 feature_columns=ref.features,
                 holds_label=holds_label,
+                id_column=id_column_of(ref, dataset) if psi else "",
             )
         )
     world_size = len(parties)

@@ -30,8 +30,13 @@ provider is "dealer"; see `mpc_ledger.jobs.manifest.build_manifest`):
 * ``job_decision``: each data owner of the job, once, while it is pending.
 * ``job_started``: each participant, once, with the job's manifest hash
   and (data owners) the registered fingerprint, once the job is approved.
+* ``job_alignment``: with alignment "psi", each data owner that started,
+  once, while the job runs: the intersection's size (the same in every
+  data owner's record), its train/test split and the transcript after the
+  PSI.
 * ``job_epoch_digests``: a participant that started, once per epoch
-  (1..epochs), while the job runs; every channel has the author at one end.
+  (1..epochs), while the job runs (with "psi", a data owner only after its
+  ``job_alignment``); every channel has the author at one end.
 * ``job_completed``: the participant with rank 0, while the job runs and
   once every participant has started.
 * ``participation_proof``: each participant that started, once, while the
@@ -50,7 +55,7 @@ from collections.abc import Iterable, Sequence
 
 from mpc_ledger.jobs.datasets import RegisteredDataset, registration_problems
 from mpc_ledger.jobs.manifest import JobManifest, build_manifest
-from mpc_ledger.jobs.spec import JobSpec, ledger_problems, spec_problems
+from mpc_ledger.jobs.spec import JobSpec, ledger_problems, spec_problems, split_rows
 from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user
 from mpc_ledger.ledger.state import Rule, StateView, register_rule
@@ -67,6 +72,7 @@ __all__ = [
     "REJECTED",
     "RUNNING",
     "STATUSES",
+    "Alignment",
     "ChannelDigest",
     "EpochDigests",
     "JobState",
@@ -93,6 +99,7 @@ _TRANSITIONS: dict[tuple[str, str], str] = {
     (APPROVED, "start"): RUNNING,
     (APPROVED, "abort"): ABORTED,
     (RUNNING, "start"): RUNNING,
+    (RUNNING, "align"): RUNNING,
     (RUNNING, "epoch-digests"): RUNNING,
     (RUNNING, "complete"): COMPLETED,
     (RUNNING, "proof"): RUNNING,
@@ -136,6 +143,17 @@ class EpochDigests:
 
 
 @dataclasses.dataclass(frozen=True)
+class Alignment:
+    """A data owner's `JobAlignment` record (alignment "psi")."""
+
+    member_id: str
+    intersection_size: int
+    train_rows: int
+    test_rows: int
+    channels: tuple[ChannelDigest, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class JobState:
     """A job as the ledger knows it (immutable; each record replaces it)."""
 
@@ -150,6 +168,7 @@ class JobState:
     ended_by: str = ""
     model_hash: bytes = b""
     metrics: tuple[tuple[str, float], ...] = ()
+    alignments: tuple[Alignment, ...] = ()  # alignment "psi": in commit order
 
     @property
     def spec(self) -> JobSpec:
@@ -162,6 +181,23 @@ class JobState:
     @property
     def participants(self) -> tuple[str, ...]:
         return self.manifest.participants
+
+    def alignment_of(self, member_id: str) -> Alignment | None:
+        for alignment in self.alignments:
+            if alignment.member_id == member_id:
+                return alignment
+        return None
+
+    def rows_of(self, member_id: str) -> int:
+        """The rows ``member_id`` puts into the job: its dataset's, or (psi) the intersection's
+        once it is known (0 before, and for the dealer)."""
+        party = self.manifest.party(member_id)
+        if party is None or party.role != "data":
+            return 0
+        if self.spec.alignment != "psi":
+            return party.row_count
+        alignment = self.alignment_of(member_id)
+        return alignment.intersection_size if alignment is not None else 0
 
 
 # -- queries (for the runner, the CLI and the verifier) -------------------------------------
@@ -401,6 +437,62 @@ def _started_participant(
     return (None, problem) if problem is not None else (job, None)
 
 
+def _check_alignment(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.job_alignment
+    author = record.body.author
+    job, problem = _started_participant(view, message.job_id, author, "align", "job_alignment")
+    if job is None:
+        return problem
+    party = job.manifest.party(author)
+    assert party is not None
+    if job.spec.alignment != "psi":
+        return f"job {job.job_id.hex()[:16]} aligns by {job.spec.alignment}; it has no PSI"
+    if party.role != "data":
+        return "only the job's data owners take part in its private set intersection"
+    if message.method != "psi":
+        return f"method: {message.method!r} is not the job's alignment 'psi'"
+    if job.alignment_of(author) is not None:
+        return f"{author!r} has already written its alignment for job {job.job_id.hex()[:16]}"
+    size = message.intersection_size
+    if not 1 <= size <= party.row_count:
+        return f"intersection_size: must be 1 to {author!r}'s {party.row_count} rows"
+    if job.alignments and job.alignments[0].intersection_size != size:
+        first = job.alignments[0]
+        return (
+            f"intersection_size: {first.member_id!r} found {first.intersection_size} "
+            f"entities in common, {author!r} {size}"
+        )
+    if (message.train_rows, message.test_rows) != split_rows(size, job.spec.test_fraction):
+        train, test = split_rows(size, job.spec.test_fraction)
+        return f"train_rows/test_rows: {size} rows split {train}/{test} for this job"
+    return _channel_problem(job, author, message.channels)
+
+
+def _apply_alignment(view: StateView, record: ParsedRecord) -> None:
+    message = record.body.job_alignment
+    job = job_state(view, message.job_id)
+    assert job is not None
+    alignment = Alignment(
+        record.body.author,
+        message.intersection_size,
+        message.train_rows,
+        message.test_rows,
+        tuple(ChannelDigest.from_proto(c) for c in message.channels),
+    )
+    view.put(
+        JOBS_TABLE,
+        job.job_id.hex(),
+        dataclasses.replace(job, alignments=(*job.alignments, alignment)),
+    )
+
+
+def _unaligned(job: JobState, members: Iterable[str]) -> list[str]:
+    """The data owners among ``members`` that have yet to write a psi job's alignment."""
+    if job.spec.alignment != "psi":
+        return []
+    return [m for m in members if m in job.owners and job.alignment_of(m) is None]
+
+
 def _check_epoch_digests(view: StateView, record: ParsedRecord) -> str | None:
     message = record.body.job_epoch_digests
     author = record.body.author
@@ -411,6 +503,8 @@ def _check_epoch_digests(view: StateView, record: ParsedRecord) -> str | None:
         return problem
     if not 1 <= message.epoch <= job.spec.epochs:
         return f"epoch must be 1 to {job.spec.epochs}"
+    if _unaligned(job, [author]):
+        return f"{author!r} has not written its job_alignment (the PSI comes first)"
     if epoch_digests(view, job.job_id, author, message.epoch) is not None:
         return f"{author!r} has already written epoch {message.epoch}'s digests"
     return _channel_problem(job, author, message.channels)
@@ -472,6 +566,9 @@ def _check_completed(view: StateView, record: ParsedRecord) -> str | None:
     missing = [p for p in job.participants if p not in job.started]
     if missing:
         return f"{', '.join(map(repr, missing))} never started job {job.job_id.hex()[:16]}"
+    unaligned = _unaligned(job, job.owners)
+    if unaligned:
+        return f"{', '.join(map(repr, unaligned))} wrote no job_alignment"
     if len(message.model_hash) != HASH_SIZE_BYTES:
         return f"model_hash must be a {HASH_SIZE_BYTES}-byte SHA-256"
     if not 1 <= len(message.metrics) <= MAX_METRICS:
@@ -516,8 +613,10 @@ def _check_proof(view: StateView, record: ParsedRecord) -> str | None:
         return f"rank: {author!r} is rank {party.rank} in this job, not {message.rank}"
     if message.manifest_hash != job.manifest.manifest_hash:
         return "manifest_hash is not the hash of the job's manifest"
-    if message.rows_contributed != party.row_count:
-        return f"rows_contributed: {author!r} holds {party.row_count} rows of this job"
+    if _unaligned(job, [author]):
+        return f"{author!r} has not written its job_alignment"
+    if message.rows_contributed != job.rows_of(author):
+        return f"rows_contributed: {author!r} puts {job.rows_of(author)} rows into this job"
     if message.epochs_completed > job.spec.epochs:
         return f"epochs_completed: the job has {job.spec.epochs} epochs"
     return _first(
@@ -542,6 +641,7 @@ _RULES: dict[str, Rule] = {
     ),
     "job_decision": Rule(authors="member", check=_check_decision, apply=_apply_decision),
     "job_started": Rule(authors="member", check=_check_started, apply=_apply_started),
+    "job_alignment": Rule(authors="member", check=_check_alignment, apply=_apply_alignment),
     "job_epoch_digests": Rule(
         authors="member", check=_check_epoch_digests, apply=_apply_epoch_digests
     ),

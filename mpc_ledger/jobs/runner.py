@@ -34,6 +34,10 @@ A `_JobRun` does, in this order, each step bounded by `RunnerOptions`:
 3. The worker (`python -m mpc_ledger.mpc.worker --events`) in its own
    process group, dying with the daemon, attached to the daemon's MPC relay.
    It re-reads and re-fingerprints the file itself before CrypTen starts.
+   With alignment "psi" the data ranks' workers first run the private set
+   intersection (`mpc_ledger.mpc.psi`); each data owner writes the
+   ``job_alignment`` record it reports (the intersection's size and split,
+   the transcript after the PSI) before anything else.
    Its JSON lines feed the progress registry and, at each epoch end, a
    ``job_epoch_digests`` record with its transcript snapshot (data ranks;
    the dealer serves tuples and has no epochs).
@@ -594,6 +598,8 @@ class _JobRun(threading.Thread):
             if "loss" in event and self.job.spec.reveal_training_loss:
                 changes["loss"] = float(event["loss"])
             self.runner.progress.update(self.job_hex, **changes)
+        if kind == "alignment" and self.party.role == "data":
+            self._align(event)
         if kind == "epoch" and isinstance(event.get("transcript"), dict):
             channels = _channels(event["transcript"])
             if channels and self.party.role == "data":
@@ -601,6 +607,24 @@ class _JobRun(threading.Thread):
                     job_id=self.job.job_id, epoch=int(event["epoch"]), channels=channels
                 )
                 self.runner.submit("job_epoch_digests", digests, wait=True, job_id=self.job.job_id)
+
+    def _align(self, event: dict[str, Any]) -> None:
+        """The worker's PSI result on the ledger (before its first epoch's digests)."""
+        transcript = event.get("transcript")
+        alignment = jobs_pb2.JobAlignment(
+            job_id=self.job.job_id,
+            method=str(event.get("method", "")),
+            intersection_size=int(event.get("intersection_size", 0)),
+            train_rows=int(event.get("train_rows", 0)),
+            test_rows=int(event.get("test_rows", 0)),
+            channels=_channels(transcript if isinstance(transcript, dict) else {}),
+        )
+        self.runner.progress.update(
+            self.job_hex, detail=f"{alignment.intersection_size} entities in common"
+        )
+        if not self.runner.submit("job_alignment", alignment, wait=True, job_id=self.job.job_id):
+            self._fail("its job_alignment record was not committed")
+            self.kill("its job_alignment record was not committed")
 
     def _finish(self, result: dict[str, Any]) -> None:
         self.runner.progress.update(self.job_hex, status="finishing")
@@ -613,11 +637,15 @@ class _JobRun(threading.Thread):
             dataset_fingerprint=self.party.dataset_fingerprint,
             rank=self.party.rank,
             final_channels=_channels(result.get("transcript") or {}),
-            rows_contributed=self.party.row_count,
+            rows_contributed=self._rows_contributed(),
             epochs_completed=self.job.spec.epochs,
         )
         self.runner.submit("participation_proof", proof, wait=True, job_id=self.job.job_id)
         self.runner.progress.update(self.job_hex, status="completed", epoch=self.job.spec.epochs)
+
+    def _rows_contributed(self) -> int:
+        job = self.runner.job(self.job.job_id)
+        return job.rows_of(self.party.member_id) if job is not None else 0
 
     def _complete(self, output: dict[str, Any]) -> bool:
         """Rank 0: job_completed once every data party's last digests are in (bounded wait)."""

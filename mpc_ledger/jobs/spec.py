@@ -20,10 +20,16 @@ the deterministic encoding is what is signed and hashed).
 What every participant agrees on before training is the job's manifest
 (`mpc_ledger.jobs.manifest`), built from a spec that passes all three.
 
-Rows are split the same way everywhere: of a dataset's ``n`` rows, the last
-``floor(n * test_fraction)`` are the test set. Vertical datasets are aligned
-by row order (``alignment = "row-order"``): row i of every dataset is the
-same entity, which each owner states by approving; issue #8 adds "psi".
+Rows are split the same way everywhere: of ``n`` rows, the last
+``floor(n * test_fraction)`` are the test set. Vertical datasets are
+aligned by a private set intersection of their id columns by default
+(``alignment = "psi"``, `mpc_ledger.mpc.psi`): each dataset names its id
+column (``[[datasets]] id_column``, else the one it was registered with);
+the parties learn the intersection, and the job trains on it, in an order
+no party chose, split as above. ``alignment = "row-order"`` instead says
+that row i of every dataset is the same entity, which each owner states by
+approving; the datasets must then have the same row count. Horizontal jobs
+have nothing to align ("row-order").
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ __all__ = [
     "ALIGNMENTS",
     "DEFAULT_LOSS",
     "DEFAULT_PROTOCOL",
+    "ID_TYPES",
     "LAYOUTS",
     "LOSSES",
     "MODEL_KINDS",
@@ -56,6 +63,7 @@ __all__ = [
     "JobSpecError",
     "ModelSpec",
     "OptimiserSpec",
+    "id_column_of",
     "ledger_problems",
     "load_job_spec",
     "parse_job_spec",
@@ -66,8 +74,8 @@ __all__ = [
 ]
 
 LAYOUTS = ("vertical", "horizontal")
-# "psi" (private set intersection on each dataset's id column) comes with issue #8.
-ALIGNMENTS = ("row-order",)
+ALIGNMENTS = ("psi", "row-order")
+ID_TYPES = ("int64", "string")
 MODEL_KINDS = ("logistic_regression", "linear_regression", "softmax_regression", "mlp")
 LOSSES = ("bce", "mse", "cross_entropy")
 DEFAULT_LOSS = {
@@ -137,6 +145,7 @@ class JobSpecError(ConfigError):
 class JobDatasetRef:
     dataset_id: str
     features: tuple[str, ...] = ()
+    id_column: str = ""  # alignment "psi": "" = the dataset's registered id column
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +200,9 @@ class JobSpec:
             layout=self.layout,
             alignment=self.alignment,
             datasets=[
-                jobs_pb2.JobDataset(dataset_id=d.dataset_id, features=list(d.features))
+                jobs_pb2.JobDataset(
+                    dataset_id=d.dataset_id, features=list(d.features), id_column=d.id_column
+                )
                 for d in self.datasets
             ],
             label=self.label,
@@ -222,7 +233,8 @@ class JobSpec:
             layout=message.layout,
             alignment=message.alignment,
             datasets=tuple(
-                JobDatasetRef(d.dataset_id, tuple(d.features)) for d in message.datasets
+                JobDatasetRef(d.dataset_id, tuple(d.features), d.id_column)
+                for d in message.datasets
             ),
             label=message.label,
             model=ModelSpec(
@@ -305,7 +317,9 @@ def spec_from_document(document: Any) -> tuple[JobSpec | None, list[str]]:
         name=fields.text(top, "name", ""),
         description=fields.text(top, "description", "", default=""),
         layout=layout,
-        alignment=fields.text(top, "alignment", "", default="row-order"),
+        alignment=fields.text(
+            top, "alignment", "", default="psi" if layout == "vertical" else "row-order"
+        ),
         datasets=datasets,
         label=fields.text(top, "label", ""),
         model=model,
@@ -340,7 +354,7 @@ def _datasets_from(fields: Fields, top: dict[str, Any], layout: str) -> tuple[Jo
     refs: list[JobDatasetRef] = []
     for index, item in enumerate(raw):
         prefix = f"datasets[{index}]"
-        table = fields.table(item, prefix, ("id", "features"))
+        table = fields.table(item, prefix, ("id", "features", "id_column"))
         dataset_id = fields.text(table, "id", prefix)
         if "features" in table and shared is not None:
             fields.add(f"{prefix}.features", "features are given at the top level already")
@@ -348,7 +362,8 @@ def _datasets_from(fields: Fields, top: dict[str, Any], layout: str) -> tuple[Jo
             features = shared
         else:
             features = fields.texts(table, "features", prefix)
-        refs.append(JobDatasetRef(dataset_id, features))
+        id_column = fields.text(table, "id_column", prefix, default="")
+        refs.append(JobDatasetRef(dataset_id, features, id_column))
     return tuple(refs)
 
 
@@ -371,6 +386,8 @@ def spec_problems(spec: JobSpec) -> list[str]:
         add(f"layout: {spec.layout!r} is not one of {', '.join(LAYOUTS)}")
     if spec.alignment not in ALIGNMENTS:
         add(f"alignment: {spec.alignment!r} is not one of {', '.join(ALIGNMENTS)}")
+    elif spec.alignment == "psi" and spec.layout == "horizontal":
+        add("alignment: 'psi' aligns the rows of a vertical job; a horizontal job has none")
     problems.extend(_dataset_problems(spec))
     if not spec.label:
         add("label: required: the label column's name")
@@ -398,6 +415,12 @@ def _dataset_problems(spec: JobSpec) -> list[str]:
         elif ref.dataset_id in seen:
             problems.append(f"{prefix}.id: {ref.dataset_id!r} is datasets[{seen[ref.dataset_id]}]")
         seen.setdefault(ref.dataset_id, index)
+        if ref.id_column and spec.alignment != "psi":
+            problems.append(f"{prefix}.id_column: only alignment 'psi' uses an id column")
+        elif ref.id_column and ref.id_column in ref.features:
+            problems.append(f"{prefix}.id_column: {ref.id_column!r} is also a feature")
+        elif ref.id_column and ref.id_column == spec.label:
+            problems.append(f"{prefix}.id_column: {ref.id_column!r} is the label")
         if len(ref.features) > MAX_FEATURES:
             problems.append(f"{prefix}.features: at most {MAX_FEATURES}")
         names: set[str] = set()
@@ -590,7 +613,9 @@ def _layout_problems(spec: JobSpec, found: list[tuple[int, RegisteredDataset]]) 
             problems.append(
                 f"label: column {spec.label!r} is in {where}; it must be in exactly one"
             )
-        if found:
+        if spec.alignment == "psi":
+            problems.extend(_id_column_problems(spec, found))
+        elif found:
             first_index, first = found[0]
             for index, dataset in found[1:]:
                 if dataset.row_count != first.row_count:
@@ -630,6 +655,42 @@ def _layout_problems(spec: JobSpec, found: list[tuple[int, RegisteredDataset]]) 
     if found and spec.test_fraction > 0 and test_rows == 0:
         problems.append("test_fraction: leaves no test rows; raise it or set it to 0")
     return _unique(problems)
+
+
+def id_column_of(ref: JobDatasetRef, dataset: RegisteredDataset) -> str:
+    """The id column a psi job aligns ``dataset`` on: the spec's, else the registered one."""
+    return ref.id_column or dataset.schema.id_column
+
+
+def _id_column_problems(spec: JobSpec, found: list[tuple[int, RegisteredDataset]]) -> list[str]:
+    problems: list[str] = []
+    types: dict[str, int] = {}
+    for index, dataset in found:
+        ref = spec.datasets[index]
+        name = id_column_of(ref, dataset)
+        field = f"datasets[{index}].id_column"
+        if not name:
+            problems.append(
+                f"{field}: required for alignment 'psi' (dataset {dataset.dataset_id!r} was "
+                "registered without an id column); name one, or use alignment 'row-order'"
+            )
+            continue
+        column = dataset.schema.column(name)
+        if column is None:
+            problems.append(f"{field}: dataset {dataset.dataset_id!r} has no column {name!r}")
+        elif column.type not in ID_TYPES or column.nullable:
+            problems.append(
+                f"{field}: column {name!r} is a {'nullable ' if column.nullable else ''}"
+                f"{column.type}; an id column is a non-null {' or '.join(ID_TYPES)}"
+            )
+        elif name in ref.features or name == spec.label:
+            problems.append(f"{field}: {name!r} is also a feature or the label")
+        else:
+            types.setdefault(column.type, index)
+    if len(types) > 1:
+        where = ", ".join(f"datasets[{i}] {t}" for t, i in types.items())
+        problems.append(f"datasets: the id columns must have one type, not {where}")
+    return problems
 
 
 def split_rows(row_count: int, test_fraction: float) -> tuple[int, int]:

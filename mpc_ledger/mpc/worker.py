@@ -17,7 +17,14 @@ Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 ``{"source": "file", ...}``: this party's registered dataset, read through
 the local catalogue and re-fingerprinted by
 `mpc_ledger.jobs.worker_bridge.load_local_data` *before* CrypTen starts, so
-a changed file fails the worker before anything is shared.
+a changed file fails the worker before anything is shared. With
+``data.alignment`` ({"method": "psi", "id_column", "row_counts",
+"test_fraction"}) the data ranks first run the private set intersection
+of their id columns over the same communicator (`mpc_ledger.mpc.psi`; the
+dealer takes no part), keep only the intersection's rows, in its canonical
+order, split them, and report ``{"event": "alignment", "method",
+"intersection_size", "train_rows", "test_rows", "transcript"}`` before
+training; the training spec's row counts are the intersection's.
 
 ``--events`` writes JSON lines to stdout for the party daemon's job runner:
 ``{"event": "progress", "epoch", "step", "elapsed_s"}``, after each epoch
@@ -50,7 +57,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpc_ledger.mpc import crypten_compat
 from mpc_ledger.mpc.communicator import (
@@ -71,6 +78,9 @@ from mpc_ledger.mpc.programs import (
     run_training,
 )
 from mpc_ledger.mpc.worker_link import RelayLink
+
+if TYPE_CHECKING:  # the jobs layer is imported only for jobs a party daemon runs
+    from mpc_ledger.jobs.worker_bridge import LocalTable
 from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = ["JobManifest", "load_manifest", "main"]
@@ -169,9 +179,10 @@ def _no_events(_event: dict[str, Any]) -> None:
     pass
 
 
-def _load_data(manifest: JobManifest, rank: int) -> PartyData | None:
+def _load_data(manifest: JobManifest, rank: int) -> PartyData | LocalTable | None:
     """This data party's part of the data, read (and, from a file, re-fingerprinted) before
-    CrypTen starts: a party whose data changed fails before it shares anything."""
+    CrypTen starts: a party whose data changed fails before it shares anything. A job
+    aligned by PSI gets the whole table (`LocalTable`), cut after the intersection."""
     program = manifest.program
     if program.get("name") != "train" or rank >= manifest.world_size:
         return None
@@ -183,14 +194,59 @@ def _load_data(manifest: JobManifest, rank: int) -> PartyData | None:
         return party_data(spec, rank, full)
     if source == "file":
         # Imported here: the jobs layer is needed only for jobs run by a party daemon.
-        from mpc_ledger.jobs.worker_bridge import load_local_data
+        from mpc_ledger.jobs.worker_bridge import load_local_data, load_local_table
 
+        if data_spec.get("alignment"):
+            return load_local_table(data_spec, spec)
         return load_local_data(data_spec, spec, rank)
     raise ValueError(f"unknown data source {source!r}")
 
 
+def _align(
+    manifest: JobManifest, rank: int, spec: TrainSpec, table: LocalTable, emit: Emit
+) -> tuple[TrainSpec, PartyData]:
+    """The private set intersection, then this party's rows of it, in canonical order."""
+    from mpc_ledger.jobs.spec import split_rows
+    from mpc_ledger.mpc.psi import CommunicatorTransport, encode_ids, intersect
+
+    alignment = manifest.program["data"]["alignment"]
+    communicator = MpcCommunicator.instance
+    assert communicator is not None
+    result = intersect(
+        encode_ids(table.ids, str(alignment["id_column"])),
+        rank=rank,
+        parties=manifest.world_size,
+        job_id=manifest.job_id.encode(),
+        transport=CommunicatorTransport(communicator),
+        set_sizes=[int(n) for n in alignment["row_counts"]],
+        describe=lambda r: f"party {manifest.members[r]} (rank {r})",
+    )
+    train, test = split_rows(result.size, float(alignment["test_fraction"]))
+    if train < 1 or test < 1:
+        raise ValueError(
+            f"the parties' datasets have {result.size} ids in common: too few to train "
+            f"and test on ({train} training and {test} test rows)"
+        )
+    emit(
+        {
+            "event": "alignment",
+            "method": "psi",
+            "intersection_size": result.size,
+            "train_rows": train,
+            "test_rows": test,
+            "transcript": communicator.snapshot("psi").to_json(),
+        }
+    )
+    spec = dataclasses.replace(spec, train_rows_per_rank=(train,), test_rows_per_rank=(test,))
+    return spec, table.party_data(result.rows, train)
+
+
 def _run_program(
-    crypten: Any, manifest: JobManifest, rank: int, data: PartyData | None, emit: Emit
+    crypten: Any,
+    manifest: JobManifest,
+    rank: int,
+    data: PartyData | LocalTable | None,
+    emit: Emit,
 ) -> dict[str, Any]:
     program = manifest.program
     name = program.get("name")
@@ -199,6 +255,8 @@ def _run_program(
     if name == "train":
         assert data is not None  # _load_data ran first
         spec = TrainSpec.from_json(program["spec"])
+        if not isinstance(data, PartyData):  # a whole table: aligned by PSI first
+            spec, data = _align(manifest, rank, spec, data, emit)
 
         def on_epoch(report: dict[str, Any]) -> None:
             event = {"event": "epoch", **report}

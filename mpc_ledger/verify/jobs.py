@@ -29,7 +29,11 @@ reading of the same facts:
 4. a completed job has a ``participation_proof`` by every participant, and
    the proofs' final channel digests agree pairwise the same way;
 5. a completed job's model hash is recorded (32 bytes), and is the same in
-   every record that carries it.
+   every record that carries it;
+6. a job aligned by private set intersection (alignment "psi"): every data
+   owner of a completed job wrote a ``job_alignment``, they all state the
+   same intersection size, and their transcripts at the PSI's end agree
+   pairwise as in check 3.
 
 Records the rules refused are reported by the chain verifier
 (``record-permission``) and never reach :meth:`observe`; a chain verifier
@@ -77,6 +81,7 @@ JOB_RECORD_KINDS = frozenset(
         "job_submission",
         "job_decision",
         "job_started",
+        "job_alignment",
         "job_epoch_digests",
         "job_completed",
         "participation_proof",
@@ -151,6 +156,8 @@ class _Job:
     dataset_ids: tuple[str, ...]
     parties: list[_Party]
     epochs: int
+    alignment: str = "row-order"
+    aligned: dict[str, tuple[_Channels, int, _At]] = dataclasses.field(default_factory=dict)
     decisions: list[tuple[str, bool, bytes, _At]] = dataclasses.field(default_factory=list)
     starts: list[tuple[str, bytes, _At, bool]] = dataclasses.field(default_factory=list)
     digests: dict[int, dict[str, tuple[_Channels, _At]]] = dataclasses.field(default_factory=dict)
@@ -293,6 +300,7 @@ class JobAudit:
             dataset_ids=dataset_ids,
             parties=parties,
             epochs=int(spec.epochs),
+            alignment=spec.alignment or "row-order",
         )
         self._jobs[record.id] = job
         self._event(job, place, "submitted", record.body.author, f"spec {spec.name!r}")
@@ -320,6 +328,10 @@ class JobAudit:
                 job.status = "rejected"
         elif kind == "job_started":
             self._started(job, author, bytes(message.dataset_fingerprint), place, refused)
+        elif kind == "job_alignment":
+            size = int(message.intersection_size)
+            job.aligned[author] = (_channels(message.channels), size, place)
+            self._event(job, place, "aligned", author, f"{message.method}: {size} in common")
         elif kind == "job_epoch_digests":
             epoch = int(message.epoch)
             job.digests.setdefault(epoch, {})[author] = (_channels(message.channels), place)
@@ -444,6 +456,7 @@ class JobAudit:
 
     def _check(self, job: _Job) -> Section:
         transcript: list[list[str]] = []
+        self._check_alignment(job, transcript)
         for epoch in sorted(job.digests):
             self._compare(job, f"epoch {epoch}", job.digests[epoch], transcript)
         if job.completed:
@@ -473,6 +486,38 @@ class JobAudit:
                     )
         return self._section(job, transcript)
 
+    def _check_alignment(self, job: _Job, transcript: list[list[str]]) -> None:
+        """Check 6 (alignment "psi")."""
+        if not job.aligned:
+            if job.alignment == "psi" and job.completed:
+                job.failures.append(
+                    (f"job {job.short} completed without any job_alignment", job.completed[0][2])
+                )
+            return
+        sizes = {member: size for member, (_, size, _) in job.aligned.items()}
+        first_member, first_size = next(iter(sizes.items()))
+        for member, (_, size, at) in job.aligned.items():
+            if size != first_size:
+                job.failures.append(
+                    (
+                        f"job {job.short}: {member} states {size} ids in common, "
+                        f"{first_member} {first_size}",
+                        at,
+                    )
+                )
+        if job.completed:
+            owners = [p.member for p in job.parties if p.role == "data"]
+            for member in owners:
+                if member not in job.aligned:
+                    job.failures.append(
+                        (
+                            f"job {job.short} completed but {member!r} wrote no job_alignment",
+                            job.completed[0][2],
+                        )
+                    )
+        ends = {member: (channels, at) for member, (channels, _, at) in job.aligned.items()}
+        self._compare(job, "psi", ends, transcript)
+
     def _section(self, job: _Job, transcript: list[list[str]]) -> Section:
         fields = [
             ("job id", job.job_id.hex()),
@@ -493,6 +538,11 @@ class JobAudit:
                 )
             )
         fields.append(("participants", ", ".join(job.participants)))
+        if job.aligned:
+            size = next(iter(job.aligned.values()))[1]
+            fields.append(("alignment", f"{job.alignment}: {size} ids in common"))
+        else:
+            fields.append(("alignment", job.alignment))
         if job.completed:
             model_hash, metrics, _ = job.completed[0]
             fields.append(("model hash", model_hash.hex()))

@@ -126,6 +126,7 @@ def raw(record: ledger_pb2.Record) -> bytes:
 # -- a consortium run through the CLI (tests/jobs/test_job_cli.py, test_job_concurrency.py) --
 
 CLI_ROWS = 80
+CLI_SHARED = 60  # patients both CLI data parties hold
 
 
 def cli(*args, ok=True, timeout_s=120):
@@ -164,7 +165,8 @@ def make_user(root, consortium, user_id):
 @contextlib.contextmanager
 def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Iterator:
     """Data parties a and b (vertical: a/feat holds f0-f2, b/lab holds g0, g1 and the label
-    y), the dealer and an auditor; both data parties use ``policy``; the datasets are
+    y; each has patients the other lacks, in its own order, with an id column), the dealer
+    and an auditor; both data parties use ``policy``; the datasets are
     registered with `dataset register`. Yields the consortium; stops every daemon after."""
     import numpy as np
     from sklearn.datasets import load_breast_cancer
@@ -179,20 +181,32 @@ def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Itera
         )
     features, labels = load_breast_cancer(return_X_y=True)
     features = (features[:CLI_ROWS] - features.mean(0)) / features.std(0)
-    ids = [f"p{i}" for i in range(CLI_ROWS)]
-    write_csv(root / "a.csv", ["id", "f0", "f1", "f2"], [ids, *features[:, :3].T.round(4)])
+    ids = np.array([f"p{i}" for i in range(CLI_ROWS)])
+    # The parties share CLI_SHARED patients (p10..p69), each in its own order: jobs align
+    # them by PSI (the default for vertical jobs).
+    rng = np.random.default_rng(5)
+    a_rows = rng.permutation(np.arange(0, CLI_SHARED + 10))
+    b_rows = rng.permutation(np.arange(10, CLI_ROWS))
+    write_csv(
+        root / "a.csv", ["id", "f0", "f1", "f2"], [ids[a_rows], *features[a_rows, :3].T.round(4)]
+    )
     write_csv(
         root / "b.csv",
         ["id", "g0", "g1", "y"],
-        [ids, *features[:, 3:5].T.round(4), labels[:CLI_ROWS].astype(np.int64)],
+        [ids[b_rows], *features[b_rows, 3:5].T.round(4), labels[b_rows].astype(np.int64)],
     )
     daemons = [DaemonProcess(consortium.config(m), root / f"{m}.log") for m in consortium.ids]
     try:
         for member_id, daemon in zip(consortium.ids, daemons, strict=True):
             daemon.wait_serving(consortium.genesis.member(member_id).endpoint, 60)
         for member_id, name, columns, extra in (
-            ("a", "feat", "id:string,f0:float64,f1:float64,f2:float64", []),
-            ("b", "lab", "id:string,g0:float64,g1:float64,y:int64", ["--label-column", "y"]),
+            ("a", "feat", "id:string,f0:float64,f1:float64,f2:float64", ["--id-column", "id"]),
+            (
+                "b",
+                "lab",
+                "id:string,g0:float64,g1:float64,y:int64",
+                ["--id-column", "id", "--label-column", "y"],
+            ),
         ):
             cli(
                 "dataset",

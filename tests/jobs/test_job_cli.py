@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conftest import cli, cli_job_world, make_user
+from .conftest import CLI_SHARED, cli, cli_job_world, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,6 +110,11 @@ def test_a_scientist_submits_watches_and_fetches_a_job_through_thecli(world):
     kinds = [entry["kind"] for entry in shown]
     assert kinds[0] == "job_submission" and "job_completed" in kinds
     assert kinds.count("job_decision") == 2 and kinds.count("job_started") == 3
+    # aligned by PSI (the default): both data parties found the 60 patients they share
+    alignments = [e for e in shown if e["kind"] == "job_alignment"]
+    assert len(alignments) == 2, shown
+    assert all(f"psi: {CLI_SHARED} entities in common" in e["detail"] for e in alignments)
+    assert kinds.index("job_alignment") < kinds.index("job_epoch_digests")
     text = cli("job", "show", job_id, "--profile", alice).stdout
     assert "job_completed" in text and "test_accuracy" in text
     assert time.monotonic() - started < 120

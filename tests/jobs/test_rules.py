@@ -347,6 +347,89 @@ def test_epoch_digest_refusals(jobs, authors):
         assert check(jobs.state, authors.record("a", job_epoch_digests=message)) == expected
 
 
+# -- private set intersection (alignment "psi") ---------------------------------------------
+
+
+def align(jobs, member, job_id, size=40, split=None, method="psi", channels=None):
+    rank = jobs.job(job_id).manifest.party(member).rank
+    train, test = split or (size - math.floor(size * 0.2), math.floor(size * 0.2))
+    message = jobs_pb2.JobAlignment(
+        job_id=job_id,
+        method=method,
+        intersection_size=size,
+        train_rows=train,
+        test_rows=test,
+        channels=channels or [channel(rank, (rank + 1) % 2), channel((rank + 1) % 2, rank)],
+    )
+    return jobs.authors.record(member, job_alignment=message)
+
+
+def test_a_psi_job_is_aligned_by_every_data_owner_before_its_epochs(jobs):
+    job_id = jobs.submitted(vertical_spec(alignment="psi"))
+    manifest = jobs.job(job_id).manifest
+    assert [p.id_column for p in manifest.parties] == ["patient_id", "patient_id", ""]
+    assert [(p.train_rows, p.test_rows) for p in manifest.parties[:2]] == [(0, 0), (0, 0)]
+    jobs.running(job_id)
+    assert check(jobs.state, jobs.digests("a", job_id)) == (
+        "'a' has not written its job_alignment (the PSI comes first)"
+    )
+    commit(jobs.state, align(jobs, "a", job_id))
+    assert check(jobs.state, align(jobs, "b", job_id, size=41)) == (
+        "intersection_size: 'a' found 40 entities in common, 'b' 41"
+    )
+    commit(jobs.state, align(jobs, "b", job_id), jobs.digests("a", job_id))
+    job = jobs.job(job_id)
+    assert [
+        (a.member_id, a.intersection_size, a.train_rows, a.test_rows) for a in job.alignments
+    ] == [
+        ("a", 40, 32, 8),
+        ("b", 40, 32, 8),
+    ]
+    assert job.rows_of("a") == 40 and job.rows_of("dealer") == 0
+    assert check(jobs.state, jobs.proof("a", job_id)) == (
+        "rows_contributed: 'a' puts 40 rows into this job"
+    )
+    assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=40)) is None
+
+
+def test_alignment_refusals(jobs):
+    row_order = jobs.submitted()
+    jobs.running(row_order)
+    assert check(jobs.state, align(jobs, "a", row_order)) == (
+        f"job {row_order.hex()[:16]} aligns by row-order; it has no PSI"
+    )
+    job_id = jobs.submitted(vertical_spec(alignment="psi", seed=8))
+    jobs.approved(job_id)
+    commit(jobs.state, jobs.start("a", job_id))
+    assert check(jobs.state, align(jobs, "b", job_id)) == (
+        f"'b' has not started job {job_id.hex()[:16]}"
+    )
+    commit(jobs.state, jobs.start("b", job_id), jobs.start("dealer", job_id))
+    assert check(jobs.state, align(jobs, "dealer", job_id)) == (
+        "only the job's data owners take part in its private set intersection"
+    )
+    assert check(jobs.state, align(jobs, "a", job_id, method="row-order")) == (
+        "method: 'row-order' is not the job's alignment 'psi'"
+    )
+    assert check(jobs.state, align(jobs, "a", job_id, size=0)) == (
+        "intersection_size: must be 1 to 'a''s 50 rows"
+    )
+    assert check(jobs.state, align(jobs, "a", job_id, size=51)) == (
+        "intersection_size: must be 1 to 'a''s 50 rows"
+    )
+    assert check(jobs.state, align(jobs, "a", job_id, split=(30, 10))) == (
+        "train_rows/test_rows: 40 rows split 32/8 for this job"
+    )
+    assert check(jobs.state, align(jobs, "a", job_id, channels=[channel(1, 2)])) == (
+        "channels[0]: 1->2 does not end at the author's rank 0"
+    )
+    commit(jobs.state, align(jobs, "a", job_id))
+    assert check(jobs.state, align(jobs, "a", job_id)) == (
+        f"'a' has already written its alignment for job {job_id.hex()[:16]}"
+    )
+    assert check(jobs.state, jobs.complete("a", job_id)) == "'b' wrote no job_alignment"
+
+
 # -- the end --------------------------------------------------------------------------------
 
 
@@ -396,7 +479,7 @@ def test_proof_refusals(jobs):
         "rank: 'a' is rank 0 in this job, not 1"
     )
     assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=49)) == (
-        "rows_contributed: 'a' holds 50 rows of this job"
+        "rows_contributed: 'a' puts 50 rows into this job"
     )
     assert check(jobs.state, jobs.proof("a", job_id, manifest_hash=bytes(32))) == (
         "manifest_hash is not the hash of the job's manifest"

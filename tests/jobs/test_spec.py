@@ -48,7 +48,7 @@ def test_every_problem_is_reported_with_its_field():
     text = """
 name = ""
 layout = "diagonal"
-alignment = "psi"
+alignment = "by-name"
 label = "age"
 loss = "mse"
 epochs = 0
@@ -87,7 +87,7 @@ momentum = 1.0
         "batch_size: must be an integer",
         "name: must be 1 to 100 printable characters",
         "layout: 'diagonal' is not one of vertical, horizontal",
-        "alignment: 'psi' is not one of row-order",
+        "alignment: 'by-name' is not one of psi, row-order",
         "datasets[0].features[1]: 'age' is listed twice",
         "datasets[1].id: 'nobody' is not '<member id>/<name>' (lowercase letters, digits, '-' "
         "in the member id, also '.' and '_' in the name, each at most 63 characters)",
@@ -268,3 +268,83 @@ def test_manifest_assigns_ranks_and_has_a_stable_hash(vertical_registry, genesis
     assert other.manifest_hash != manifest.manifest_hash
     with pytest.raises(ValueError, match="does not check"):
         build_manifest(job_id, "a/alice", vertical_spec(epochs=0), vertical_registry, genesis)
+
+
+# -- alignment "psi" ------------------------------------------------------------------------
+
+PSI_JOB = """
+name = "v"
+layout = "vertical"
+label = "readmitted"
+epochs = 1
+batch_size = 4
+recipients = ["a"]
+[[datasets]]
+id = "a/cohort"
+features = ["age"]
+id_column = "patient_id"
+[[datasets]]
+id = "b/assays"
+features = ["crp"]
+[model]
+kind = "logistic_regression"
+[optimiser]
+learning_rate = 0.5
+"""
+
+
+def test_psi_is_the_default_alignment_of_vertical_jobs_only():
+    spec = parse_job_spec(PSI_JOB)
+    assert spec.alignment == "psi"
+    assert [d.id_column for d in spec.datasets] == ["patient_id", ""]
+    assert JobSpec.from_proto(spec.to_proto()) == spec
+    row_order = parse_job_spec(
+        PSI_JOB.replace(
+            'layout = "vertical"', 'alignment = "row-order"\nlayout = "vertical"'
+        ).replace('id_column = "patient_id"\n', "")
+    )
+    assert row_order.alignment == "row-order"
+    with pytest.raises(JobSpecError) as caught:
+        parse_job_spec(
+            PSI_JOB.replace('layout = "vertical"', 'layout = "vertical"\nalignment = "row-order"')
+        )
+    assert caught.value.problems == (
+        "datasets[0].id_column: only alignment 'psi' uses an id column",
+    )
+    horizontal = dataclasses.replace(vertical_spec(), layout="horizontal", alignment="psi")
+    assert "alignment: 'psi' aligns the rows of a vertical job; a horizontal job has none" in (
+        spec_problems(horizontal)
+    )
+
+
+def test_psi_checks_the_id_columns_against_the_ledger(genesis):
+    spec = vertical_spec(alignment="psi")
+    # different row counts are fine: the intersection decides
+    registered = registry(("a/cohort", COHORT, 50), ("b/assays", ASSAYS, 30))
+    assert ledger_problems(spec, registered, genesis) == []
+    no_id = DatasetSchema(ASSAYS.columns, id_column="")
+    numbered = DatasetSchema(
+        (Column("patient_id", "int64"), Column("crp", "float64")), id_column="patient_id"
+    )
+    floats = DatasetSchema((Column("key", "float64"), Column("crp", "float64")), id_column="key")
+    cases = {
+        "datasets[1].id_column: required for alignment 'psi' (dataset 'b/assays' was "
+        "registered without an id column); name one, or use alignment 'row-order'": no_id,
+        "datasets: the id columns must have one type, not datasets[0] string, "
+        "datasets[1] int64": numbered,
+        "datasets[1].id_column: column 'key' is a float64; an id column is a non-null int64 "
+        "or string": floats,
+    }
+    for expected, schema in cases.items():
+        registered = registry(("a/cohort", COHORT, 50), ("b/assays", schema, 30))
+        assert ledger_problems(spec, registered, genesis) == [expected]
+    named = vertical_spec(
+        alignment="psi",
+        datasets=(
+            JobDatasetRef("a/cohort", ("age", "bmi")),
+            JobDatasetRef("b/assays", ("crp",), id_column="nope"),
+        ),
+    )
+    assert ledger_problems(
+        named, registry(("a/cohort", COHORT, 50), ("b/assays", ASSAYS, 30)), genesis
+    ) == ["datasets[1].id_column: dataset 'b/assays' has no column 'nope'"]

@@ -61,7 +61,8 @@ def jobs_consortium(tmp_path_factory):
 class JobChain:
     """A ChainBuilder plus the ledger state its honest blocks lead to (for manifests)."""
 
-    def __init__(self, consortium):
+    def __init__(self, consortium, spec: JobSpec = SPEC):
+        self.spec = spec
         keys = {m: consortium.party(m).identity.signing_key for m in consortium.ids}
         self.builder = ChainBuilder(consortium.genesis, keys)
         self.state = LedgerState(consortium.genesis)
@@ -93,7 +94,9 @@ class JobChain:
             self.record("a", dataset_registration=registration("a/cohort", COHORT)),
             self.record("b", dataset_registration=registration("b/assays", ASSAYS)),
         )
-        raw = self.record("a/alice", job_submission=jobs_pb2.JobSubmission(spec=SPEC.to_proto()))
+        raw = self.record(
+            "a/alice", job_submission=jobs_pb2.JobSubmission(spec=self.spec.to_proto())
+        )
         self.commit(raw)
         parsed = parse_record(raw)
         assert not isinstance(parsed, str)
@@ -156,17 +159,45 @@ class JobChain:
             dataset_fingerprint=party.dataset_fingerprint,
             rank=party.rank,
             final_channels=self.channels(member, 2),
-            rows_contributed=party.row_count,
+            rows_contributed=self.job.rows_of(member),
             epochs_completed=2,
         )
         return self.record(member, participation_proof=proof)
 
+    def align(self, member: str, size: int, tamper: bool = False) -> bytes:
+        rank = RANKS[member]
+        channels = [
+            jobs_pb2.ChannelDigest(
+                sender_rank=link[0],
+                receiver_rank=link[1],
+                digest=hashlib.sha256(f"{link}@psi{tamper and link == (0, 1)}".encode()).digest(),
+                messages=4,
+                size_bytes=4096,
+                rounds=1,
+            )
+            for link in ((rank, 1 - rank), (1 - rank, rank))
+        ]
+        message = jobs_pb2.JobAlignment(
+            job_id=self.job_id,
+            method="psi",
+            intersection_size=size,
+            train_rows=size - size // 5,
+            test_rows=size // 5,
+            channels=channels,
+        )
+        return self.record(member, job_alignment=message)
 
-def run_job(chain: JobChain, *, tamper=None, proofs=("a", "b", "dealer")) -> JobChain:
-    """A job from submission to its proofs; ``tamper`` = (member, epoch, link)."""
+
+def run_job(
+    chain: JobChain, *, tamper=None, proofs=("a", "b", "dealer"), tamper_psi=False
+) -> JobChain:
+    """A job from submission to its proofs; ``tamper`` = (member, epoch, link); a psi job
+    (by its spec) aligns 30 rows, ``tamper_psi`` makes b's record of 0->1 differ."""
     chain.submit()
     chain.commit(chain.decide("a"), chain.decide("b"))
     chain.commit(*(chain.start(m) for m in RANKS))
+    if chain.spec.alignment == "psi":
+        chain.commit(chain.align("a", 30), chain.align("b", 30, tamper=tamper_psi))
     for epoch in (1, 2):
         chain.commit(
             *(
@@ -268,3 +299,31 @@ def test_a_job_that_ran_without_one_approval(jobs_consortium, tmp_path):
         f"job {chain.job_id.hex()[:16]} started (a) without the approval of 'b', owner of its data"
     )
     assert (failure.height, failure.log_index) == (4, refusals[0].log_index)
+
+
+PSI_SPEC = JobSpec(**{**SPEC.__dict__, "alignment": "psi"})
+
+
+def test_a_psi_job_shows_its_alignment_and_checks_the_psi_transcript(jobs_consortium, tmp_path):
+    chain = run_job(JobChain(jobs_consortium, PSI_SPEC))
+    report = verify_export(
+        export_chain(jobs_consortium, chain.builder, tmp_path / "x"), jobs_consortium.genesis
+    )
+    assert report.ok, report.failures
+    (section,) = report.jobs
+    assert dict(section.fields)["alignment"] == "psi: 30 ids in common"
+    timeline, transcripts = section.tables[1], section.tables[2]
+    assert [row[3:5] for row in timeline.rows if row[3] == "aligned"] == [
+        ["aligned", "a"],
+        ["aligned", "b"],
+    ]
+    assert ["psi", "0->1 (a -> b)", "yes", "4", "4096"] in transcripts.rows
+
+    tampered = run_job(JobChain(jobs_consortium, PSI_SPEC), tamper_psi=True)
+    report = verify_export(
+        export_chain(jobs_consortium, tampered.builder, tmp_path / "y"), jobs_consortium.genesis
+    )
+    (failure,) = jobs_failures(report)
+    assert failure.startswith(
+        f"job {tampered.job_id.hex()[:16]} psi: link 0->1 (a -> b) disagrees: digest "
+    )

@@ -45,12 +45,14 @@ class DatasetRegistration(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., schema: _Optional[_Union[DatasetSchema, _Mapping]] = ..., row_count: _Optional[int] = ..., schema_hash: _Optional[bytes] = ..., rows_root: _Optional[bytes] = ..., fingerprint: _Optional[bytes] = ..., description: _Optional[str] = ...) -> None: ...
 
 class JobDataset(_message.Message):
-    __slots__ = ("dataset_id", "features")
+    __slots__ = ("dataset_id", "features", "id_column")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    ID_COLUMN_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     features: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, dataset_id: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+    id_column: str
+    def __init__(self, dataset_id: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., id_column: _Optional[str] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
     __slots__ = ("kind", "hidden_sizes", "classes")
@@ -168,6 +170,22 @@ class JobEpochDigests(_message.Message):
     channels: _containers.RepeatedCompositeFieldContainer[ChannelDigest]
     def __init__(self, job_id: _Optional[bytes] = ..., epoch: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelDigest, _Mapping]]] = ...) -> None: ...
 
+class JobAlignment(_message.Message):
+    __slots__ = ("job_id", "method", "intersection_size", "train_rows", "test_rows", "channels")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    INTERSECTION_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    TEST_ROWS_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    method: str
+    intersection_size: int
+    train_rows: int
+    test_rows: int
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelDigest]
+    def __init__(self, job_id: _Optional[bytes] = ..., method: _Optional[str] = ..., intersection_size: _Optional[int] = ..., train_rows: _Optional[int] = ..., test_rows: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelDigest, _Mapping]]] = ...) -> None: ...
+
 class JobAborted(_message.Message):
     __slots__ = ("job_id", "reason")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -213,7 +231,7 @@ class ParticipationProof(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ..., manifest_hash: _Optional[bytes] = ..., dataset_fingerprint: _Optional[bytes] = ..., rank: _Optional[int] = ..., final_channels: _Optional[_Iterable[_Union[ChannelDigest, _Mapping]]] = ..., rows_contributed: _Optional[int] = ..., epochs_completed: _Optional[int] = ...) -> None: ...
 
 class ManifestParty(_message.Message):
-    __slots__ = ("rank", "member_id", "role", "dataset_id", "dataset_fingerprint", "row_count", "train_rows", "test_rows", "feature_columns", "holds_label")
+    __slots__ = ("rank", "member_id", "role", "dataset_id", "dataset_fingerprint", "row_count", "train_rows", "test_rows", "feature_columns", "holds_label", "id_column")
     RANK_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +242,7 @@ class ManifestParty(_message.Message):
     TEST_ROWS_FIELD_NUMBER: _ClassVar[int]
     FEATURE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     HOLDS_LABEL_FIELD_NUMBER: _ClassVar[int]
+    ID_COLUMN_FIELD_NUMBER: _ClassVar[int]
     rank: int
     member_id: str
     role: str
@@ -234,7 +253,8 @@ class ManifestParty(_message.Message):
     test_rows: int
     feature_columns: _containers.RepeatedScalarFieldContainer[str]
     holds_label: bool
-    def __init__(self, rank: _Optional[int] = ..., member_id: _Optional[str] = ..., role: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_fingerprint: _Optional[bytes] = ..., row_count: _Optional[int] = ..., train_rows: _Optional[int] = ..., test_rows: _Optional[int] = ..., feature_columns: _Optional[_Iterable[str]] = ..., holds_label: _Optional[bool] = ...) -> None: ...
+    id_column: str
+    def __init__(self, rank: _Optional[int] = ..., member_id: _Optional[str] = ..., role: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_fingerprint: _Optional[bytes] = ..., row_count: _Optional[int] = ..., train_rows: _Optional[int] = ..., test_rows: _Optional[int] = ..., feature_columns: _Optional[_Iterable[str]] = ..., holds_label: _Optional[bool] = ..., id_column: _Optional[str] = ...) -> None: ...
 
 class JobManifest(_message.Message):
     __slots__ = ("chain_id", "job_id", "submitter", "spec", "parties", "world_size", "dealer_rank", "label_rank", "n_features", "recipient_ranks")
