@@ -262,8 +262,7 @@ def one_hot_labels(labels: torch.Tensor, classes: int) -> torch.Tensor:
     if bool(bad.any()):
         row = int(bad.nonzero()[0].item())
         raise ValueError(
-            f"label row {row + 1} does not hold a class index "
-            f"(an integer from 0 to {classes - 1})"
+            f"label row {row + 1} does not hold a class index (an integer from 0 to {classes - 1})"
         )
     return torch.nn.functional.one_hot(flat.long(), classes).float()
 
