@@ -165,14 +165,18 @@ def split_data(work: Path, rows: int) -> dict[str, Any]:
         parts[hospital] = (path, columns, len(rows_here))
     shared = sorted(set.intersection(*held))
     # The job trains on the shared patients minus its own test rows, in an order no one
-    # chose; the reference trains on the same number of them, in the demo's order.
+    # chose, each hospital standardising its columns over its training rows; the reference
+    # trains on the same number of them, in the demo's order. Both models see the
+    # evaluation patients standardised like the shared patients (close to what the
+    # workers did).
     n_train = len(shared) - int(len(shared) * TEST_FRACTION)
+    mean, std = features[shared].mean(0), features[shared].std(0) + 1e-9
     return {
         "parts": parts,
         "shared": len(shared),
-        "x_train": features[shared[:n_train]],
+        "x_train": (features[shared[:n_train]] - mean) / std,
         "y_train": labels[shared[:n_train]],
-        "x_test": features[n_pool:],
+        "x_test": (features[n_pool:] - mean) / std,
         "y_test": labels[n_pool:],
     }
 
@@ -301,6 +305,10 @@ def demo(work: Path, rows: int, epochs: int) -> None:
             "job_alignment records say the same)"
         )
         print(f"  evaluated on {n_test} patients no hospital holds")
+        print(
+            "  (the two train on as many shared patients, in different orders: SGD's result "
+            "depends on the order, so they may differ by a patient or two)"
+        )
         print(f"  {'MPC (CrypTen, 3 hospitals + dealer)':<38} accuracy {mpc_accuracy:.4f}")
         print(f"  {'plaintext PyTorch, shared patients':<38} accuracy {plain_accuracy:.4f}")
         print(f"  (plaintext training took {plain_s:.2f} s)", flush=True)
