@@ -18,6 +18,7 @@ the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -147,8 +148,9 @@ class Genesis:
             mpc=self.mpc.to_proto(),
         )
 
-    @property
+    @functools.cached_property
     def chain_id(self) -> bytes:
+        """SHA-256 over the deterministic encoding (computed once: it is on hot paths)."""
         encoded = self.to_proto().SerializeToString(deterministic=True)
         return hashlib.sha256(_CHAIN_ID_TAG + encoded).digest()
 
