@@ -306,7 +306,8 @@ def _detail(kind: str, payload: Any) -> str:
     if kind == "job_submission":
         spec = payload.spec
         return (
-            f"{spec.name}: {spec.model.kind}, {spec.layout}, {spec.epochs} epochs, "
+            f"{spec.name}: {spec.model.kind}, {spec.layout}"
+            f"{f' ({spec.alignment})' if spec.layout == 'vertical' else ''}, {spec.epochs} epochs, "
             f"datasets {', '.join(d.dataset_id for d in spec.datasets)}, "
             f"recipients {', '.join(spec.recipients)}"
         )

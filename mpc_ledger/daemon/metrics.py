@@ -75,6 +75,13 @@ class DaemonMetrics:
         self.mpc_frames = Counter(
             "mpc_ledger_mpc_frames", "MPC frames relayed, by job", ["job"], registry=registry
         )
+        # Fed by the job runner from its worker's transcript (epoch ends, job end).
+        self.mpc_rounds = Gauge(
+            "mpc_ledger_mpc_rounds",
+            "MPC communication rounds this party's worker took part in, by job",
+            ["job"],
+            registry=registry,
+        )
         self._server: object | None = None
 
     def gauge_from(self, gauge: Gauge, read: Callable[[], float]) -> None:

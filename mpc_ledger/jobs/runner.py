@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from mpc_ledger.daemon.config import Party
+from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.errors import ConfigError, UserError
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.catalogue import entry_path, find_entry
@@ -212,6 +213,8 @@ class JobRunner:
         self._decided: set[bytes] = set()  # decisions submitted by this process
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        # Set by the daemon's JobsService; None in tests that need no metrics.
+        self.metrics: DaemonMetrics | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -600,6 +603,8 @@ class _JobRun(threading.Thread):
             self.runner.progress.update(self.job_hex, **changes)
         if kind == "alignment" and self.party.role == "data":
             self._align(event)
+        if kind in ("epoch", "result") and isinstance(event.get("transcript"), dict):
+            self._count_rounds(event["transcript"])
         if kind == "epoch" and isinstance(event.get("transcript"), dict):
             channels = _channels(event["transcript"])
             if channels and self.party.role == "data":
@@ -607,6 +612,18 @@ class _JobRun(threading.Thread):
                     job_id=self.job.job_id, epoch=int(event["epoch"]), channels=channels
                 )
                 self.runner.submit("job_epoch_digests", digests, wait=True, job_id=self.job.job_id)
+
+    def _count_rounds(self, transcript: dict[str, Any]) -> None:
+        """The rounds gauge: communicator operations that sent on any of this party's
+        channels so far (the transcript counts them per channel)."""
+        metrics = self.runner.metrics
+        if metrics is None:
+            return
+        rounds = 0
+        for channel in transcript.get("channels", []):
+            if isinstance(channel, dict) and channel.get("sender") == self.party.rank:
+                rounds = max(rounds, int(channel.get("rounds", 0)))
+        metrics.mpc_rounds.labels(self.job_hex).set(rounds)
 
     def _align(self, event: dict[str, Any]) -> None:
         """The worker's PSI result on the ledger (before its first epoch's digests)."""

@@ -170,6 +170,7 @@ class JobsService:
         assert self.runner is not None and self._access is not None, "register() runs first"
         self._access.peers = daemon.peers
         metrics = daemon.metrics
+        self.runner.metrics = metrics
         for state in STATUSES:
             gauge = metrics.jobs.labels(state=state)
             metrics.gauge_from(gauge, functools.partial(self.tally.count, state))

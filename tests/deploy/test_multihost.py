@@ -242,6 +242,9 @@ def test_a_joint_job_runs_across_four_hosts(world: World) -> None:
             lambda m=member: f"{m}: jobs gauge not at 1 completed:\n{world.metrics(m)}",
         )
         assert world.metric(member, 'mpc_ledger_jobs{state="running"}') == 0
+    for member in ("a", "b", "c"):  # the data parties' workers' traffic, by job
+        assert world.metric(member, f'mpc_ledger_mpc_rounds{{job="{job_id}"}}') > 0
+        assert world.metric(member, f'mpc_ledger_mpc_bytes_total{{job="{job_id}"}}') > 0
     status = world.cli("a", "status", "--config", world.config("a"), "--timeout-ms", "5000")
     assert "\njobs       1 completed\n" in status, status
     assert "3/3 answering over mTLS" in status, status

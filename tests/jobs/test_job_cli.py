@@ -111,6 +111,7 @@ def test_a_scientist_submits_watches_and_fetches_a_job_through_thecli(world):
     assert kinds[0] == "job_submission" and "job_completed" in kinds
     assert kinds.count("job_decision") == 2 and kinds.count("job_started") == 3
     # aligned by PSI (the default): both data parties found the 60 patients they share
+    assert "logistic_regression, vertical (psi), 1 epochs" in shown[0]["detail"], shown[0]
     alignments = [e for e in shown if e["kind"] == "job_alignment"]
     assert len(alignments) == 2, shown
     assert all(f"psi: {CLI_SHARED} entities in common" in e["detail"] for e in alignments)
