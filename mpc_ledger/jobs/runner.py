@@ -37,7 +37,9 @@ A `_JobRun` does, in this order, each step bounded by `RunnerOptions`:
    With alignment "psi" the data ranks' workers first run the private set
    intersection (`mpc_ledger.mpc.psi`); each data owner writes the
    ``job_alignment`` record it reports (the intersection's size and split,
-   the transcript after the PSI) before anything else.
+   the transcript after the PSI) before anything else; a data owner whose
+   policy's ``min_rows`` exceeds the intersection's training rows aborts
+   the job instead (its approval counted the registered rows).
    Its JSON lines feed the progress registry and, at each epoch end, a
    ``job_epoch_digests`` record with its transcript snapshot (data ranks;
    the dealer serves tuples and has no epochs).
@@ -318,6 +320,23 @@ class JobRunner:
             return PolicyDecision(False, (reason,), NO_POLICY_HASH)
         registry = self.ledger.query(lambda s: registered_datasets(s, job.spec.dataset_ids))
         return evaluate(policy, self.member_id, job.spec, job.submitter, registry)
+
+    def too_few_rows(self, train_rows: int) -> str | None:
+        """Why ``train_rows`` (a private set intersection's) is below this member's policy's
+        ``min_rows``; None when it is not (or no policy can be read: it approved already)."""
+        path = self.party.config.policy_path
+        if path is None:
+            return None
+        try:
+            policy = load_policy(path, self.member_id)
+        except (ConfigError, UserError, OSError):
+            return None
+        if train_rows >= policy.min_rows:
+            return None
+        return (
+            f"the private set intersection leaves {train_rows} training rows; "
+            f"{self.member_id}'s policy needs at least {policy.min_rows} (min_rows)"
+        )
 
     # -- ledger writes --------------------------------------------------------------------
 
@@ -639,6 +658,11 @@ class _JobRun(threading.Thread):
         self.runner.progress.update(
             self.job_hex, detail=f"{alignment.intersection_size} entities in common"
         )
+        too_few = self.runner.too_few_rows(alignment.train_rows)
+        if too_few is not None:  # the policy approved registered row counts, not this
+            self._fail(too_few)
+            self.kill(too_few)
+            return
         if not self.runner.submit("job_alignment", alignment, wait=True, job_id=self.job.job_id):
             self._fail("its job_alignment record was not committed")
             self.kill("its job_alignment record was not committed")

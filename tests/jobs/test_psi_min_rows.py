@@ -1,0 +1,70 @@
+"""A policy's ``min_rows`` holds for the rows a private set intersection leaves, not only for
+the registered row counts it approved: real daemons, started by the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import CLI_SHARED, cli, cli_job_world, make_user
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# Each data party registered 70 rows: 53 training rows at test_fraction 0.25, enough for
+# min_rows = 50. The 60 rows they share leave 45.
+POLICY = """version = 1
+submitters = ["a/*"]
+datasets = ["*"]
+models = ["logistic_regression"]
+max_epochs = 5
+recipients = ["a/*"]
+allow_loss_reveal = true
+min_rows = 50
+"""
+JOB = """name = "small-intersection"
+layout = "vertical"
+label = "y"
+epochs = 1
+batch_size = 32
+test_fraction = 0.25
+recipients = ["a/alice"]
+
+[[datasets]]
+id = "a/feat"
+features = ["f0", "f1", "f2"]
+
+[[datasets]]
+id = "b/lab"
+features = ["g0", "g1"]
+
+[model]
+kind = "logistic_regression"
+
+[optimiser]
+learning_rate = 0.5
+"""
+
+
+def test_an_intersection_below_a_policys_min_rows_aborts_the_job(tmp_path):
+    with cli_job_world(tmp_path, POLICY) as consortium:
+        alice = make_user(tmp_path, consortium, "a/alice")
+        (tmp_path / "job.toml").write_text(JOB)
+        job_id = cli("job", "submit", tmp_path / "job.toml", "--profile", alice).stdout.strip()
+        watched = cli("job", "watch", job_id, "--profile", alice, ok=False, timeout_s=180)
+        assert watched.returncode == 1, watched.stdout
+        train_rows = CLI_SHARED - CLI_SHARED // 4
+        assert (
+            f"the private set intersection leaves {train_rows} training rows; "
+            "a's policy needs at least 50 (min_rows)"
+            in watched.stdout
+            or f"the private set intersection leaves {train_rows} training rows; "
+            "b's policy needs at least 50 (min_rows)"
+            in watched.stdout
+        ), watched.stdout
+        shown = cli("job", "show", job_id, "--format", "json", "--profile", alice)
+        trail = json.loads(shown.stdout)
+        kinds = [entry["kind"] for entry in trail]
+        # both owners approved (the registered rows were enough); nothing trained
+        assert kinds.count("job_decision") == 2 and "job_aborted" in kinds
+        assert "job_epoch_digests" not in kinds and "job_completed" not in kinds
