@@ -41,6 +41,8 @@ __all__ = [
     "merkle_root",
     "node_hash",
     "root_from_inclusion_proof",
+    "root_of_leaf_hashes",
+    "split_point",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -61,12 +63,12 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
-def _split_point(size: int) -> int:
+def split_point(size: int) -> int:
     """The largest power of two strictly smaller than ``size`` (size >= 2)."""
     return 1 << ((size - 1).bit_length() - 1)
 
 
-def _root_of_hashes(hashes: Sequence[bytes]) -> bytes:
+def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     """MTH over leaf hashes already computed (iterative, no recursion limit)."""
     if not hashes:
         return EMPTY_ROOT
@@ -83,7 +85,7 @@ def _root_of_hashes(hashes: Sequence[bytes]) -> bytes:
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
     """The RFC 9162 Merkle tree hash of the leaf data ``leaves``."""
-    return _root_of_hashes([leaf_hash(leaf) for leaf in leaves])
+    return root_of_leaf_hashes([leaf_hash(leaf) for leaf in leaves])
 
 
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
@@ -97,10 +99,10 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
 def _path(index: int, hashes: Sequence[bytes]) -> list[bytes]:
     if len(hashes) <= 1:
         return []
-    k = _split_point(len(hashes))
+    k = split_point(len(hashes))
     if index < k:
-        return [*_path(index, hashes[:k]), _root_of_hashes(hashes[k:])]
-    return [*_path(index - k, hashes[k:]), _root_of_hashes(hashes[:k])]
+        return [*_path(index, hashes[:k]), root_of_leaf_hashes(hashes[k:])]
+    return [*_path(index - k, hashes[k:]), root_of_leaf_hashes(hashes[:k])]
 
 
 def root_from_inclusion_proof(
@@ -155,11 +157,11 @@ def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
 def _subproof(m: int, hashes: Sequence[bytes], *, complete: bool) -> list[bytes]:
     n = len(hashes)
     if m == n:
-        return [] if complete else [_root_of_hashes(hashes)]
-    k = _split_point(n)
+        return [] if complete else [root_of_leaf_hashes(hashes)]
+    k = split_point(n)
     if m <= k:
-        return [*_subproof(m, hashes[:k], complete=complete), _root_of_hashes(hashes[k:])]
-    return [*_subproof(m - k, hashes[k:], complete=False), _root_of_hashes(hashes[:k])]
+        return [*_subproof(m, hashes[:k], complete=complete), root_of_leaf_hashes(hashes[k:])]
+    return [*_subproof(m - k, hashes[k:], complete=False), root_of_leaf_hashes(hashes[:k])]
 
 
 def verify_consistency(

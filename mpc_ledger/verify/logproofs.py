@@ -22,27 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mpc_ledger.ledger.merkle import EMPTY_ROOT, MerkleFrontier, node_hash
+from mpc_ledger.ledger.merkle import (
+    EMPTY_ROOT,
+    MerkleFrontier,
+    node_hash,
+    root_of_leaf_hashes,
+    split_point,
+)
 
-__all__ = ["LeafHashLog", "root_of_leaf_hashes"]
-
-
-def _split_point(size: int) -> int:
-    """The largest power of two strictly smaller than ``size`` (size >= 2)."""
-    return 1 << ((size - 1).bit_length() - 1)
-
-
-def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
-    """MTH over leaf hashes already computed (the RFC tree; its left subtrees are perfect)."""
-    if not hashes:
-        return EMPTY_ROOT
-    level = list(hashes)
-    while len(level) > 1:
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
-    return level[0]
+__all__ = ["LeafHashLog"]
 
 
 class LeafHashLog:
@@ -88,7 +76,7 @@ class LeafHashLog:
                 return peak
             if start <= lo and hi <= start + size:
                 raise ValueError(f"node [{lo}, {hi}) lies inside a frontier peak; not known")
-        k = _split_point(hi - lo)
+        k = split_point(hi - lo)
         return node_hash(self._hash(lo, lo + k), self._hash(lo + k, hi))
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
@@ -101,7 +89,7 @@ class LeafHashLog:
         path: list[bytes] = []
         lo, hi = 0, size
         while hi - lo > 1:
-            k = _split_point(hi - lo)
+            k = split_point(hi - lo)
             if index < lo + k:
                 path.append(self._hash(lo + k, hi))
                 hi = lo + k
@@ -124,7 +112,7 @@ class LeafHashLog:
         n = hi - lo
         if m == n:
             return [] if complete else [self._hash(lo, hi)]
-        k = _split_point(n)
+        k = split_point(n)
         if m <= k:
             return [*self._subproof(m, lo, lo + k, complete=complete), self._hash(lo + k, hi)]
         return [*self._subproof(m - k, lo + k, hi, complete=False), self._hash(lo, lo + k)]
