@@ -162,6 +162,48 @@ def make_user(root, consortium, user_id):
     return profile
 
 
+def cli_policy(*members: str, min_rows: int = 0) -> str:
+    """A data owner's policy for the CLI world: scientists and recipients of ``members``."""
+    patterns = ", ".join(f'"{m}/*"' for m in members)
+    return f"""version = 1
+submitters = [{patterns}]
+datasets = ["*"]
+models = ["logistic_regression"]
+max_epochs = 5
+recipients = [{patterns}]
+allow_loss_reveal = true
+min_rows = {min_rows}
+"""
+
+
+def cli_job(name: str, recipient: str = "a/alice") -> str:
+    """A job spec over the CLI world's datasets (vertical; aligned by PSI, the default)."""
+    return f"""name = "{name}"
+layout = "vertical"
+label = "y"
+epochs = 1
+batch_size = 32
+seed = 1
+test_fraction = 0.25
+recipients = ["{recipient}"]
+reveal_training_loss = true
+
+[[datasets]]
+id = "a/feat"
+features = ["f0", "f1", "f2"]
+
+[[datasets]]
+id = "b/lab"
+features = ["g0", "g1"]
+
+[model]
+kind = "logistic_regression"
+
+[optimiser]
+learning_rate = 0.5
+"""
+
+
 @contextlib.contextmanager
 def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Iterator:
     """Data parties a and b (vertical: a/feat holds f0-f2, b/lab holds g0, g1 and the label

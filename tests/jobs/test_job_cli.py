@@ -12,43 +12,12 @@ import time
 
 import pytest
 
-from .conftest import CLI_SHARED, cli, cli_job_world, make_user
+from .conftest import CLI_SHARED, cli, cli_job, cli_job_world, cli_policy, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-POLICY = """version = 1
-submitters = ["a/*"]
-datasets = ["*"]
-models = ["logistic_regression"]
-max_epochs = 5
-recipients = ["a/*"]
-allow_loss_reveal = true
-min_rows = 0
-"""
-JOB = """name = "cli-test"
-layout = "vertical"
-label = "y"
-epochs = 1
-batch_size = 32
-seed = 1
-test_fraction = 0.25
-recipients = ["a/alice"]
-reveal_training_loss = true
-
-[[datasets]]
-id = "a/feat"
-features = ["f0", "f1", "f2"]
-
-[[datasets]]
-id = "b/lab"
-features = ["g0", "g1"]
-
-[model]
-kind = "logistic_regression"
-
-[optimiser]
-learning_rate = 0.5
-"""
+POLICY = cli_policy("a")
+JOB = cli_job("cli-test")
 BAD_JOB = """name = ""
 layout = "diagonal"
 epochs = 0

@@ -17,49 +17,17 @@ import pytest
 
 from mpc_ledger.testing.processes import CLI
 
-from .conftest import cli, cli_job_world, make_user
+from .conftest import cli, cli_job, cli_job_world, cli_policy, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-POLICY = """version = 1
-submitters = ["a/*", "b/*"]
-datasets = ["*"]
-models = ["logistic_regression"]
-max_epochs = 5
-recipients = ["a/*", "b/*"]
-allow_loss_reveal = true
-min_rows = 0
-"""
-JOB = """name = "{name}"
-layout = "vertical"
-label = "y"
-epochs = 1
-batch_size = 32
-seed = 1
-test_fraction = 0.25
-recipients = ["{recipient}"]
-reveal_training_loss = true
-
-[[datasets]]
-id = "a/feat"
-features = ["f0", "f1", "f2"]
-
-[[datasets]]
-id = "b/lab"
-features = ["g0", "g1"]
-
-[model]
-kind = "logistic_regression"
-
-[optimiser]
-learning_rate = 0.5
-"""
+POLICY = cli_policy("a", "b")
 PARTIES = ("a", "b", "dealer")
 
 
 def _job_file(root, name, recipient):
     path = root / f"{name}.toml"
-    path.write_text(JOB.format(name=name, recipient=recipient))
+    path.write_text(cli_job(name, recipient))
     return path
 
 

@@ -7,43 +7,14 @@ import json
 
 import pytest
 
-from .conftest import CLI_SHARED, cli, cli_job_world, make_user
+from .conftest import CLI_SHARED, cli, cli_job, cli_job_world, cli_policy, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Each data party registered 70 rows: 53 training rows at test_fraction 0.25, enough for
 # min_rows = 50. The 60 rows they share leave 45.
-POLICY = """version = 1
-submitters = ["a/*"]
-datasets = ["*"]
-models = ["logistic_regression"]
-max_epochs = 5
-recipients = ["a/*"]
-allow_loss_reveal = true
-min_rows = 50
-"""
-JOB = """name = "small-intersection"
-layout = "vertical"
-label = "y"
-epochs = 1
-batch_size = 32
-test_fraction = 0.25
-recipients = ["a/alice"]
-
-[[datasets]]
-id = "a/feat"
-features = ["f0", "f1", "f2"]
-
-[[datasets]]
-id = "b/lab"
-features = ["g0", "g1"]
-
-[model]
-kind = "logistic_regression"
-
-[optimiser]
-learning_rate = 0.5
-"""
+POLICY = cli_policy("a", min_rows=50)
+JOB = cli_job("small-intersection")
 
 
 def test_an_intersection_below_a_policys_min_rows_aborts_the_job(tmp_path):
