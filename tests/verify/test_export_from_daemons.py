@@ -30,6 +30,11 @@ def live(tmp_path_factory):
             record_ids.append(reply.record_id)
         for record_id in record_ids:
             assert client.wait_committed(record_id).committed
+    # Every test exports from some member: each must hold the notes (a member whose links
+    # came up late catches up only after the next height announcement).
+    for member_id in consortium.ids:
+        with LedgerClient(consortium.party(member_id)) as client:
+            assert client.wait_committed(record_ids[-1]).committed, member_id
     yield consortium, record_ids
     stop_all(daemons)
 
