@@ -61,6 +61,10 @@ Additions to the paper (none weakens its safety argument)
   the id binds the header, and the header the records.
 - Messages for the next height are held (bounded) and replayed at the first
   input after the commit.
+- A quorum of nil precommits starts the next round at once instead of after
+  ``timeoutPrecommit`` (no value can be decided in that round; starting a
+  round is never a safety question). After a proposer dies, the next commit
+  comes one propose timeout later, not one propose plus one precommit timeout.
 """
 
 from __future__ import annotations
@@ -673,6 +677,7 @@ class ConsensusCore:
             self._rule_prevote_timeout,
             self._rule_polka,
             self._rule_nil_polka,
+            self._rule_nil_precommits,
             self._rule_precommit_timeout,
         )
         for _ in range(_RULE_FIRINGS_MAX):
@@ -782,6 +787,23 @@ class ConsensusCore:
             return False
         self._sign_vote(PRECOMMIT, NIL)
         self._step = PRECOMMIT
+        return True
+
+    def _rule_nil_precommits(self) -> bool:
+        """A quorum precommitted nil in this round: start the next round at once.
+
+        Not in Algorithm 1, which waits ``timeoutPrecommit`` after any quorum
+        of precommits (lines 47-48). That wait gives precommits for a value
+        time to arrive; with a quorum for nil from distinct validators, no
+        value can gather a quorum in this round (it would take f + 1
+        validators signing both). Starting a round early never endangers
+        safety in Tendermint (the locks do not depend on time), so this only
+        saves the wait after a dead proposer's round.
+        """
+        tally = self._tally.peek(self._round)
+        if tally is None or tally.precommit_count[NIL] < self._validators.quorum:
+            return False
+        self._start_round(self._round + 1)
         return True
 
     def _rule_precommit_timeout(self) -> bool:

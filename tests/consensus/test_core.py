@@ -196,6 +196,21 @@ def test_quorum_of_precommits_for_any_schedules_the_precommit_timeout(h4) -> Non
     assert Timeout(1, 0, PRECOMMIT, 60) in ready.timeouts
 
 
+def test_quorum_of_nil_precommits_starts_the_next_round_without_waiting(h4) -> None:
+    # A dead proposer's round: nobody can decide in it, so no precommit timeout.
+    core, _ = h4.core("v0")
+    core.on_timeout(Timeout(1, 0, PROPOSE, 100))
+    core.receive(h4.vote("v1", PREVOTE, None))
+    core.receive(h4.vote("v2", PREVOTE, None))
+    assert core.step == PRECOMMIT
+    ready = core.receive(h4.vote("v1", PRECOMMIT, None))
+    assert core.round == 0
+    ready = core.receive(h4.vote("v2", PRECOMMIT, None))
+    assert (core.round, core.step) == (1, PROPOSE)
+    assert Timeout(1, 1, PROPOSE, 110) in ready.timeouts
+    assert not any(t.step == PRECOMMIT for t in ready.timeouts)
+
+
 def test_commit_in_an_earlier_round_still_decides(h4) -> None:
     core, _ = h4.core("v0")
     block = h4.block([b"late"])
