@@ -10,7 +10,10 @@ Measures, on a consortium of 4 validators started by the CLI (`party start`):
    commit of the last record, as seen by a client following each node;
 2. latency: records submitted one by one at half the saturation rate (open
    loop, spread over the nodes); submit-to-commit latency: from the start of
-   the Submit call to the block reaching a client following one node;
+   the Submit call to the block reaching a client following one node; with
+   the daemons' CPU time over the same interval (how busy the two cores
+   were), and, for scale, the same latency at a light load (20 records/s,
+   about one record per block: the floor of one block's round trip);
 3. failover: the proposer of the next height is killed (SIGKILL) and a
    record submitted elsewhere; time from the kill to the next commit;
 4. restart: the killed node is started again; time from its start until it
@@ -27,6 +30,11 @@ Measures, on a consortium of 4 validators started by the CLI (`party start`):
 
 The baseline in the same run is one validator alone (n = 1: no network, no
 votes from others), which bounds what consensus on this machine can reach.
+
+The load generator runs its submitters and the commit watcher as threads of
+one Python process, so it uses the daemons' 0.5 ms GIL switch interval (see
+`party start`): with CPython's default 5 ms, a watcher thread waiting for
+the GIL behind a submitter adds milliseconds to what it timestamps.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
 from mpc_ledger.testing.processes import DaemonProcess, stop_all
 
 RECORD_BYTES = 1024
+LIGHT_LOAD_PER_S = 20
+SWITCH_INTERVAL_S = 0.0005  # the daemon's, see mpc_ledger/cli/party.py
 TARGET_RECORDS_PER_S = 1000
 TARGET_P50_MS = 15
 TARGET_P99_MS = 50
@@ -272,6 +282,18 @@ def catch_up(root: Path, stopped_s: float) -> tuple[int, float]:
         cluster.stop()
 
 
+def cpu_seconds(cluster: Cluster) -> float | None:
+    """User + system CPU time of every daemon process so far (None where /proc is missing)."""
+    total = 0.0
+    for daemon in cluster.daemons:
+        try:
+            fields = Path(f"/proc/{daemon.process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, int(fraction * len(values)))]
 
@@ -292,6 +314,7 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--catch-up-seconds", type=float, default=30.0)
     args = parser.parse_args()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     count = 400 if args.smoke else args.records
     latency_s = 2.0 if args.smoke else args.latency_seconds
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
@@ -309,13 +332,25 @@ def main() -> int:
                 flush=True,
             )
             rate = throughput / 2
+            cpu_before, started = cpu_seconds(cluster), time.perf_counter()
             latencies = latency(cluster, rate, latency_s)
+            cpu_after, elapsed = cpu_seconds(cluster), time.perf_counter() - started
             p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+            busy = ""
+            if cpu_before is not None and cpu_after is not None:
+                cores = (cpu_after - cpu_before) / elapsed
+                busy = f", daemons busy {cores:.2f} of {os.cpu_count()} cores"
             print(
                 f"  4 validators at {rate:.0f} records/s (half load), {len(latencies)} records:\n"
                 f"    submit-to-commit p50 {p50:6.1f} ms   (target <= {TARGET_P50_MS})\n"
                 f"    submit-to-commit p99 {p99:6.1f} ms   (target <= {TARGET_P99_MS})\n"
-                f"    mean {statistics.fmean(latencies):.1f} ms, max {latencies[-1]:.1f} ms",
+                f"    mean {statistics.fmean(latencies):.1f} ms, max {latencies[-1]:.1f} ms{busy}",
+                flush=True,
+            )
+            light = latency(cluster, LIGHT_LOAD_PER_S, latency_s / 2)
+            print(
+                f"  for scale, at {LIGHT_LOAD_PER_S} records/s (about one record per block):"
+                f" p50 {percentile(light, 0.50):.1f} ms, p99 {percentile(light, 0.99):.1f} ms",
                 flush=True,
             )
             failover_s, rejoin_s, propose_s = failover_and_restart(cluster)
