@@ -16,6 +16,7 @@ from mpc_ledger.identity import certs, keys
 from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
+from mpc_ledger.testing.consortium import make_consortium
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -142,3 +143,28 @@ def test_identify_peer_rejects_non_tls_and_missing_certificates(consortium):
         mtls.identify_peer(genesis, {"transport_security_type": [b"insecure"]})
     with pytest.raises(mtls.PeerAuthError, match="no client certificate"):
         mtls.identify_peer(genesis, {"transport_security_type": [b"ssl"]})
+
+
+def _auth_context(identity: PartyIdentity) -> dict[str, list[bytes]]:
+    pem = identity.tls_certificate.public_bytes(certs.serialization.Encoding.PEM)
+    return {"transport_security_type": [b"ssl"], "x509_pem_cert": [pem]}
+
+
+def test_a_known_certificate_is_still_checked_against_the_clock(consortium):
+    # The issuance check is remembered per certificate; its validity period is not.
+    b = consortium.party("b").identity
+    context = _auth_context(b)
+    assert mtls.identify_caller(consortium.genesis, context).member.id == "b"
+    later = b.tls_certificate.not_valid_after_utc + dt.timedelta(seconds=1)
+    with pytest.raises(mtls.PeerAuthError, match="'b' is outside its validity period"):
+        mtls.identify_caller(consortium.genesis, context, now=later)
+    assert mtls.identify_caller(consortium.genesis, context).member.id == "b"
+
+
+def test_a_certificate_known_under_one_genesis_is_refused_under_another(consortium, tmp_path):
+    # Same member ids, different CAs: what passed in one consortium proves nothing in another.
+    other = make_consortium(tmp_path / "other", "a,b")
+    b = consortium.party("b").identity
+    assert mtls.identify_caller(consortium.genesis, _auth_context(b)).member.id == "b"
+    with pytest.raises(mtls.PeerAuthError, match="was not issued by 'b'"):
+        mtls.identify_caller(other.genesis, _auth_context(b))
