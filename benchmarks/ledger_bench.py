@@ -34,10 +34,11 @@ Measures, on a consortium of 4 validators started by the CLI (`party start`):
 The baseline in the same run is one validator alone (n = 1: no network, no
 votes from others), which bounds what consensus on this machine can reach.
 
-The load generator runs its submitters and the commit watcher as threads of
-one Python process, so it uses the daemons' 0.5 ms GIL switch interval (see
-`party start`): with CPython's default 5 ms, a watcher thread waiting for
-the GIL behind a submitter adds milliseconds to what it timestamps.
+The load generator runs its pacing loop, gRPC's client threads and the
+commit watcher in one Python process, so it uses the daemons' 0.5 ms GIL
+switch interval (see `party start`): with CPython's default 5 ms, a watcher
+thread waiting for the GIL behind another adds milliseconds to what it
+timestamps.
 """
 
 from __future__ import annotations
