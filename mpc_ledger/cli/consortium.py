@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import random
 import socket
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,49 @@ def assemble_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# Ports handed out by this process, so that two consortiums made one after the
+# other (before either starts) never share one.
+_handed_out: set[int] = set()
+_LOWEST_PICKED_PORT = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int] | None:
+    """The kernel's range for outgoing connections' local ports (Linux), else None."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return None
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_ports(host: str, count: int) -> list[int]:
+    """``count`` ports that are free on ``host`` now, for daemons that bind them later.
+
+    A port from ``bind(port 0)`` comes from the ephemeral range, where the
+    kernel also picks the local port of every outgoing connection: one of
+    those can take it before the daemon starts ("Address already in use").
+    Where the range is known, ports are therefore picked at random below it.
+    """
+    ephemeral = _ephemeral_range()
+    if ephemeral is not None and ephemeral[0] - _LOWEST_PICKED_PORT >= 1000:
+        candidates = list(range(_LOWEST_PICKED_PORT, ephemeral[0]))
+        random.shuffle(candidates)
+        chosen: list[int] = []
+        for port in candidates:
+            if port not in _handed_out and _bindable(host, port):
+                chosen.append(port)
+                if len(chosen) == count:
+                    _handed_out.update(chosen)
+                    return chosen
     sockets = []
     try:
         for _ in range(count):
