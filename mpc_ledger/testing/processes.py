@@ -67,9 +67,13 @@ class DaemonProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15) -> int:
+    def stop(
+        self, sig: int = signal.SIGTERM, timeout_s: float = 15, *, signalled: bool = False
+    ) -> int:
+        """Send ``sig`` (unless ``signalled``: already sent), wait, kill after ``timeout_s``."""
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            if not signalled:
+                self.process.send_signal(sig)
             try:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -85,4 +89,6 @@ def stop_all(daemons: list[DaemonProcess], sig: int = signal.SIGTERM) -> list[in
     for daemon in daemons:
         if daemon.process.poll() is None:
             daemon.process.send_signal(sig)
-    return [daemon.stop(sig) for daemon in daemons]
+    # Not twice: a second SIGTERM that arrives while a daemon's interpreter is
+    # finalising meets the default handler and kills it (exit -15, not 0).
+    return [daemon.stop(sig, signalled=True) for daemon in daemons]
