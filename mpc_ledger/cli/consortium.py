@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mpc_ledger.daemon.config import render_config
+from mpc_ledger.daemon.server import BindError, check_bindable
 from mpc_ledger.errors import UserError
 from mpc_ledger.identity.genesis import (
     ConsensusParams,
@@ -115,15 +116,6 @@ def _ephemeral_range() -> tuple[int, int] | None:
         return None
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _free_ports(host: str, count: int) -> list[int]:
     """``count`` ports that are free on ``host`` now, for daemons that bind them later.
 
@@ -138,11 +130,16 @@ def _free_ports(host: str, count: int) -> list[int]:
         random.shuffle(candidates)
         chosen: list[int] = []
         for port in candidates:
-            if port not in _handed_out and _bindable(host, port):
-                chosen.append(port)
-                if len(chosen) == count:
-                    _handed_out.update(chosen)
-                    return chosen
+            if port in _handed_out:
+                continue
+            try:
+                check_bindable(f"{host}:{port}")  # as the daemon will bind it
+            except BindError:
+                continue
+            chosen.append(port)
+            if len(chosen) == count:
+                _handed_out.update(chosen)
+                return chosen
     sockets = []
     try:
         for _ in range(count):

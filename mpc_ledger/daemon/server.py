@@ -26,7 +26,7 @@ from mpc_ledger.identity.genesis import Member
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
 
-__all__ = ["BindError", "DaemonService", "PartyDaemon"]
+__all__ = ["BindError", "DaemonService", "PartyDaemon", "check_bindable"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class BindError(Exception):
     """The listen address could not be bound."""
 
 
-def _check_bindable(address: str) -> None:
+def check_bindable(address: str) -> None:
     """Fail with the OS's reason before gRPC tries (and logs its own noise to stderr)."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
@@ -134,7 +134,7 @@ class PartyDaemon:
         for service in self.services:
             service.register(server)
         address = self.party.listen_address
-        _check_bindable(address)
+        check_bindable(address)
         try:
             self.port = server.add_secure_port(address, mtls.server_credentials(identity))
         except RuntimeError as exc:
