@@ -269,3 +269,18 @@ def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Itera
             for daemon in daemons:
                 log = daemon.log_path.read_text(errors="replace")
                 assert "ERROR   mpc_ledger.jobs" not in log, f"{daemon.config}:\n{log}"
+
+
+def worker_pids(mention: str) -> list[int]:
+    """Pids of live MPC worker processes whose command line mentions ``mention``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"mpc_ledger.mpc.worker" in command and mention.encode() in command:
+            pids.append(int(entry.name))
+    return pids

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from mpc_ledger.testing.processes import CLI
 
-from .conftest import cli, cli_job, cli_job_world, cli_policy, make_user
+from .conftest import cli, cli_job, cli_job_world, cli_policy, make_user, worker_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,26 +35,11 @@ def _trail(job_id, profile):
     return json.loads(shown.stdout)
 
 
-def _workers(root: Path) -> list[int]:
-    """Pids of live worker processes whose command line mentions ``root``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"mpc_ledger.mpc.worker" in command and str(root).encode() in command:
-            pids.append(int(entry.name))
-    return pids
-
-
 def _assert_no_workers(root, timeout_s=20):
     deadline = time.monotonic() + timeout_s
-    while _workers(root) and time.monotonic() < deadline:
+    while worker_pids(str(root)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _workers(root) == []
+    assert worker_pids(str(root)) == []
 
 
 def _assert_completed(trail, submitter):

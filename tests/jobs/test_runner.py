@@ -28,6 +28,8 @@ from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 from mpc_ledger.testing.consortium import make_consortium
 from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
 
+from .conftest import worker_pids
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROWS = 120
@@ -196,20 +198,6 @@ def kinds(records, kind):
     return [(author, payload) for k, author, payload in records if k == kind]
 
 
-def worker_pids(job_id: bytes) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"mpc_ledger.mpc.worker" in command and job_id.hex().encode() in command:
-            pids.append(int(entry.name))
-    return pids
-
-
 def snapshot(job_id, rank, channels, data_ranks=None) -> TranscriptSnapshot:
     stats = tuple(
         ChannelStats(c.sender_rank, c.receiver_rank, c.digest.hex(), c.messages, c.size_bytes, 0)
@@ -251,7 +239,7 @@ def test_an_approved_job_runs_to_completion_on_every_party(world):
         assert not (world.data_dir(member_id) / "jobs" / job_id.hex() / "model.pt").exists()
     model = world.data_dir("b") / "jobs" / job_id.hex() / "model.pt"
     assert model.exists() and model.stat().st_mode & 0o777 == 0o600
-    assert worker_pids(job_id) == []
+    assert worker_pids(job_id.hex()) == []
 
 
 def test_a_job_one_party_rejects_never_starts(world):
@@ -269,7 +257,7 @@ def test_a_job_one_party_rejects_never_starts(world):
     assert {k for k, _, _ in records} == {"job_submission", "job_decision"}
     for member_id in ("a", "b", "dealer"):
         assert not (world.data_dir(member_id) / "jobs" / job_id.hex()).exists()
-    assert worker_pids(job_id) == []
+    assert worker_pids(job_id.hex()) == []
 
 
 def test_a_changed_dataset_aborts_the_job_before_any_worker_starts(world):
@@ -289,13 +277,13 @@ def test_a_changed_dataset_aborts_the_job_before_any_worker_starts(world):
     for member_id in ("a", "b", "dealer"):
         folder = world.data_dir(member_id) / "jobs" / job_id.hex()
         assert not list(folder.glob("worker-rank*.log")), member_id
-    assert worker_pids(job_id) == []
+    assert worker_pids(job_id.hex()) == []
 
 
 def test_a_worker_killed_mid_training_aborts_the_job_everywhere(world):
     job_id = submit_job(world, spec(epochs=40))
     wait_for(world, job_id, lambda r: kinds(r, "job_epoch_digests"))
-    workers = worker_pids(job_id)
+    workers = worker_pids(job_id.hex())
     assert len(workers) == 3, workers
     victim = next(p for p in workers if b"--rank\x000" in Path(f"/proc/{p}/cmdline").read_bytes())
     os.kill(victim, signal.SIGKILL)
@@ -304,8 +292,8 @@ def test_a_worker_killed_mid_training_aborts_the_job_everywhere(world):
     [(author, aborted)] = kinds(records, "job_aborted")
     assert author in ("a", "b", "dealer") and "worker failed" in aborted.reason, aborted.reason
     deadline = time.monotonic() + 20
-    while worker_pids(job_id) and time.monotonic() < deadline:
+    while worker_pids(job_id.hex()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert worker_pids(job_id) == []
+    assert worker_pids(job_id.hex()) == []
     assert time.monotonic() - killed_at < 30
     assert not kinds(job_records(world, job_id), "job_completed")
