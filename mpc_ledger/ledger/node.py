@@ -35,6 +35,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from mpc_ledger.consensus import (
@@ -62,7 +63,7 @@ from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
 
-__all__ = ["LedgerNode", "NodeOptions", "SubmitResult"]
+__all__ = ["CatchUpOutcome", "CatchUpVerdict", "LedgerNode", "NodeOptions", "SubmitResult"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,6 +83,22 @@ class SubmitResult:
     record_id: bytes
     accepted: bool
     reason: str = ""
+
+
+class CatchUpOutcome(StrEnum):
+    """What became of one block a peer served in catch-up."""
+
+    ACCEPTED = "accepted"  # checked and committed: the next height, a valid certificate
+    # A height we already hold (consensus or another peer was first): no progress, and
+    # not checked, so no proof either way about the peer that sent it.
+    ALREADY_HAD = "already-had"
+    REFUSED = "refused"  # failed a check: the peer that sent it served junk
+
+
+@dataclasses.dataclass(frozen=True)
+class CatchUpVerdict:
+    outcome: CatchUpOutcome
+    detail: str = ""
 
 
 def validator_set_of(identity: PartyIdentity) -> ValidatorSet:
@@ -269,9 +286,13 @@ class LedgerNode:
         elif kind == "tip_height":
             self._events.put(("peer_height", (sender, message.tip_height)))
 
-    def on_certified(self, item: consensus_pb2.CommittedBlock) -> None:
-        """A certified block fetched from a peer (catch-up)."""
-        self._events.put(("certified", item))
+    def on_certified(
+        self, item: consensus_pb2.CommittedBlock
+    ) -> concurrent.futures.Future[CatchUpVerdict]:
+        """A certified block fetched from a peer (catch-up); the future says what became of it."""
+        future: concurrent.futures.Future[CatchUpVerdict] = concurrent.futures.Future()
+        self._events.put(("certified", (item, future)))
+        return future
 
     def blocks(self, from_height: int, limit: int) -> list[consensus_pb2.CommittedBlock]:
         return self._store.blocks(from_height, limit)
@@ -330,7 +351,8 @@ class LedgerNode:
             else:
                 self._waiters.setdefault(record_id, []).append(future)
         elif kind == "certified":
-            self._on_certified(payload, ready)
+            item, verdict = payload
+            verdict.set_result(self._on_certified(item, ready))
         elif kind == "query":
             read, future = payload
             try:
@@ -388,23 +410,39 @@ class LedgerNode:
         if future is not None:
             future.set_result(SubmitResult(parsed.id, reason is None, reason or ""))
 
-    def _on_certified(self, item: consensus_pb2.CommittedBlock, ready: Ready) -> None:
+    def _on_certified(self, item: consensus_pb2.CommittedBlock, ready: Ready) -> CatchUpVerdict:
         header = item.block.header
+        if header.height <= self._tip.height:
+            return CatchUpVerdict(CatchUpOutcome.ALREADY_HAD)
         if header.height != self._tip.height + 1:
-            return  # already have it, or a gap the fetcher will fill in order
+            # The fetcher asks for the next height and stops at the first refusal, so an
+            # honest peer never leaves a gap.
+            detail = f"block {header.height} when {self._tip.height + 1} is next"
+            return CatchUpVerdict(CatchUpOutcome.REFUSED, detail)
         if self.core is not None:
-            self._merge(ready, self.core.commit_certified(item.block, item.certificate))
-            return
+            return self._commit_certified_by_core(self.core, item, ready)
         rejection = verify_certificate(
             self._validators, self.identity.genesis.chain_id, item.block, item.certificate
         ) or check_block(
             item.block, self._tip, self._validators, self._limits, self._validate_records
         )
-        problem = None if rejection is None else rejection.detail
-        if problem is not None:
-            log.warning("refused certified block %d from a peer: %s", header.height, problem)
-            return
+        if rejection is not None:  # the fetcher logs it, naming the peer
+            return CatchUpVerdict(CatchUpOutcome.REFUSED, str(rejection))
         self._merge(ready, Ready(committed=[item]))
+        return CatchUpVerdict(CatchUpOutcome.ACCEPTED)
+
+    def _commit_certified_by_core(
+        self, core: ConsensusCore, item: consensus_pb2.CommittedBlock, ready: Ready
+    ) -> CatchUpVerdict:
+        later = core.commit_certified(item.block, item.certificate)
+        self._merge(ready, later)
+        # Votes the core held for this height may commit it first, in the same call: the
+        # same block then (the certificate is not checked, but the block is ours).
+        wanted = block_id(item.block.header)
+        if any(block_id(done.block.header) == wanted for done in later.committed):
+            return CatchUpVerdict(CatchUpOutcome.ACCEPTED)
+        detail = str(later.rejections[-1]) if later.rejections else "not committed"
+        return CatchUpVerdict(CatchUpOutcome.REFUSED, detail)
 
     def _fire_timers(self, ready: Ready) -> None:
         now = time.monotonic()
