@@ -1,4 +1,4 @@
-"""The ledger's network servicers and block fetching, over the members' mTLS.
+"""The ledger's network servicers, over the members' mTLS.
 
 Contract:
 
@@ -7,19 +7,18 @@ Contract:
   its TLS certificate, refuse consensus traffic from members that are not
   validators, and post everything else to the node.
 * A node that hears a peer is ahead fetches certified blocks from it
-  (`GetBlocks`); the node checks every certificate before applying a block.
+  (`GetBlocks`, see `mpc_ledger.ledger.catchup`); the node checks every
+  certificate before applying a block.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 
 import grpc
 
-from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
-from mpc_ledger.identity.genesis import Genesis, Member
+from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.ledger.node import LedgerNode
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
@@ -29,7 +28,7 @@ from mpc_ledger.proto.v1 import (
     ledger_service_pb2_grpc,
 )
 
-__all__ = ["BlockFetcher", "ConsensusServicer", "LedgerServicer", "gossip_record"]
+__all__ = ["ConsensusServicer", "LedgerServicer", "gossip_record"]
 
 log = logging.getLogger(__name__)
 
@@ -41,67 +40,6 @@ BACKOFF_MAX_S = 2.0
 GET_BLOCKS_MAX = 1000
 WAIT_COMMITTED_MAX_MS = 60_000
 SUBMIT_BATCH_MAX = 10_000
-
-
-class BlockFetcher:
-    """Fetches certified blocks from a peer that is ahead; one fetch at a time."""
-
-    def __init__(self, peers: PeerSet, genesis: Genesis, node: LedgerNode) -> None:
-        self._peers = peers
-        self._genesis = genesis
-        self._node = node
-        self._busy = threading.Lock()
-
-    def peer_ahead(self, peer_id: str, ours: int, theirs: int) -> None:
-        member = self._genesis.member(peer_id)
-        if member is None or not self._busy.acquire(blocking=False):
-            return
-        thread = threading.Thread(
-            target=self._fetch, args=(member, ours + 1, theirs), name="block-fetch", daemon=True
-        )
-        thread.start()
-
-    def sync_on_start(self, timeout_s: float = 5.0) -> None:
-        """Ask every peer for its tip once, at start, and fetch from the furthest ahead.
-
-        A node that restarts behind would otherwise wait for the next height
-        announcement (up to a second on an idle ledger) before catching up.
-        """
-        best: tuple[int, Member] | None = None
-        for member in self._genesis.members:
-            if member.id == self._node.member_id:
-                continue
-            stub = ledger_service_pb2_grpc.LedgerStub(self._peers.channel(member))
-            try:
-                tip = stub.Tip(ledger_service_pb2.TipRequest(), timeout=timeout_s)
-            except grpc.RpcError:
-                continue
-            if best is None or tip.height > best[0]:
-                best = (int(tip.height), member)
-        if best is not None and best[0] > self._node.height:
-            self.peer_ahead(best[1].id, self._node.height, best[0])
-
-    def _fetch(self, member: Member, from_height: int, to_height: int) -> None:
-        """Stream every block up to ``to_height`` (several calls of at most GET_BLOCKS_MAX),
-        without waiting for the peer's next announcement between them."""
-        try:
-            stub = ledger_service_pb2_grpc.LedgerStub(self._peers.channel(member))
-            while from_height <= to_height:
-                count = min(to_height - from_height + 1, GET_BLOCKS_MAX)
-                request = ledger_service_pb2.GetBlocksRequest(
-                    from_height=from_height, max_blocks=count
-                )
-                received = 0
-                for item in stub.GetBlocks(request, timeout=30, wait_for_ready=True):
-                    self._node.on_certified(item)
-                    from_height = item.block.header.height + 1
-                    received += 1
-                if received == 0:
-                    return  # the peer has nothing more for us
-        except grpc.RpcError as exc:
-            log.info("fetching blocks from %s failed: %s", member.id, describe_rpc_error(exc))
-        finally:
-            self._busy.release()
 
 
 class ConsensusServicer(ledger_service_pb2_grpc.ConsensusServicer):

@@ -10,13 +10,9 @@ from typing import TYPE_CHECKING
 import grpc
 
 from mpc_ledger.daemon.config import Party
+from mpc_ledger.ledger.catchup import BlockFetcher
 from mpc_ledger.ledger.links import GossipLinks
-from mpc_ledger.ledger.network import (
-    BlockFetcher,
-    ConsensusServicer,
-    LedgerServicer,
-    gossip_record,
-)
+from mpc_ledger.ledger.network import ConsensusServicer, LedgerServicer, gossip_record
 from mpc_ledger.ledger.node import LedgerNode, NodeOptions
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.proto.v1 import (

@@ -1,11 +1,12 @@
 """Catch-up verdicts of a real ledger node (real SQLite store, real consensus core for a
-validator)."""
+validator), and the fetcher's penalty box."""
 
 from __future__ import annotations
 
 import nacl.signing
 import pytest
 
+from mpc_ledger.ledger.catchup import PenaltyBox
 from mpc_ledger.ledger.node import CatchUpOutcome, LedgerNode
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.testing.chains import ChainBuilder
@@ -89,3 +90,19 @@ def test_a_junk_block_at_the_next_height_after_real_ones_is_refused(node, consor
     junk = junk_chain(consortium, 2)[1]
     assert verdict(node, junk).outcome == CatchUpOutcome.REFUSED
     assert node.height == 1
+
+
+def test_the_penalty_box_holds_a_peer_for_a_while_and_longer_each_time():
+    box = PenaltyBox(first_s=60, max_s=200)
+    assert not box.holds("liar", 0.0)
+    assert box.punish("liar", 100.0) == 60
+    assert box.holds("liar", 159.9)
+    assert not box.holds("honest", 120.0)
+    assert not box.holds("liar", 160.0)
+    assert box.punish("liar", 200.0) == 120
+    assert box.holds("liar", 319.0)
+    assert box.punish("liar", 400.0) == 200  # capped
+    for _ in range(100):  # a peer punished without end does not overflow the doubling
+        box.punish("liar", 1000.0)
+    assert box.holds("liar", 1199.0)
+    assert not box.holds("liar", 1200.0)
