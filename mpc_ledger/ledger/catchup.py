@@ -10,10 +10,11 @@ cost is that two honest lanes may download the same blocks (the node takes
 the first and answers "already had" to the second).
 
 A peer is put in the penalty box, and neither asked nor heard for a while,
-when it serves a block that fails its checks, a block other than the next one
-asked for, or nothing at all below the height it claimed. An honest peer does
-none of these: it serves its stored, certified chain in order from the height
-asked, and it announces only heights it has stored.
+when it serves a block that fails its checks or a block other than the next
+one asked for. An honest peer does neither: it serves its stored, certified
+chain in order from the height asked. A peer that sends nothing is not
+blamed (its `Tip` may be one fsync ahead of its store); its lane ends, and
+only its next claim opens another.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import grpc
 
 from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
 from mpc_ledger.identity.genesis import Genesis, Member
 from mpc_ledger.ledger.node import CatchUpOutcome, CatchUpVerdict, LedgerNode
-from mpc_ledger.proto.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2, ledger_service_pb2_grpc
 
 __all__ = ["BlockFetcher", "PenaltyBox"]
 
@@ -79,6 +80,9 @@ class PenaltyBox:
     def holds(self, peer_id: str, now_s: float) -> bool:
         offence = self._offences.get(peer_id)
         return offence is not None and now_s < offence.until_s
+
+
+_Verdicts = collections.deque[tuple[int, concurrent.futures.Future[CatchUpVerdict]]]
 
 
 class _LaneStopped(Exception):
@@ -178,29 +182,45 @@ class BlockFetcher:
         call = self._stub(member).GetBlocks(
             request, timeout=GET_BLOCKS_TIMEOUT_S, wait_for_ready=True
         )
-        pending: collections.deque[tuple[int, concurrent.futures.Future[CatchUpVerdict]]]
-        pending = collections.deque()
-        expected = from_height
+        verdicts: _Verdicts = collections.deque()
         try:
-            for item in call:
-                height = int(item.block.header.height)
-                if height != expected:
-                    return f"sent block {height} when {expected} was next"
-                pending.append((height, self._node.on_certified(item)))
-                expected += 1
-                while pending and (pending[0][1].done() or len(pending) >= VERDICTS_IN_FLIGHT_MAX):
-                    if (problem := _judge(*pending.popleft())) is not None:
-                        return problem
-                if expected - from_height >= count:
-                    break  # all we asked for; more would be the peer's doing
-            while pending:
-                if (problem := _judge(*pending.popleft())) is not None:
-                    return problem
+            problem, received = self._hand_over(call, from_height, count, verdicts)
+        except grpc.RpcError:
+            # Blocks handed over before the stream broke are judged all the same.
+            if (problem := _judge_all(verdicts)) is None:
+                raise
+            return problem
         finally:
             call.cancel()
-        if expected == from_height:
-            return f"claimed height {claim} but served no block {from_height}"
-        return None
+        if problem is None and received == 0:
+            # Not blamed: a peer's Tip may run ahead of its store by one batch's fsync.
+            raise _LaneStopped(f"it claimed height {claim} but sent no block {from_height}")
+        return problem or _judge_all(verdicts)
+
+    def _hand_over(
+        self,
+        call: Iterator[consensus_pb2.CommittedBlock],
+        from_height: int,
+        count: int,
+        verdicts: _Verdicts,
+    ) -> tuple[str | None, int]:
+        """Give the node each block as it comes, reading verdicts as they are ready.
+
+        Answers what the peer did wrong (or None) and how many blocks came.
+        """
+        expected = from_height
+        for item in call:
+            height = int(item.block.header.height)
+            if height != expected:
+                return f"sent block {height} when {expected} was next", expected - from_height
+            verdicts.append((height, self._node.on_certified(item)))
+            expected += 1
+            while verdicts and (verdicts[0][1].done() or len(verdicts) >= VERDICTS_IN_FLIGHT_MAX):
+                if (problem := _judge(*verdicts.popleft())) is not None:
+                    return problem, expected - from_height
+            if expected - from_height >= count:
+                break  # all we asked for; more would be the peer's doing
+        return None, expected - from_height
 
     def _stub(self, member: Member) -> ledger_service_pb2_grpc.LedgerStub:
         return ledger_service_pb2_grpc.LedgerStub(self._peers.channel(member))
@@ -210,6 +230,13 @@ class BlockFetcher:
             stay_s = self._penalties.punish(peer_id, self._clock_s())
             self._claims.pop(peer_id, None)
         log.warning("catch-up: not fetching from %r for %.0f s: it %s", peer_id, stay_s, problem)
+
+
+def _judge_all(verdicts: _Verdicts) -> str | None:
+    while verdicts:
+        if (problem := _judge(*verdicts.popleft())) is not None:
+            return problem
+    return None
 
 
 def _judge(height: int, verdict: concurrent.futures.Future[CatchUpVerdict]) -> str | None:

@@ -1,14 +1,23 @@
-"""Catch-up verdicts of a real ledger node (real SQLite store, real consensus core for a
-validator), and the fetcher's penalty box."""
+"""Catch-up: the verdicts of a real ledger node (real SQLite store, real consensus core for
+a validator), the penalty box, and the fetcher against real gRPC servers holding members'
+certificates that serve what each test scripts."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+import time
+
+import grpc
 import nacl.signing
 import pytest
 
-from mpc_ledger.ledger.catchup import PenaltyBox
+from mpc_ledger.daemon.peers import PeerSet
+from mpc_ledger.ledger.catchup import BlockFetcher, PenaltyBox
 from mpc_ledger.ledger.node import CatchUpOutcome, LedgerNode
 from mpc_ledger.ledger.store import SqliteBlockStore
+from mpc_ledger.net import mtls
+from mpc_ledger.proto.v1 import ledger_service_pb2_grpc
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
 
@@ -106,3 +115,130 @@ def test_the_penalty_box_holds_a_peer_for_a_while_and_longer_each_time():
         box.punish("liar", 1000.0)
     assert box.holds("liar", 1199.0)
     assert not box.holds("liar", 1200.0)
+
+
+# -- the fetcher against real gRPC servers with members' certificates ------------------
+
+
+class ScriptedLedger(ledger_service_pb2_grpc.LedgerServicer):
+    """Serves ``script(from_height, max_blocks)``; a None item breaks the stream there."""
+
+    def __init__(self, script):
+        self._script = script
+        self.asked = 0
+
+    def GetBlocks(self, request, context):
+        self.asked += 1
+        for item in self._script(request.from_height, request.max_blocks):
+            if item is None:
+                context.abort(grpc.StatusCode.INTERNAL, "stream broken on purpose")
+            yield item
+
+
+@pytest.fixture
+def serve(consortium):
+    servers = []
+
+    def start(member_id, script):
+        servicer = ScriptedLedger(script)
+        server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+        ledger_service_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
+        identity = consortium.party(member_id).identity
+        server.add_secure_port(
+            consortium.genesis.member(member_id).endpoint, mtls.server_credentials(identity)
+        )
+        server.start()
+        servers.append(server)
+        return servicer
+
+    yield start
+    for server in servers:
+        server.stop(grace=None)
+
+
+class Clock:
+    def __init__(self):
+        self.now_s = 1000.0
+
+    def __call__(self):
+        return self.now_s
+
+
+@pytest.fixture
+def behind(consortium, tmp_path):
+    """Validator c at height 0 with a fetcher whose penalty box runs on a clock we move."""
+    identity = consortium.party("c").identity
+    store = SqliteBlockStore(tmp_path / "c.sqlite", identity.genesis.chain_id)
+    node = LedgerNode(identity, store)
+    node.start()
+    peers = PeerSet(identity)
+    clock, box = Clock(), PenaltyBox(first_s=60)
+    fetcher = BlockFetcher(peers, identity.genesis, node, clock_s=clock, penalties=box)
+    yield node, fetcher, clock, box
+    node.stop()
+    peers.close()
+    store.close()
+
+
+def from_chain(chain):
+    return lambda first, count: chain[first - 1 : first - 1 + count]
+
+
+def wait_until(predicate, what):
+    deadline = time.monotonic() + VERDICT_TIMEOUT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def lane_running(peer_id):
+    return any(t.name == f"block-fetch-{peer_id}" for t in threading.enumerate())
+
+
+def test_a_peer_that_serves_junk_after_real_blocks_is_boxed_and_not_heard(
+    behind, serve, consortium
+):
+    node, fetcher, clock, box = behind
+    chain = honest_chain(consortium, 5)
+    liar = serve("dealer", from_chain([*chain[:2], junk_chain(consortium, 3)[2]]))
+    honest = serve("a", from_chain(chain))
+    fetcher.peer_ahead("dealer", 0, 5)
+    wait_until(lambda: box.holds("dealer", clock()), "the liar to be boxed")
+    assert node.height == 2  # the real blocks it served count; the junk does not
+    wait_until(lambda: not lane_running("dealer"), "the liar's lane to end")
+    fetcher.peer_ahead("dealer", 2, 5)  # boxed: not heard
+    assert not lane_running("dealer")
+    fetcher.peer_ahead("a", 2, 5)
+    assert node.wait_height(5, VERDICT_TIMEOUT_S)
+    assert liar.asked == 1 and honest.asked == 1
+    assert [item.block.header for item in node.blocks(1, 10)] == [i.block.header for i in chain]
+    clock.now_s += 61  # the stay is over: its claims are heard again
+    fetcher.peer_ahead("dealer", 5, 6)
+    wait_until(lambda: liar.asked == 2, "the liar to be asked again")
+
+
+@pytest.mark.parametrize(
+    "served",
+    [
+        pytest.param(lambda chain, junk: [chain[1]], id="out-of-order"),
+        pytest.param(lambda chain, junk: [junk[0], None], id="junk-then-broken-stream"),
+    ],
+)
+def test_a_peer_that_breaks_the_rules_is_boxed(behind, serve, consortium, served):
+    node, fetcher, clock, box = behind
+    items = served(honest_chain(consortium, 2), junk_chain(consortium, 1))
+    serve("dealer", lambda first, count: items)
+    fetcher.peer_ahead("dealer", 0, 2)
+    wait_until(lambda: box.holds("dealer", clock()), "the peer to be boxed")
+    assert node.height == 0
+
+
+def test_a_peer_that_sends_nothing_is_not_blamed(behind, serve):
+    node, fetcher, clock, box = behind
+    silent = serve("dealer", lambda first, count: [])
+    fetcher.peer_ahead("dealer", 0, 3)
+    wait_until(lambda: silent.asked == 1 and not lane_running("dealer"), "the lane to end")
+    assert not box.holds("dealer", clock())
+    assert node.height == 0
+    fetcher.peer_ahead("dealer", 0, 3)  # its next claim opens a lane again
+    wait_until(lambda: silent.asked == 2, "the peer to be asked again")
