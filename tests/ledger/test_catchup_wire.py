@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONEST = ["a", "b", "auditor"]
 CLAIMED_HEIGHT = 1_000_000
 BEHIND_BLOCKS = 6  # more than consensus messages for the current height can bring c
-JUNK_INTERVAL_S = 0.25  # slow enough to hold a fetch for minutes, as the liar did
+JUNK_INTERVAL_S = 0.25  # one GetBlocks of junk lasts until its 30 s deadline: it holds a slot
 
 
 class LyingLedger(ledger_service_pb2_grpc.LedgerServicer):
