@@ -14,9 +14,6 @@ Theory of operation:
 * A logical frame larger than `CHUNK_BYTES` travels as several `MpcFrame`
   messages (`split_chunks`); `ChunkAssembler` puts them back together and
   refuses chunks that disagree with the first one or exceed the size limit.
-* `pack_by_size` groups chunks into messages (a local delivery, a
-  `PeerBatch`) that stay under a byte budget, counting whole serialized
-  frames, so no transport message exceeds its limit however large a tensor.
 * `frame_problem` validates an untrusted (reassembled) frame and returns a
   reason, never raises or asserts.
 """
@@ -42,7 +39,6 @@ __all__ = [
     "encode_tensors",
     "frame_data_bytes",
     "frame_problem",
-    "pack_by_size",
     "split_chunks",
 ]
 
@@ -218,28 +214,6 @@ def split_chunks(
         chunk.chunk_index = index
         chunk.chunk_count = count
         yield chunk
-
-
-# A repeated message field costs a tag and a length varint on top of the frame itself.
-_FIELD_OVERHEAD_BYTES = 8
-
-
-def pack_by_size(
-    frames: Sequence[mpc_pb2.MpcFrame], max_bytes: int
-) -> Iterator[list[mpc_pb2.MpcFrame]]:
-    """Consecutive groups of ``frames``, in order, each serializing to at most ``max_bytes``
-    (a frame alone larger than that still gets its own group: the caller bounds frames)."""
-    group: list[mpc_pb2.MpcFrame] = []
-    size = 0
-    for frame in frames:
-        cost = frame.ByteSize() + _FIELD_OVERHEAD_BYTES
-        if group and size + cost > max_bytes:
-            yield group
-            group, size = [], 0
-        group.append(frame)
-        size += cost
-    if group:
-        yield group
 
 
 class ChunkAssembler:

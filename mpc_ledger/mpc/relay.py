@@ -16,7 +16,7 @@ Theory of operation:
   member that holds the receiver rank, on one long-lived `MpcPeer.Link`
   stream per peer (opened on first use), everything queued at the time in
   `PeerBatch` per send, each kept under half the gRPC message limit
-  (`frames.pack_by_size`; a large tensor is already chunked by the worker),
+  (`local_framing.pack_by_size`; a large tensor is already chunked by the worker),
   so no tensor size can break the link. Frames for a rank held by this
   member are delivered locally.
 * Frames from a peer daemon arrive on the daemon's mTLS port. The relay
@@ -75,7 +75,6 @@ from mpc_ledger.mpc.early_frames import (
     DEFAULT_EARLY_TTL_S,
     EarlyFrames,
 )
-from mpc_ledger.mpc.frames import pack_by_size
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import mpc_pb2, mpc_pb2_grpc
 
@@ -257,7 +256,7 @@ def _peer_batches(
     """``items`` in order, as batches under `MAX_PACK_BYTES`: gRPC refuses a message over
     16 MiB, and everything queued at once (a 100 MiB tensor's chunks) would be one."""
     frames = [item for item in items if isinstance(item, mpc_pb2.MpcFrame)]
-    for group in pack_by_size(frames, MAX_PACK_BYTES):
+    for group in local_framing.pack_by_size(frames, MAX_PACK_BYTES):
         yield mpc_pb2.PeerBatch(frames=group)
     # Failures are small and come after the frames queued with them, as the receiver
     # handled them before: it delivers what was sent before it reports the failure.
@@ -533,7 +532,7 @@ class MpcRelayService:
         self._send_frames(worker, accepted)
 
     def _send_frames(self, worker: _LocalWorker, frames: Sequence[mpc_pb2.MpcFrame]) -> None:
-        for group in pack_by_size(frames, MAX_PACK_BYTES):
+        for group in local_framing.pack_by_size(frames, MAX_PACK_BYTES):
             worker.send(mpc_pb2.RelayToWorker(frames=group))
 
     def _route_from_worker(self, worker: _LocalWorker, frame: mpc_pb2.MpcFrame) -> None:

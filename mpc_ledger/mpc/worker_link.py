@@ -23,7 +23,6 @@ from pathlib import Path
 
 from mpc_ledger.mpc import local_framing
 from mpc_ledger.mpc.errors import RelayUnavailableError
-from mpc_ledger.mpc.frames import pack_by_size
 from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = ["RelayLink"]
@@ -78,7 +77,7 @@ class RelayLink:
     def send(self, chunks: Sequence[mpc_pb2.MpcFrame]) -> None:
         # Whole serialized chunks count, not only their data: many object frames
         # in one call must not add up past the local message limit either.
-        for group in pack_by_size(chunks, _PACK_BYTES):
+        for group in local_framing.pack_by_size(chunks, _PACK_BYTES):
             self._write(mpc_pb2.WorkerToRelay(frames=group))
 
     def _take(self) -> bytes | None:

@@ -17,7 +17,8 @@ import torch
 
 from mpc_ledger.daemon.server import PartyDaemon
 from mpc_ledger.mpc.early_frames import frame_cost
-from mpc_ledger.mpc.frames import ChunkAssembler, encode_tensors, pack_by_size, split_chunks
+from mpc_ledger.mpc.frames import ChunkAssembler, encode_tensors, split_chunks
+from mpc_ledger.mpc.local_framing import pack_by_size
 from mpc_ledger.mpc.relay import MpcRelayService
 from mpc_ledger.mpc.worker_link import RelayLink
 from mpc_ledger.net import mtls
