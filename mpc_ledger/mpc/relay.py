@@ -14,10 +14,10 @@ Theory of operation:
   job's committed records say (the injected ``participants`` lookup).
 * Frames the worker sends go, unchanged and in order, to the daemon of the
   member that holds the receiver rank, on one long-lived `MpcPeer.Link`
-  stream per peer (opened on first use), everything queued at the time in
-  `PeerBatch` per send, each kept under half the gRPC message limit
-  (`local_framing.pack_by_size`; a large tensor is already chunked by the worker),
-  so no tensor size can break the link. Frames for a rank held by this
+  stream per peer (opened on first use): everything queued at the time, as
+  `PeerBatch` messages each under half the gRPC message limit
+  (`local_framing.pack_by_size`; the worker already cut large tensors into
+  chunks), so no tensor size can break the link. Frames for a rank held by this
   member are delivered locally.
 * Frames from a peer daemon arrive on the daemon's mTLS port. The relay
   stamps each with the member the TLS session authenticated
