@@ -628,7 +628,9 @@ class MpcRelayService:
         for failure in batch.failures:
             failure.member_id = member_id  # a daemon reports only its own parties
             members = self._members_of(failure.job_id)
-            if members is None and self._participants is not None:
+            if not _JOB_ID.match(failure.job_id):
+                self._refuse(member_id, failure.job_id, "bad_job_id", "failure with a bad job id")
+            elif members is None and self._participants is not None:
                 self._refuse(member_id, failure.job_id, "unknown_job", "failure for an unknown job")
             elif members is not None and member_id not in members:
                 text = f"failure notice from {member_id!r}, not a participant of the job"
@@ -650,6 +652,8 @@ class MpcRelayService:
         size = frame.ByteSize()
         if size > MAX_RELAYED_FRAME_BYTES:
             return "oversized", f"a frame of {size} bytes (limit {MAX_RELAYED_FRAME_BYTES})"
+        if not _JOB_ID.match(frame.job_id):  # also bounds what a job id costs the buffer's keys
+            return "bad_job_id", "a job id that is not 1-128 letters, digits, '.', '_', ':', '-'"
         members = self._members_of(frame.job_id)
         if members is None:
             if self._participants is not None:
@@ -660,7 +664,7 @@ class MpcRelayService:
     def _refuse(self, member_id: str, job_id: str, code: str, text: str) -> None:
         """Count a refused frame or notice; log it once per (sender, job, reason), no payload."""
         self._count_refusal(code, 1)
-        triple = (member_id, job_id, code)
+        triple = (member_id, job_id[:128], code)  # a bad job id may be long
         if triple in self._logged_refusals or len(self._logged_refusals) >= MAX_LOGGED_REFUSALS:
             return
         self._logged_refusals.add(triple)

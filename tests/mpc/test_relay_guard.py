@@ -139,11 +139,12 @@ def test_a_participant_cannot_speak_for_another_rank_or_an_unknown_job(consortiu
     try:
         as_dealer = barrier(sender_rank=2)
         unknown = object_frame("invented-job", 0, "x" * 1000)
+        too_long = barrier(job_id="j" * 4096)
         # One link: b's daemon closing it would (rightly) tell the worker that b is gone.
         send_as(
             consortium,
             "b",
-            mpc_pb2.PeerBatch(frames=[as_dealer, unknown]),
+            mpc_pb2.PeerBatch(frames=[as_dealer, unknown, too_long]),
             mpc_pb2.PeerBatch(failures=[forged_failure("invented-job")]),
             mpc_pb2.PeerBatch(frames=[barrier()]),
         )
@@ -152,7 +153,7 @@ def test_a_participant_cannot_speak_for_another_rank_or_an_unknown_job(consortiu
         link.close()
     assert [(f.sender_rank, f.seq) for f in delivery.frames] == [(1, 0)]
     counts = relay.counts()
-    assert (counts["wrong_rank"], counts["unknown_job"]) == (1, 2)
+    assert (counts["wrong_rank"], counts["unknown_job"], counts["bad_job_id"]) == (1, 2, 1)
     assert counts["early_bytes"] == 0  # nothing was kept for the job nobody runs
 
 
