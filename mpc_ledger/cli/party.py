@@ -116,7 +116,10 @@ def start_command(args: argparse.Namespace) -> int:
     follow_parent()
     party.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     ledger = LedgerService(party)
-    daemon = PartyDaemon(party, services=[ledger, MpcRelayService(), JobsService(party, ledger)])
+    jobs = JobsService(party, ledger)
+    # The relay takes MPC traffic only from each job's participants, as the ledger says.
+    relay = MpcRelayService(participants=jobs.participants)
+    daemon = PartyDaemon(party, services=[ledger, relay, jobs])
     try:
         daemon.start()
     except BindError as exc:

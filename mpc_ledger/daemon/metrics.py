@@ -75,6 +75,13 @@ class DaemonMetrics:
         self.mpc_frames = Counter(
             "mpc_ledger_mpc_frames", "MPC frames relayed, by job", ["job"], registry=registry
         )
+        # Reasons are the relay's fixed codes (never a job id a peer chose): bounded labels.
+        self.mpc_refused = Counter(
+            "mpc_ledger_mpc_refused",
+            "MPC frames and failure notices the relay refused or dropped, by reason",
+            ["reason"],
+            registry=registry,
+        )
         # Fed by the job runner from its worker's transcript (epoch ends, job end).
         self.mpc_rounds = Gauge(
             "mpc_ledger_mpc_rounds",

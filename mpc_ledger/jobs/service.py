@@ -21,6 +21,8 @@ It also keeps the count of jobs by state (`JobTally`) for the daemon's
 replayed state before the node starts, then updated from each committed
 block's job records on the node's loop thread (the only thread that may read
 the ledger state), and read by other threads through an immutable snapshot.
+`JobParticipants` is kept the same way: who holds each rank of every job, for
+the MPC relay, which refuses frames from anyone else (`mpc_ledger.mpc.relay`).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from mpc_ledger.proto.v1 import (
 if TYPE_CHECKING:
     from mpc_ledger.daemon.server import PartyDaemon
 
-__all__ = ["JobTally", "JobsService"]
+__all__ = ["JobParticipants", "JobTally", "JobsService"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,6 +145,34 @@ class JobTally:
         self.counts = MappingProxyType(dict(self._counts))  # one reference swap for readers
 
 
+class JobParticipants:
+    """Every committed job's participants by rank, by MPC job id (the job id in hex).
+
+    `load` and `on_commit` run where the ledger state may be read; calling the
+    object (the relay's `ParticipantsLookup`) is safe from any thread: a job's
+    participants never change once submitted, and one dict read or insert is
+    atomic.
+    """
+
+    def __init__(self) -> None:
+        self._by_job: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, job_id: str) -> tuple[str, ...] | None:
+        return self._by_job.get(job_id)
+
+    def load(self, state: LedgerState) -> None:
+        self._add(state, (bytes.fromhex(key) for key in state.keys(JOBS_TABLE)))
+
+    def on_commit(self, state: LedgerState, records: Iterable[ParsedRecord]) -> None:
+        self._add(state, (r.id for r in records if r.kind == "job_submission"))
+
+    def _add(self, state: LedgerState, job_ids: Iterable[bytes]) -> None:
+        for job_id in job_ids:
+            job = job_state(state, job_id)
+            if job is not None:  # a refused submission made no job
+                self._by_job[job_id.hex()] = job.participants
+
+
 class JobsService:
     def __init__(
         self, party: Party, ledger: LedgerService, options: RunnerOptions | None = None
@@ -153,11 +183,17 @@ class JobsService:
         self.runner: JobRunner | None = None
         self._access: _LedgerAccess | None = None
         self.tally = JobTally()
+        self.participants = JobParticipants()
 
     def register(self, server: grpc.Server) -> None:
         node = self._ledger.node
         assert node is not None, "list JobsService after LedgerService"
         self._access = _LedgerAccess(self.party, node)
+        # Before the runner's listener: a job is known here before this member starts it.
+        self.participants.load(node.state)
+        node.add_commit_listener(
+            lambda _height, records: self.participants.on_commit(node.state, records)
+        )
         self.runner = JobRunner(
             self.party, self._access, socket_path_for(self.party.config.data_dir), self._options
         )

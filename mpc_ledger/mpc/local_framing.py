@@ -3,16 +3,29 @@
 Each message is a 4-byte big-endian length, then that many bytes of a
 serialized `WorkerToRelay` or `RelayToWorker`. A length above
 `MAX_LOCAL_MESSAGE_BYTES` ends the connection: neither side buffers an
-unbounded message.
+unbounded message. `pack_by_size` groups frames into messages (a local
+delivery, a `PeerBatch` between daemons) under a byte budget, counting whole
+serialized frames, so no message exceeds its limit however large a tensor.
+
+No torch here: the daemon imports this module and must not pay for torch.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 
 from mpc_ledger.net.mtls import MAX_MESSAGE_BYTES
+from mpc_ledger.proto.v1 import mpc_pb2
 
-__all__ = ["HEADER", "MAX_LOCAL_MESSAGE_BYTES", "LocalFramingError", "encode", "message_length"]
+__all__ = [
+    "HEADER",
+    "MAX_LOCAL_MESSAGE_BYTES",
+    "LocalFramingError",
+    "encode",
+    "message_length",
+    "pack_by_size",
+]
 
 HEADER = struct.Struct(">I")
 MAX_LOCAL_MESSAGE_BYTES = MAX_MESSAGE_BYTES
@@ -37,3 +50,25 @@ def message_length(header: bytes) -> int:
             f"local message of {length} bytes exceeds {MAX_LOCAL_MESSAGE_BYTES}"
         )
     return int(length)
+
+
+# A repeated message field costs a tag and a length varint on top of the frame itself.
+_FIELD_OVERHEAD_BYTES = 8
+
+
+def pack_by_size(
+    frames: Sequence[mpc_pb2.MpcFrame], max_bytes: int
+) -> Iterator[list[mpc_pb2.MpcFrame]]:
+    """Consecutive groups of ``frames``, in order, each serializing to at most ``max_bytes``
+    (a frame alone larger than that still gets its own group: the caller bounds frames)."""
+    group: list[mpc_pb2.MpcFrame] = []
+    size = 0
+    for frame in frames:
+        cost = frame.ByteSize() + _FIELD_OVERHEAD_BYTES
+        if group and size + cost > max_bytes:
+            yield group
+            group, size = [], 0
+        group.append(frame)
+        size += cost
+    if group:
+        yield group

@@ -9,17 +9,31 @@ Theory of operation:
   every rank, the tuple provider). The relay checks the hello against the
   genesis (members exist, the worker's rank is held by this member, the
   provider is allowed, the dealer rank is held by a dealer) and answers
-  ``attached``, or a failure saying why not.
+  ``attached``, or a failure saying why not. Where the daemon has a ledger,
+  the hello must also name exactly the job's participants by rank, as the
+  job's committed records say (the injected ``participants`` lookup).
 * Frames the worker sends go, unchanged and in order, to the daemon of the
   member that holds the receiver rank, on one long-lived `MpcPeer.Link`
-  stream per peer (opened on first use), everything queued at the time in
-  one `PeerBatch`. Frames for a rank held by this member are delivered
-  locally.
+  stream per peer (opened on first use): everything queued at the time, as
+  `PeerBatch` messages each under half the gRPC message limit
+  (`local_framing.pack_by_size`; the worker already cut large tensors into
+  chunks), so no tensor size can break the link. Frames for a rank held by this
+  member are delivered locally.
 * Frames from a peer daemon arrive on the daemon's mTLS port. The relay
   stamps each with the member the TLS session authenticated
-  (``sender_member``), never trusting the frame; the worker refuses a frame
-  whose stamped member does not hold its sender rank. Frames for a worker
-  that has not attached yet wait in a bounded buffer.
+  (``sender_member``), never trusting the frame, and refuses (counts, logs
+  once per sender and job, never forwards) a frame whose sender does not
+  hold its sender rank in the job, whose receiver rank is not held here, or
+  whose job this member's ledger does not know; likewise a `PartyFailure`
+  from a member that is not a participant of the job. Who holds which rank
+  comes from the ``participants`` lookup (the committed job records; an
+  honest peer's worker only starts after this member's own ``job_started``
+  is committed, so this member knows the job by then) or, in a daemon
+  without a ledger (test harnesses), from the attached worker's hello.
+* Frames for a worker that has not attached yet wait in `EarlyFrames`
+  (bounded in total and per sender and job, whole messages counted,
+  dropped when unclaimed after a TTL) and are handed over in messages
+  under the local message limit when it attaches.
 * Failures are never silent: a worker whose stream ends without ``done``
   (it crashed or was killed) makes the relay send a `PartyFailure` naming
   this member and rank to every peer in the job; a peer link that breaks
@@ -43,7 +57,9 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +69,12 @@ from grpc import aio
 from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.mpc import local_framing
+from mpc_ledger.mpc.early_frames import (
+    DEFAULT_EARLY_BYTES,
+    DEFAULT_EARLY_BYTES_PER_SENDER_JOB,
+    DEFAULT_EARLY_TTL_S,
+    EarlyFrames,
+)
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import mpc_pb2, mpc_pb2_grpc
 
@@ -61,10 +83,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_EARLY_BYTES",
+    "MAX_RELAYED_FRAME_BYTES",
     "SOCKET_NAME",
     "MpcRelayService",
+    "ParticipantsLookup",
     "RelayError",
     "check_hello",
+    "sender_problem",
     "socket_path_for",
 ]
 
@@ -73,10 +98,24 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "mpc.sock"
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
-MAX_EARLY_BYTES = 256 * 1024 * 1024
+MAX_EARLY_BYTES = DEFAULT_EARLY_BYTES
+# Every message the relay writes (to a worker, to a peer) is packed to at most this,
+# half the local and gRPC limit (16 MiB), so protobuf overhead never tips it over.
+MAX_PACK_BYTES = local_framing.MAX_LOCAL_MESSAGE_BYTES // 2
+# One relayed frame (a chunk) must fit one such message on its own; honest chunks are
+# frames.CHUNK_BYTES (4 MiB) of data plus a small header.
+MAX_RELAYED_FRAME_BYTES = MAX_PACK_BYTES
+EARLY_SWEEP_S = 1.0
+# (sender, job, reason) triples logged once each; beyond this many only counted.
+MAX_LOGGED_REFUSALS = 4096
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PROVIDERS = ("dealer", "trusted-first-party")
+
+
+# Job id -> the member holding each rank (data parties, then the dealer), from the
+# job's committed records; None for a job this member's ledger does not know.
+ParticipantsLookup = Callable[[str], Sequence[str] | None]
 
 
 class RelayError(Exception):
@@ -111,6 +150,25 @@ def check_hello(genesis: Genesis, own_member_id: str, hello: mpc_pb2.WorkerHello
         dealer = genesis.member(ranks[-1].member_id)
         if dealer is None or not dealer.has_role("dealer"):
             return f"the last rank ({len(ranks) - 1}) must be held by a member with the dealer role"
+    return None
+
+
+def sender_problem(
+    members: Sequence[str], sender: str, frame: mpc_pb2.MpcFrame, own_member_id: str
+) -> tuple[str, str] | None:
+    """(reason code, text) why ``sender`` may not send ``frame`` to this member, or None. Pure.
+
+    ``members`` holds the member of every rank of the frame's job.
+    """
+    job = frame.job_id[:32]
+    if sender not in members:
+        return "not_participant", f"{sender!r} is not a participant of job {job!r}"
+    rank = frame.sender_rank
+    if rank >= len(members) or members[rank] != sender:
+        return "wrong_rank", f"{sender!r} does not hold rank {rank} of job {job!r}"
+    rank = frame.receiver_rank
+    if rank >= len(members) or members[rank] != own_member_id:
+        return "not_receiver", f"rank {rank} of job {job!r} is not held by {own_member_id!r}"
     return None
 
 
@@ -158,13 +216,8 @@ class _PeerLink:
                     items = [await self.queue.get()]
                     while not self.queue.empty():
                         items.append(self.queue.get_nowait())
-                    batch = mpc_pb2.PeerBatch()
-                    for item in items:
-                        if isinstance(item, mpc_pb2.MpcFrame):
-                            batch.frames.append(item)
-                        else:
-                            batch.failures.append(item)
-                    await call.write(batch)
+                    for batch in _peer_batches(items):
+                        await call.write(batch)
             finally:
                 watcher.cancel()
         except asyncio.CancelledError:
@@ -195,6 +248,21 @@ class _PeerLink:
             await self.task
         if self.channel is not None:
             await self.channel.close(None)
+
+
+def _peer_batches(
+    items: Sequence[mpc_pb2.MpcFrame | mpc_pb2.PartyFailure],
+) -> Iterator[mpc_pb2.PeerBatch]:
+    """``items`` in order, as batches under `MAX_PACK_BYTES`: gRPC refuses a message over
+    16 MiB, and everything queued at once (a 100 MiB tensor's chunks) would be one."""
+    frames = [item for item in items if isinstance(item, mpc_pb2.MpcFrame)]
+    for group in local_framing.pack_by_size(frames, MAX_PACK_BYTES):
+        yield mpc_pb2.PeerBatch(frames=group)
+    # Failures are small and come after the frames queued with them, as the receiver
+    # handled them before: it delivers what was sent before it reports the failure.
+    failures = [item for item in items if isinstance(item, mpc_pb2.PartyFailure)]
+    if failures:
+        yield mpc_pb2.PeerBatch(failures=failures)
 
 
 def _describe(exc: BaseException) -> str:
@@ -233,21 +301,33 @@ class MpcRelayService:
     def __init__(
         self,
         *,
+        participants: ParticipantsLookup | None = None,
         socket_path: Path | None = None,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         max_early_bytes: int = MAX_EARLY_BYTES,
+        max_early_bytes_per_sender_job: int = DEFAULT_EARLY_BYTES_PER_SENDER_JOB,
+        early_ttl_s: float = DEFAULT_EARLY_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``participants`` is the ledger's view of each job (see the module docstring);
+        without it (a daemon without a ledger) the attached worker's hello decides."""
+        self._participants = participants
         self._socket_path_override = socket_path
         self.connect_timeout_s = connect_timeout_s
-        self._max_early_bytes = max_early_bytes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._daemon: PartyDaemon | None = None
         self._workers: dict[tuple[str, int], _LocalWorker] = {}
         self._finished: set[tuple[str, int]] = set()
-        self._early: dict[tuple[str, int], list[mpc_pb2.MpcFrame]] = {}
-        self._early_bytes = 0
+        self._early = EarlyFrames(
+            max_bytes=max_early_bytes,
+            max_bytes_per_sender_job=max_early_bytes_per_sender_job,
+            ttl_s=early_ttl_s,
+            clock=clock,
+        )
+        self._refused: Counter[str] = Counter()
+        self._logged_refusals: set[tuple[str, str, str]] = set()
         self._links: dict[str, _PeerLink] = {}
         self.socket_path: Path | None = None
 
@@ -283,6 +363,20 @@ class MpcRelayService:
     def status(self, response: Any) -> None:
         """Nothing to add yet: StatusResponse has no MPC section for attached workers."""
         del response
+
+    def counts(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """What the relay refused or dropped, by reason, and what its early buffer holds
+        (``early_bytes``, ``early_entries``); read on the relay's loop, from any thread."""
+
+        async def read() -> dict[str, int]:
+            return {
+                **self._refused,
+                "early_bytes": self._early.bytes,
+                "early_entries": len(self._early),
+            }
+
+        assert self._loop is not None, "the relay is not running"
+        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout_s)
 
     # --- loop plumbing -------------------------------------------------------------------
 
@@ -320,6 +414,26 @@ class MpcRelayService:
             self._serve_worker, path=str(self.socket_path), limit=1 << 20
         )
         os.chmod(self.socket_path, 0o600)
+        self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        """Expire unclaimed early frames even when nothing else arrives."""
+        assert self._loop is not None
+        self._loop.call_later(EARLY_SWEEP_S, self._sweep)
+
+    def _sweep(self) -> None:
+        self._expire_early()
+        self._schedule_sweep()
+
+    def _expire_early(self) -> None:
+        for (job_id, rank), count in self._early.expire():
+            self._count_refusal("early_expired", count)
+            log.warning(
+                "dropped %d early frames for job %r rank %d: no worker attached in time",
+                count,
+                job_id[:32],
+                rank,
+            )
 
     async def _shutdown(self) -> None:
         for link in list(self._links.values()):
@@ -349,6 +463,8 @@ class MpcRelayService:
             first = mpc_pb2.WorkerToRelay.FromString(await _read_message(reader))
             problem = check_hello(self.genesis, self.member_id, first.hello)
             key = (first.hello.job_id, first.hello.rank)
+            if problem is None:
+                problem = self._attach_problem(first.hello)
             if problem is None and (key in self._workers or key in self._finished):
                 problem = f"rank {key[1]} of job {key[0]!r} is already attached"
             if problem is not None:
@@ -365,10 +481,7 @@ class MpcRelayService:
             worker = _LocalWorker(first.hello, writer)
             self._workers[key] = worker
             worker.send(mpc_pb2.RelayToWorker(attached=True))
-            early = self._early.pop(key, [])
-            if early:
-                self._early_bytes -= sum(len(frame.data) for frame in early)
-                worker.send(mpc_pb2.RelayToWorker(frames=early))
+            self._hand_over_early(worker)
             while True:
                 message = mpc_pb2.WorkerToRelay.FromString(await _read_message(reader))
                 for frame in message.frames:
@@ -390,7 +503,48 @@ class MpcRelayService:
                     self._tell_peers(worker, "its worker stopped without finishing the job")
             writer.close()
 
+    def _attach_problem(self, hello: mpc_pb2.WorkerHello) -> str | None:
+        """Why a hello that passed `check_hello` disagrees with the ledger's job, or None."""
+        if self._participants is None:
+            return None
+        members = self._participants(hello.job_id)
+        if members is None:
+            return f"job {hello.job_id!r} is not on this member's ledger"
+        named = [entry.member_id for entry in sorted(hello.ranks, key=lambda r: r.rank)]
+        if named != list(members):
+            return (
+                f"the hello names ranks {named} but the ledger's job {hello.job_id!r} "
+                f"has {list(members)}"
+            )
+        return None
+
+    def _hand_over_early(self, worker: _LocalWorker) -> None:
+        """Frames that waited for this worker, re-checked against its hello (a daemon without
+        a ledger could not check them before), in messages under the local limit."""
+        members = [worker.members[rank] for rank in sorted(worker.members)]
+        accepted = []
+        for frame in self._early.take((worker.job_id, worker.rank)):
+            refusal = sender_problem(members, frame.sender_member, frame, self.member_id)
+            if refusal is not None:
+                self._refuse(frame.sender_member, frame.job_id, *refusal)
+                continue
+            accepted.append(frame)
+        self._send_frames(worker, accepted)
+
+    def _send_frames(self, worker: _LocalWorker, frames: Sequence[mpc_pb2.MpcFrame]) -> None:
+        for group in local_framing.pack_by_size(frames, MAX_PACK_BYTES):
+            worker.send(mpc_pb2.RelayToWorker(frames=group))
+
     def _route_from_worker(self, worker: _LocalWorker, frame: mpc_pb2.MpcFrame) -> None:
+        size = frame.ByteSize()
+        if size > MAX_RELAYED_FRAME_BYTES:
+            self._fail_worker(
+                worker,
+                self.member_id,
+                f"worker sent a frame of {size} bytes; the relay carries at most "
+                f"{MAX_RELAYED_FRAME_BYTES} per chunk",
+            )
+            return
         if frame.job_id != worker.job_id or frame.sender_rank != worker.rank:
             self._fail_worker(
                 worker,
@@ -442,36 +596,89 @@ class MpcRelayService:
     # --- peers ---------------------------------------------------------------------------
 
     def _deliver(self, frames: list[mpc_pb2.MpcFrame]) -> None:
-        """Hand frames to their local workers, one message per worker; buffer early ones."""
+        """Hand checked, stamped frames to their local workers; buffer early ones."""
         by_worker: dict[tuple[str, int], list[mpc_pb2.MpcFrame]] = {}
         for frame in frames:
             by_worker.setdefault((frame.job_id, frame.receiver_rank), []).append(frame)
         for key, batch in by_worker.items():
             worker = self._workers.get(key)
             if worker is not None:
-                worker.send(mpc_pb2.RelayToWorker(frames=batch))
-                continue
-            if key in self._finished:
-                continue  # the job's worker here is done; late frames are not needed
-            size = sum(len(frame.data) for frame in batch)
-            if self._early_bytes + size > self._max_early_bytes:
-                log.error(
-                    "dropping %d frames for job %s rank %d: early-frame buffer full",
-                    len(batch),
-                    key[0],
-                    key[1],
-                )
-                continue
-            self._early.setdefault(key, []).extend(batch)
-            self._early_bytes += size
+                self._send_frames(worker, batch)
+            elif key not in self._finished:  # a finished worker needs no late frames
+                self._buffer_early(key, batch)
+
+    def _buffer_early(self, key: tuple[str, int], frames: list[mpc_pb2.MpcFrame]) -> None:
+        self._expire_early()
+        for frame in frames:
+            refusal = self._early.add(key, frame.sender_member, frame)
+            if refusal is not None:
+                text = f"early-frame buffer: {refusal.value.replace('_', ' ')}"
+                self._refuse(frame.sender_member, key[0], refusal.value, text)
 
     def on_peer_batch(self, member_id: str, batch: mpc_pb2.PeerBatch) -> None:
+        accepted = []
         for frame in batch.frames:
             frame.sender_member = member_id  # from the TLS session, whatever the frame says
-        self._deliver(list(batch.frames))
+            refusal = self._frame_problem(member_id, frame)
+            if refusal is not None:
+                self._refuse(member_id, frame.job_id, *refusal)
+                continue
+            accepted.append(frame)
+        self._deliver(accepted)
         for failure in batch.failures:
             failure.member_id = member_id  # a daemon reports only its own parties
-            self._fail_job_locally(failure)
+            members = self._members_of(failure.job_id)
+            if not _JOB_ID.match(failure.job_id):
+                self._refuse(member_id, failure.job_id, "bad_job_id", "failure with a bad job id")
+            elif members is None and self._participants is not None:
+                self._refuse(member_id, failure.job_id, "unknown_job", "failure for an unknown job")
+            elif members is not None and member_id not in members:
+                text = f"failure notice from {member_id!r}, not a participant of the job"
+                self._refuse(member_id, failure.job_id, "not_participant", text)
+            else:
+                self._fail_job_locally(failure)
+
+    def _members_of(self, job_id: str) -> Sequence[str] | None:
+        """Who holds each rank of ``job_id``: the ledger's job, else an attached worker's
+        hello (a daemon without a ledger), else None (unknown)."""
+        if self._participants is not None:
+            return self._participants(job_id)
+        for (worker_job, _rank), worker in self._workers.items():
+            if worker_job == job_id:
+                return [worker.members[rank] for rank in sorted(worker.members)]
+        return None
+
+    def _frame_problem(self, member_id: str, frame: mpc_pb2.MpcFrame) -> tuple[str, str] | None:
+        size = frame.ByteSize()
+        if size > MAX_RELAYED_FRAME_BYTES:
+            return "oversized", f"a frame of {size} bytes (limit {MAX_RELAYED_FRAME_BYTES})"
+        if not _JOB_ID.match(frame.job_id):  # also bounds what a job id costs the buffer's keys
+            return "bad_job_id", "a job id that is not 1-128 letters, digits, '.', '_', ':', '-'"
+        members = self._members_of(frame.job_id)
+        if members is None:
+            if self._participants is not None:
+                return "unknown_job", f"job {frame.job_id[:32]!r} is not on this member's ledger"
+            return None  # no ledger here: checked against the hello when the worker attaches
+        return sender_problem(members, member_id, frame, self.member_id)
+
+    def _refuse(self, member_id: str, job_id: str, code: str, text: str) -> None:
+        """Count a refused frame or notice; log it once per (sender, job, reason), no payload."""
+        self._count_refusal(code, 1)
+        triple = (member_id, job_id[:128], code)  # a bad job id may be long
+        if triple in self._logged_refusals or len(self._logged_refusals) >= MAX_LOGGED_REFUSALS:
+            return
+        self._logged_refusals.add(triple)
+        log.warning(
+            "MPC relay refused traffic from %s for job %r: %s (logged once)",
+            member_id,
+            job_id[:32],
+            text,
+        )
+
+    def _count_refusal(self, code: str, count: int) -> None:
+        self._refused[code] += count
+        if self._daemon is not None:
+            self._daemon.metrics.mpc_refused.labels(code).inc(count)
 
     def peer_lost(self, member_id: str, reason: str) -> None:
         link = self._links.pop(member_id, None)

@@ -75,16 +75,10 @@ class RelayLink:
             raise RelayUnavailableError(f"lost the party daemon's relay: {exc}") from None
 
     def send(self, chunks: Sequence[mpc_pb2.MpcFrame]) -> None:
-        message = mpc_pb2.WorkerToRelay()
-        size = 0
-        for chunk in chunks:
-            if size and size + len(chunk.data) > _PACK_BYTES:
-                self._write(message)
-                message, size = mpc_pb2.WorkerToRelay(), 0
-            message.frames.append(chunk)
-            size += len(chunk.data)
-        if message.frames:
-            self._write(message)
+        # Whole serialized chunks count, not only their data: many object frames
+        # in one call must not add up past the local message limit either.
+        for group in local_framing.pack_by_size(chunks, _PACK_BYTES):
+            self._write(mpc_pb2.WorkerToRelay(frames=group))
 
     def _take(self) -> bytes | None:
         if len(self._buffer) < local_framing.HEADER.size:

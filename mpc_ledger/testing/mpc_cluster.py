@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpc_ledger.mpc.relay import socket_path_for
-from mpc_ledger.mpc.worker import JobManifest
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
 from mpc_ledger.testing.processes import DaemonProcess
+
+if TYPE_CHECKING:  # the worker module imports torch: the daemons this starts must not wait on it
+    from mpc_ledger.mpc.worker import JobManifest
 
 __all__ = ["JobRun", "RelayCluster", "WorkerProcess", "main"]
 

@@ -2,19 +2,23 @@
 registered through the CLI, a scientist's signed job, real CrypTen worker processes.
 
 One consortium (data parties a and b, the dealer, an auditor) serves every test; each test
-submits its own job and reads the outcome from the auditor's copy of the ledger. a holds
+submits its own job and reads the outcome from the auditor's copy of the ledger (the
+auditor, a member in no job, also plays the outsider who attacks a job's MPC traffic). a holds
 five feature columns of 120 breast-cancer rows, b five more and the label (vertical).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
 import signal
+import threading
 import time
 from pathlib import Path
 
+import grpc
 import nacl.signing
 import numpy as np
 import pytest
@@ -24,7 +28,8 @@ from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpe
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import make_record, parse_record
 from mpc_ledger.mpc.transcript import ChannelStats, TranscriptSnapshot, compare_transcripts
-from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
+from mpc_ledger.net import mtls
+from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2, mpc_pb2, mpc_pb2_grpc
 from mpc_ledger.testing.consortium import make_consortium
 from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
 
@@ -297,3 +302,54 @@ def test_a_worker_killed_mid_training_aborts_the_job_everywhere(world):
     assert worker_pids(job_id.hex()) == []
     assert time.monotonic() - killed_at < 30
     assert not kinds(job_records(world, job_id), "job_completed")
+
+
+def _forge_until(world: World, job_hex: str, stop: threading.Event) -> int:
+    """As the auditor (a member, but no participant): report each data party's peer failed
+    and feed it a frame claiming that peer's rank, until ``stop``; how many batches landed."""
+    identity = world.party("auditor").identity
+    targets = {"a": (0, 1, "b"), "b": (1, 0, "a")}  # target -> (its rank, peer rank, peer)
+    genesis = world.consortium.genesis
+    channels = {m: mtls.member_channel(identity, genesis.member(m)) for m in targets}
+    landed = 0
+    try:
+        while not stop.is_set():
+            for member_id, (rank, peer_rank, peer) in targets.items():
+                frame = mpc_pb2.MpcFrame(
+                    job_id=job_hex,
+                    sender_rank=peer_rank,
+                    receiver_rank=rank,
+                    kind=mpc_pb2.FRAME_KIND_BARRIER,
+                )
+                failure = mpc_pb2.PartyFailure(job_id=job_hex, member_id=peer, reason="forged")
+                batch = mpc_pb2.PeerBatch(frames=[frame], failures=[failure])
+                with contextlib.suppress(grpc.RpcError):
+                    mpc_pb2_grpc.MpcPeerStub(channels[member_id]).Link(iter([batch]), timeout=10)
+                    landed += 1
+            stop.wait(0.2)
+    finally:
+        for channel in channels.values():
+            channel.close()
+    return landed
+
+
+def test_a_member_outside_the_job_can_neither_fail_nor_feed_it(world):
+    job_id = submit_job(world, spec())
+    stop = threading.Event()
+    landed: list[int] = []
+    attacker = threading.Thread(
+        target=lambda: landed.append(_forge_until(world, job_id.hex(), stop)), daemon=True
+    )
+    attacker.start()
+    try:
+        records = wait_for(
+            world,
+            job_id,
+            lambda r: len(kinds(r, "participation_proof")) == 3 or kinds(r, "job_aborted"),
+        )
+    finally:
+        stop.set()
+        attacker.join(30)
+    assert landed and landed[0] > 0  # the auditor's batches were accepted by the transport
+    assert not kinds(records, "job_aborted"), kinds(records, "job_aborted")
+    assert len(kinds(records, "job_completed")) == 1

@@ -283,3 +283,18 @@ def test_a_dead_daemon_makes_the_others_fail_fast_with_its_name(tmp_path):
         error = workers[0].result().get("error", "")
         assert "b" in error and ("party b" in error or "member b" in error), error
         workers[1].process.kill()
+
+
+def test_a_200_mib_tensor_crosses_the_relay_intact(cluster):
+    """gRPC refuses messages over 16 MiB: the relay must split what it queued for a peer."""
+    job = manifest("big-tensor", timeout_s=300)
+    script = [sys.executable, str(HERE / "big_tensor_worker.py")]
+    workers = cluster.launch(
+        job, programs=dict.fromkeys(range(3), script), worker_args=["--megabytes", "200"]
+    )
+    wait_all(workers, 400)
+    logs = "\n".join(w.log() for w in workers)
+    assert [w.process.returncode for w in workers] == [0, 0, 0], logs
+    sent, received = workers[0].result(), workers[1].result()
+    assert sent["sha256"] == received["sha256"], logs
+    assert compare_transcripts(transcripts([sent, received])) == []
