@@ -80,10 +80,11 @@ from typing import Any, Protocol, TypeVar
 
 from mpc_ledger.daemon.config import Party
 from mpc_ledger.daemon.metrics import DaemonMetrics
+from mpc_ledger.documents import parse_json
 from mpc_ledger.errors import ConfigError, UserError
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.catalogue import entry_path, find_entry
-from mpc_ledger.jobs.datafiles import fingerprint_file
+from mpc_ledger.jobs.datafiles import DataFileError, fingerprint_file
 from mpc_ledger.jobs.manifest import ManifestParty
 from mpc_ledger.jobs.policy import PolicyDecision, evaluate, load_policy
 from mpc_ledger.jobs.rules import (
@@ -431,7 +432,8 @@ class _JobRun(threading.Thread):
             self._run()
         except Exception as exc:
             log.exception("job %s: the runner failed", self.job_hex[:16])
-            self._fail(f"runner error: {type(exc).__name__}: {exc}")
+            # The type only: an error's text may name a local path (the log has it).
+            self._fail(f"runner error: {type(exc).__name__}")
         finally:
             process = self._process
             if process is not None and process.poll() is None:
@@ -503,14 +505,19 @@ class _JobRun(threading.Thread):
             return b"", None
         data_dir = self.runner.party.config.data_dir
         dataset_id = self.party.dataset_id
+        # The reasons below go on the ledger: a `DataFileError`'s record_reason (column
+        # and row), never its message or an OSError's, which hold values and local paths.
         try:
             entry = find_entry(data_dir, dataset_id)
             if entry is None:
                 self._fail(f"dataset {dataset_id!r} is not in this party's local catalogue")
                 return None, None
             fingerprint = fingerprint_file(entry.path, entry.schema).fingerprint
-        except (UserError, OSError, ValueError) as exc:
-            self._fail(f"dataset {dataset_id!r} cannot be read: {exc}")
+        except DataFileError as exc:
+            self._fail(f"dataset {dataset_id!r} cannot be read: {exc.record_reason}")
+            return None, None
+        except (UserError, OSError, ValueError):
+            self._fail(f"dataset {dataset_id!r}: this party's catalogue entry cannot be read")
             return None, None
         if fingerprint != self.party.dataset_fingerprint:
             self._fail(
@@ -605,7 +612,7 @@ class _JobRun(threading.Thread):
 
     def _on_event(self, line: bytes) -> None:
         try:
-            event = json.loads(line)
+            event = parse_json(line)
         except ValueError:
             return  # not one of ours (a library printing)
         if not isinstance(event, dict):
