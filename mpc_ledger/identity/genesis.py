@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from google.protobuf.descriptor import FieldDescriptor
 
+from mpc_ledger.documents import NestingError, parse_json
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.certs import certificate_fingerprint, der_to_pem, pem_to_der
 from mpc_ledger.proto.v1 import identity_pb2
@@ -230,11 +232,13 @@ def _read_json(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=path) from None
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno})", path=path
         ) from None
+    except NestingError as exc:
+        raise ConfigError(f"not valid JSON: {exc}", path=path) from None
 
 
 def member_from_json(doc: Any, problems: _Problems, prefix: str) -> Member | None:
@@ -419,8 +423,11 @@ def _params(doc: dict[str, Any], field: str, cls: type[Any], problems: _Problems
             problems.add(f"{field}.{key}", f"unknown field; known: {', '.join(known)}")
         elif isinstance(getattr(cls(), key), int):
             minimum = 0 if key == "empty_block_interval_ms" else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            maximum = _largest(cls().to_proto(), key)
+            if not isinstance(value, int) or isinstance(value, bool):
                 problems.add(f"{field}.{key}", f"must be an integer >= {minimum}")
+            elif not minimum <= value <= maximum:
+                problems.add(f"{field}.{key}", f"must be an integer from {minimum} to {maximum}")
             else:
                 values[key] = value
         elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -428,3 +435,17 @@ def _params(doc: dict[str, Any], field: str, cls: type[Any], problems: _Problems
         else:
             values[key] = tuple(value)
     return cls(**values)
+
+
+_PROTO_INT_MAX = {
+    FieldDescriptor.TYPE_UINT32: (1 << 32) - 1,
+    FieldDescriptor.TYPE_UINT64: (1 << 64) - 1,
+    FieldDescriptor.TYPE_INT32: (1 << 31) - 1,
+    FieldDescriptor.TYPE_INT64: (1 << 63) - 1,
+}
+
+
+def _largest(message: Any, key: str) -> int:
+    """The largest value the genesis's protobuf field ``key`` holds: a larger one could not
+    be hashed into the chain id."""
+    return _PROTO_INT_MAX[message.DESCRIPTOR.fields_by_name[key].type]

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.jobs._toml import Fields, merge_problems, read_toml
@@ -277,8 +278,8 @@ def load_job_spec(path: Path) -> JobSpec:
 def parse_job_spec(text: str) -> JobSpec:
     """Like `load_job_spec`, from text (tests, a spec received over an API)."""
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        document = parse_toml(text)
+    except (tomllib.TOMLDecodeError, NestingError) as exc:
         raise JobSpecError([f"document: not valid TOML: {exc}"]) from None
     spec, problems = spec_from_document(document)
     if spec is None or problems:
