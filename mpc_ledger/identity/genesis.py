@@ -35,6 +35,7 @@ from mpc_ledger.identity.certs import certificate_fingerprint, der_to_pem, pem_t
 from mpc_ledger.proto.v1 import identity_pb2
 
 __all__ = [
+    "DEFAULT_MIN_TEST_ROWS",
     "GENESIS_FORMAT",
     "MEMBER_FORMAT",
     "ROLES",
@@ -116,16 +117,30 @@ class ConsensusParams:
         return identity_pb2.ConsensusParams(**dataclasses.asdict(self))
 
 
+# A job's test metric is revealed to its submitter: over fewer rows it can describe one
+# person. Every job of a consortium tests on at least this many (its genesis may say more).
+DEFAULT_MIN_TEST_ROWS = 10
+
+
 @dataclasses.dataclass(frozen=True)
 class MpcParams:
     allowed_protocols: tuple[str, ...] = ("crypten-0.4.1-arithmetic",)
     allowed_tuple_providers: tuple[str, ...] = ("dealer",)
+    min_test_rows: int = DEFAULT_MIN_TEST_ROWS
 
     def to_proto(self) -> identity_pb2.MpcParams:
         return identity_pb2.MpcParams(
             allowed_protocols=list(self.allowed_protocols),
             allowed_tuple_providers=list(self.allowed_tuple_providers),
+            min_test_rows=self.min_test_rows,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed_protocols": list(self.allowed_protocols),
+            "allowed_tuple_providers": list(self.allowed_tuple_providers),
+            "min_test_rows": self.min_test_rows,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +191,7 @@ class Genesis:
             "consortium": self.consortium,
             "genesis_time": self.genesis_time,
             "consensus": dataclasses.asdict(self.consensus),
-            "mpc": {k: list(v) for k, v in dataclasses.asdict(self.mpc).items()},
+            "mpc": self.mpc.to_json(),
             "members": [m.to_json() for m in self.members],
         }
         return json.dumps(document, indent=2) + "\n"
@@ -220,6 +235,8 @@ class _Problems:
         self.items.append(f"{field}: {message}")
 
     def raise_if_any(self) -> None:
+        if len(self.items) == 1:  # one line: "file: field: what"
+            raise ConfigError(self.items[0], path=self.path)
         if self.items:
             raise ConfigError("\n  ".join(["invalid:", *self.items]), path=self.path)
 

@@ -8,6 +8,7 @@ five feature columns of 120 breast-cancer rows, b five more and the label (verti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -320,6 +321,52 @@ def test_a_cell_that_no_longer_parses_aborts_without_its_value_or_path(world):
         assert secret not in committed, secret
     assert str(world.root).encode() not in committed
     assert worker_pids(job_id.hex()) == []
+
+
+@contextlib.contextmanager
+def policy_of(world: World, member_id: str, text: str):
+    """``member_id``'s policy file holds ``text`` (the runner reads it afresh per job)."""
+    path = world.root / "c" / member_id / "policy.toml"
+    before = path.read_text()
+    path.write_text(text)
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+def decision_of(world: World, job_id: bytes, member_id: str):
+    records = wait_for(
+        world, job_id, lambda r: any(a == member_id for a, _ in kinds(r, "job_decision"))
+    )
+    return dict(kinds(records, "job_decision"))[member_id]
+
+
+def test_a_policy_whose_max_epochs_is_out_of_range_rejects_the_job(world):
+    """max_epochs = 2^32 does not fit the policy hash: the owner's decision is a rejection
+    saying why (never a job left pending for ever), and the reason names no local path."""
+    policy = POLICY.format(models='"logistic_regression"').replace(
+        "max_epochs = 50", f"max_epochs = {2**32}"
+    )
+    with policy_of(world, "a", policy):
+        job_id = submit_job(world, spec(seed=21))
+        decision = decision_of(world, job_id, "a")
+    assert not decision.approve
+    assert list(decision.reasons) == [
+        "the policy cannot be read: invalid policy: max_epochs: must be an integer from 1 "
+        "to 4294967295"
+    ]
+    assert str(world.root) not in decision.reasons[0]
+
+
+def test_a_policys_min_test_rows_rejects_a_job_that_tests_on_fewer(world):
+    """120 rows at test_fraction 0.25: 30 test rows, fewer than a's policy asks for."""
+    policy = POLICY.format(models='"logistic_regression"') + "min_test_rows = 31\n"
+    with policy_of(world, "a", policy):
+        job_id = submit_job(world, spec(seed=22))
+        decision = decision_of(world, job_id, "a")
+    assert not decision.approve
+    assert list(decision.reasons) == ["the job tests on 30 rows; the minimum is 31 (min_test_rows)"]
 
 
 def test_a_worker_killed_mid_training_aborts_the_job_everywhere(world):
