@@ -39,6 +39,17 @@ def test_a_genesis_consensus_value_beyond_its_field_is_one_clear_error(consortiu
     )
 
 
+def test_consortium_init_refuses_an_interval_beyond_the_genesis_field(tmp_path):
+    out = tmp_path / "c"
+    result = run_cli(
+        "consortium", "init", "--parties", "a", "--empty-block-interval-ms", 2**32, "--out", out
+    )
+    assert one_line_error(result) == (
+        "mpc-ledger: error: --empty-block-interval-ms: must be 0 to 4294967295"
+    )
+    assert not out.exists()  # refused before any key was made
+
+
 def test_deeply_nested_json_is_one_clear_error(consortium, tmp_path):
     nested = "[" * DEPTH + "]" * DEPTH
     genesis = tmp_path / "genesis.json"
