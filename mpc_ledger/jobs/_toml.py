@@ -24,8 +24,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         return parse_toml(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError("file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", path=path) from None
+    except OSError as exc:  # its text repeats the path: a policy's reason goes on the ledger
+        raise ConfigError(f"cannot read: {exc.strerror or type(exc).__name__}", path=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path=path) from None
     except (tomllib.TOMLDecodeError, NestingError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
 

@@ -180,3 +180,11 @@ def test_wildcards():
     assert problems == [] and policy is not None
     job = vertical_spec(model=ModelSpec("mlp", (3,)), recipients=("a", "b", "b/bob"))
     assert evaluate(policy, "b", job, "c/anyone", registered()).approve
+
+
+def test_a_policy_that_cannot_be_read_says_why_without_repeating_its_path(tmp_path):
+    """The detail (without the path) is the rejection's reason on the ledger."""
+    with pytest.raises(ConfigError) as caught:
+        load_policy(tmp_path, "a")  # a folder
+    assert caught.value.detail == "cannot read: Is a directory"
+    assert str(caught.value) == f"{tmp_path}: cannot read: Is a directory"
