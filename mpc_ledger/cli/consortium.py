@@ -76,6 +76,9 @@ def register(groups: Any) -> None:
     init.set_defaults(handler=init_command)
 
 
+_UINT32_MAX = (1 << 32) - 1
+
+
 def _now_text() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -169,8 +172,8 @@ def init_command(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and any(out.iterdir()):
         raise UserError("folder exists and is not empty; refusing to overwrite", path=out)
-    if args.empty_block_interval_ms < 0:
-        raise UserError("must be >= 0", field="--empty-block-interval-ms")
+    if not 0 <= args.empty_block_interval_ms <= _UINT32_MAX:  # the genesis field's range
+        raise UserError(f"must be 0 to {_UINT32_MAX}", field="--empty-block-interval-ms")
     if not 0 <= args.base_port <= 65535 - 100 - len(members):
         raise UserError(
             "must be 0 or a port that leaves room for every member", field="--base-port"

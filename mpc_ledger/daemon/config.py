@@ -14,6 +14,7 @@ from typing import Any
 
 import tomli_w
 
+from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.genesis import Genesis, load_genesis, parse_endpoint
 from mpc_ledger.identity.material import KEY_FILES, PartyIdentity, load_party_identity
@@ -82,12 +83,12 @@ class Party:
 def load_party_config(path: Path) -> PartyConfig:
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = parse_toml(path.read_text())
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, NestingError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
     peers = raw.pop("peers", {})
     problems = _check_schema(raw)

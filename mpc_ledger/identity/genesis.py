@@ -27,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from google.protobuf.descriptor import FieldDescriptor
 
+from mpc_ledger.documents import NestingError, parse_json
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.certs import certificate_fingerprint, der_to_pem, pem_to_der
 from mpc_ledger.proto.v1 import identity_pb2
 
 __all__ = [
+    "DEFAULT_MIN_TEST_ROWS",
     "GENESIS_FORMAT",
     "MEMBER_FORMAT",
     "ROLES",
@@ -114,16 +117,30 @@ class ConsensusParams:
         return identity_pb2.ConsensusParams(**dataclasses.asdict(self))
 
 
+# A job's test metric is revealed to its submitter: over fewer rows it can describe one
+# person. Every job of a consortium tests on at least this many (its genesis may say more).
+DEFAULT_MIN_TEST_ROWS = 10
+
+
 @dataclasses.dataclass(frozen=True)
 class MpcParams:
     allowed_protocols: tuple[str, ...] = ("crypten-0.4.1-arithmetic",)
     allowed_tuple_providers: tuple[str, ...] = ("dealer",)
+    min_test_rows: int = DEFAULT_MIN_TEST_ROWS
 
     def to_proto(self) -> identity_pb2.MpcParams:
         return identity_pb2.MpcParams(
             allowed_protocols=list(self.allowed_protocols),
             allowed_tuple_providers=list(self.allowed_tuple_providers),
+            min_test_rows=self.min_test_rows,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed_protocols": list(self.allowed_protocols),
+            "allowed_tuple_providers": list(self.allowed_tuple_providers),
+            "min_test_rows": self.min_test_rows,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +191,7 @@ class Genesis:
             "consortium": self.consortium,
             "genesis_time": self.genesis_time,
             "consensus": dataclasses.asdict(self.consensus),
-            "mpc": {k: list(v) for k, v in dataclasses.asdict(self.mpc).items()},
+            "mpc": self.mpc.to_json(),
             "members": [m.to_json() for m in self.members],
         }
         return json.dumps(document, indent=2) + "\n"
@@ -218,6 +235,8 @@ class _Problems:
         self.items.append(f"{field}: {message}")
 
     def raise_if_any(self) -> None:
+        if len(self.items) == 1:  # one line: "file: field: what"
+            raise ConfigError(self.items[0], path=self.path)
         if self.items:
             raise ConfigError("\n  ".join(["invalid:", *self.items]), path=self.path)
 
@@ -230,11 +249,13 @@ def _read_json(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=path) from None
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno})", path=path
         ) from None
+    except NestingError as exc:
+        raise ConfigError(f"not valid JSON: {exc}", path=path) from None
 
 
 def member_from_json(doc: Any, problems: _Problems, prefix: str) -> Member | None:
@@ -419,8 +440,11 @@ def _params(doc: dict[str, Any], field: str, cls: type[Any], problems: _Problems
             problems.add(f"{field}.{key}", f"unknown field; known: {', '.join(known)}")
         elif isinstance(getattr(cls(), key), int):
             minimum = 0 if key == "empty_block_interval_ms" else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            maximum = _largest(cls().to_proto(), key)
+            if not isinstance(value, int) or isinstance(value, bool):
                 problems.add(f"{field}.{key}", f"must be an integer >= {minimum}")
+            elif not minimum <= value <= maximum:
+                problems.add(f"{field}.{key}", f"must be an integer from {minimum} to {maximum}")
             else:
                 values[key] = value
         elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -428,3 +452,17 @@ def _params(doc: dict[str, Any], field: str, cls: type[Any], problems: _Problems
         else:
             values[key] = tuple(value)
     return cls(**values)
+
+
+_PROTO_INT_MAX = {
+    FieldDescriptor.TYPE_UINT32: (1 << 32) - 1,
+    FieldDescriptor.TYPE_UINT64: (1 << 64) - 1,
+    FieldDescriptor.TYPE_INT32: (1 << 31) - 1,
+    FieldDescriptor.TYPE_INT64: (1 << 63) - 1,
+}
+
+
+def _largest(message: Any, key: str) -> int:
+    """The largest value the genesis's protobuf field ``key`` holds: a larger one could not
+    be hashed into the chain id."""
+    return _PROTO_INT_MAX[message.DESCRIPTOR.fields_by_name[key].type]

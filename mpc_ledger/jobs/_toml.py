@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 
 __all__ = ["Fields", "merge_problems", "read_toml"]
@@ -20,12 +21,14 @@ __all__ = ["Fields", "merge_problems", "read_toml"]
 def read_toml(path: Path) -> dict[str, Any]:
     """The parsed file, or a `ConfigError` naming the file (and line) when it cannot be."""
     try:
-        return tomllib.loads(Path(path).read_text())
+        return parse_toml(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError("file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:  # its text repeats the path: a policy's reason goes on the ledger
+        raise ConfigError(f"cannot read: {exc.strerror or type(exc).__name__}", path=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path=path) from None
+    except (tomllib.TOMLDecodeError, NestingError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
 
 

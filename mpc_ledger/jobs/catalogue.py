@@ -20,6 +20,7 @@ import os
 import tomllib
 from pathlib import Path
 
+from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.jobs.datafiles import schema_from_document
 from mpc_ledger.jobs.datasets import DatasetSchema, check_dataset_id, schema_problems
@@ -100,8 +101,8 @@ def write_entry(data_dir: Path, entry: CatalogueEntry) -> Path:
 def load_entry(path: Path) -> CatalogueEntry:
     """Read one catalogue file; `ConfigError` names the file and what is wrong."""
     try:
-        document = tomllib.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        document = parse_toml(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, NestingError) as exc:
         raise ConfigError(f"cannot read the catalogue entry: {exc}", path=path) from None
     problems: list[str] = []
     dataset_id, file_path, fingerprint = (

@@ -21,11 +21,19 @@ strings for string, booleans for bool.
 
 Every problem names the file, the line (CSV) or row (Parquet, counted from
 1) and the column. Up to `MAX_REPORTED_PROBLEMS` are reported at once.
+
+A `DataFileError` renders two ways. Its message (``str``) is for this
+machine's operator: it names the file and may quote the offending cell or a
+header name. Its `DataFileError.record_reason` names only the line or row,
+the column and the kind of problem: no value, no path. That is the only form
+that may reach a ledger record, a peer or a log (a job that fails on its
+data aborts with it), because a cell may hold anything, a name included.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -49,6 +57,7 @@ __all__ = [
     "FILE_FORMATS",
     "MAX_REPORTED_PROBLEMS",
     "DataFileError",
+    "DataProblem",
     "file_format",
     "fingerprint_file",
     "load_schema",
@@ -69,8 +78,57 @@ _SCHEMA_KEYS = ("columns", "id_column", "label_column")
 _COLUMN_KEYS = ("name", "type", "nullable")
 
 
+_MAX_QUOTED_CHARS = 60  # of a cell quoted to the operator
+
+
+@dataclasses.dataclass(frozen=True)
+class DataProblem:
+    """One problem of a data file: ``where`` (line or row, column) and ``reason`` never hold
+    a value or a path; ``detail`` (the operator's wording) may quote the cell."""
+
+    where: str
+    reason: str
+    detail: str = ""
+
+    def render(self, *, local: bool) -> str:
+        text = (self.detail or self.reason) if local else self.reason
+        return f"{self.where}: {text}" if self.where else text
+
+
 class DataFileError(UserError):
-    """A dataset file (or its schema) does not hold what its schema says."""
+    """A dataset file (or its schema) does not hold what its schema says.
+
+    ``str(error)`` is the operator's message (file, cells); `record_reason` is the form
+    with neither values nor path that may go on the ledger (see the module docstring).
+    """
+
+    def __init__(
+        self, problems: Sequence[DataProblem], *, path: Path | str, count: int | None = None
+    ) -> None:
+        self.problems = tuple(problems)
+        self.count = count if count is not None else len(self.problems)
+        super().__init__(self._lines(local=True), path=path)
+
+    @property
+    def record_reason(self) -> str:
+        return self._lines(local=False)
+
+    def _lines(self, *, local: bool) -> str:
+        # The operator's message has a line per problem; a record's reason is one line.
+        rendered = [problem.render(local=local) for problem in self.problems]
+        if self.count == 1 and len(rendered) == 1:
+            return rendered[0]
+        more = self.count - len(rendered)
+        if more:
+            rendered.append(f"... and {more} more")
+        head, separator = f"{self.count} problems:", "\n  " if local else "; "
+        return head + ("\n  " if local else " ") + separator.join(rendered)
+
+
+def _quoted(text: str) -> str:
+    if len(text) > _MAX_QUOTED_CHARS:
+        return repr(text[:_MAX_QUOTED_CHARS]) + "..."
+    return repr(text)
 
 
 # -- schemas --------------------------------------------------------------------------------
@@ -154,10 +212,8 @@ def parse_columns(text: str, *, id_column: str = "", label_column: str = "") -> 
 def file_format(path: Path) -> str:
     found = FILE_FORMATS.get(Path(path).suffix.lower())
     if found is None:
-        raise DataFileError(
-            f"unknown file type {Path(path).suffix!r}; use one of {', '.join(FILE_FORMATS)}",
-            path=path,
-        )
+        detail = f"unknown file type {Path(path).suffix!r}; use one of {', '.join(FILE_FORMATS)}"
+        raise _error(path, "", "unknown file type", detail)
     return found
 
 
@@ -177,50 +233,55 @@ def fingerprint_file(path: Path, schema: DatasetSchema) -> Fingerprint:
     return builder.result()
 
 
+def _error(path: Path, where: str, reason: str, detail: str = "") -> DataFileError:
+    return DataFileError([DataProblem(where, reason, detail)], path=path)
+
+
 class _Problems:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.items: list[str] = []
+        self.items: list[DataProblem] = []
         self.count = 0
 
-    def add(self, where: str, message: str) -> None:
+    def add(self, where: str, reason: str, detail: str = "") -> None:
         self.count += 1
         if len(self.items) < MAX_REPORTED_PROBLEMS:
-            self.items.append(f"{where}: {message}")
+            self.items.append(DataProblem(where, reason, detail))
 
-    def fatal(self, where: str, message: str) -> DataFileError:
-        return DataFileError(message, path=self.path, field=where)
+    def fatal(self, where: str, reason: str, detail: str = "") -> DataFileError:
+        return _error(self.path, where, reason, detail)
 
     def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        if self.count == 1:
-            raise DataFileError(self.items[0], path=self.path)
-        more = self.count - len(self.items)
-        lines = [f"{self.count} problems:", *self.items]
-        if more:
-            lines.append(f"... and {more} more")
-        raise DataFileError("\n  ".join(lines), path=self.path)
+        if self.items:
+            raise DataFileError(self.items, path=self.path, count=self.count)
 
 
 def _header_order(
     header: Sequence[str], schema: DatasetSchema, problems: _Problems, where: str
 ) -> list[int]:
-    """For each schema column, its position in the file's header."""
+    """For each schema column, its position in the file's header. A header name that is not
+    the schema's may be a cell (a file without a header): only the operator sees it."""
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
         if name in positions:
-            raise problems.fatal(where, f"column {name!r} appears twice")
+            if schema.column(name) is not None:
+                raise problems.fatal(where, f"column {name!r} appears twice")
+            raise problems.fatal(
+                where, "a column name appears twice", f"column {name!r} appears twice"
+            )
         positions[name] = index
     missing = [name for name in schema.names if name not in positions]
     extra = [name for name in header if schema.column(name) is None]
     if missing or extra:
-        parts = []
+        reasons, details = [], []
         if missing:
-            parts.append(f"missing schema columns {', '.join(map(repr, missing))}")
+            text = f"missing schema columns {', '.join(map(repr, missing))}"
+            reasons.append(text)
+            details.append(text)
         if extra:
-            parts.append(f"columns not in the schema {', '.join(map(repr, extra))}")
-        raise problems.fatal(where, "; ".join(parts))
+            reasons.append(f"{len(extra)} column(s) not in the schema")
+            details.append(f"columns not in the schema {', '.join(map(repr, extra))}")
+        raise problems.fatal(where, "; ".join(reasons), "; ".join(details))
     return [positions[name] for name in schema.names]
 
 
@@ -230,9 +291,9 @@ def _read_csv(
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except FileNotFoundError:
-        raise DataFileError("file not found", path=path) from None
+        raise problems.fatal("", "file not found") from None
     except OSError as exc:
-        raise DataFileError(f"cannot read: {exc}", path=path) from None
+        raise problems.fatal("", "cannot be read", f"cannot read: {exc}") from None
     with handle:
         reader = csv.reader(handle, strict=True)
         line = 1
@@ -254,7 +315,8 @@ def _read_csv(
         except UnicodeDecodeError:
             raise problems.fatal(f"line {line + 1}", "not UTF-8 text") from None
         except csv.Error as exc:
-            raise problems.fatal(f"line {reader.line_num}", f"not valid CSV: {exc}") from None
+            where = f"line {reader.line_num}"
+            raise problems.fatal(where, "not valid CSV", f"not valid CSV: {exc}") from None
 
 
 def _csv_row(
@@ -267,35 +329,39 @@ def _csv_row(
     values: list[Value] = []
     ok = True
     for column, position in zip(schema.columns, order, strict=True):
-        value, problem = _parse_text(fields[position], column)
+        text = fields[position]
+        value, problem = _parse_text(text, column)
         if problem is not None:
-            problems.add(f"line {line}, column {column.name!r}", problem)
+            reason, detail = problem
+            problems.add(f"line {line}, column {column.name!r}", reason, detail)
             ok = False
         values.append(value)
     return tuple(values) if ok else None
 
 
-def _parse_text(text: str, column: Column) -> tuple[Value, str | None]:
+def _parse_text(text: str, column: Column) -> tuple[Value, tuple[str, str] | None]:
+    """The value, or (the problem without the value, the problem quoting it)."""
     if text == "":
         if column.nullable:
             return None, None
-        return None, "empty (null) in a column that is not nullable"
+        return None, ("empty (null) in a column that is not nullable", "")
     if column.type == "string":
         return text, None
     if column.type == "int64":
         if not _INT.match(text):
-            return None, f"{text!r} is not an int64"
+            return None, ("not an int64", f"{_quoted(text)} is not an int64")
         number = int(text)
         if not INT64_MIN <= number <= INT64_MAX:
-            return None, f"{text} is outside the int64 range"
+            return None, ("outside the int64 range", f"{text} is outside the int64 range")
         return number, None
     if column.type == "float64":
         if not _FLOAT.match(text):
-            return None, f"{text!r} is not a float64"
+            return None, ("not a float64", f"{_quoted(text)} is not a float64")
         return float(text), None
     flag = _BOOLS.get(text.lower())
     if flag is None:
-        return None, f"{text!r} is not a bool (true, false, 1 or 0)"
+        reason = "not a bool (true, false, 1 or 0)"
+        return None, (reason, f"{_quoted(text)} is {reason}")
     return flag, None
 
 
@@ -306,15 +372,16 @@ def _read_parquet(
         import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
         import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
-        raise DataFileError(
-            "reading Parquet needs the pyarrow package (pip install pyarrow)", path=path
+        raise problems.fatal(
+            "", "reading Parquet needs the pyarrow package (pip install pyarrow)"
         ) from None
     if not path.is_file():
-        raise DataFileError("file not found", path=path)
+        raise problems.fatal("", "file not found")
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
-        raise DataFileError(f"not a readable Parquet file: {exc}", path=path) from None
+        detail = f"not a readable Parquet file: {exc}"
+        raise problems.fatal("", "not a readable Parquet file", detail) from None
     arrow_schema = parquet.schema_arrow
     _header_order(arrow_schema.names, schema, problems, "schema")
     for column in schema.columns:
@@ -334,7 +401,7 @@ def _read_parquet(
                 if typed is not None:
                     yield typed
     except (OSError, pa.ArrowException) as exc:
-        raise problems.fatal(f"row {row + 1}", f"cannot read: {exc}") from None
+        raise problems.fatal(f"row {row + 1}", "cannot be read", f"cannot read: {exc}") from None
 
 
 def _arrow_type_fits(pa: Any, arrow_type: Any, column_type: str) -> bool:
@@ -363,7 +430,9 @@ def _parquet_row(
             typed.append(None)
         elif column.type == "int64" and not INT64_MIN <= value <= INT64_MAX:
             problems.add(
-                f"row {row}, column {column.name!r}", f"{value} is outside the int64 range"
+                f"row {row}, column {column.name!r}",
+                "outside the int64 range",
+                f"{value} is outside the int64 range",
             )
             ok = False
         elif column.type == "float64":

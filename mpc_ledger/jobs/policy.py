@@ -32,7 +32,13 @@ from pathlib import Path
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.jobs._toml import Fields, read_toml
 from mpc_ledger.jobs.datasets import RegisteredDataset, check_dataset_id, owner_of
-from mpc_ledger.jobs.spec import MODEL_KINDS, TUPLE_PROVIDERS, JobSpec, split_rows
+from mpc_ledger.jobs.spec import (
+    MODEL_KINDS,
+    TUPLE_PROVIDERS,
+    JobSpec,
+    job_test_rows,
+    split_rows,
+)
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [
@@ -56,8 +62,11 @@ _KEYS = (
     "recipients",
     "allow_loss_reveal",
     "min_rows",
+    "min_test_rows",
     "tuple_providers",
 )
+# The ranges of the PolicyDocument fields the policy hash encodes.
+_UINT32_MAX, _UINT64_MAX = (1 << 32) - 1, (1 << 64) - 1
 _PATTERN = re.compile(r"^(\*|[a-z0-9][a-z0-9-]{0,62}(/(\*|[a-z0-9][a-z0-9._-]{0,62}))?)$")
 
 
@@ -72,6 +81,7 @@ class Policy:
     min_rows: int = 0
     tuple_providers: tuple[str, ...] = ("dealer",)
     version: int = POLICY_VERSION
+    min_test_rows: int = 0  # on top of the consortium's (genesis mpc.min_test_rows)
 
     def to_proto(self) -> jobs_pb2.PolicyDocument:
         def normal(items: tuple[str, ...]) -> list[str]:
@@ -87,6 +97,7 @@ class Policy:
             allow_loss_reveal=self.allow_loss_reveal,
             min_rows=self.min_rows,
             tuple_providers=normal(self.tuple_providers),
+            min_test_rows=self.min_test_rows,
         )
 
     @property
@@ -138,6 +149,7 @@ def policy_from_document(
         recipients=fields.texts(table, "recipients", ""),
         allow_loss_reveal=fields.flag(table, "allow_loss_reveal", "", default=False),
         min_rows=fields.integer(table, "min_rows", "", default=0),
+        min_test_rows=fields.integer(table, "min_test_rows", "", default=0),
         tuple_providers=fields.texts(table, "tuple_providers", "", default=("dealer",)),
     )
     named = {problem.partition(": ")[0] for problem in fields.problems}
@@ -177,10 +189,11 @@ def policy_problems(policy: Policy, member_id: str | None = None) -> list[str]:
     for index, model in enumerate(policy.models):
         if model != "*" and model not in MODEL_KINDS:
             problems.append(f"models[{index}]: {model!r} is not one of {', '.join(MODEL_KINDS)}")
-    if policy.max_epochs < 1:
-        problems.append("max_epochs: must be a positive integer")
-    if policy.min_rows < 0:
-        problems.append("min_rows: must be 0 or more")
+    if not 1 <= policy.max_epochs <= _UINT32_MAX:
+        problems.append(f"max_epochs: must be an integer from 1 to {_UINT32_MAX}")
+    for key in ("min_rows", "min_test_rows"):
+        if not 0 <= getattr(policy, key) <= _UINT64_MAX:
+            problems.append(f"{key}: must be an integer from 0 to {_UINT64_MAX}")
     for index, provider in enumerate(policy.tuple_providers):
         if provider not in TUPLE_PROVIDERS:
             problems.append(
@@ -240,13 +253,20 @@ def evaluate(
 def _row_reasons(
     policy: Policy, job: JobSpec, registry: Mapping[str, RegisteredDataset]
 ) -> list[str]:
-    """``min_rows`` bounds the job's training rows (vertical: shared rows; horizontal: the sum)."""
+    """``min_rows`` bounds the job's training rows (vertical: shared rows; horizontal: the sum),
+    ``min_test_rows`` the rows its revealed test metric describes (`job_test_rows`)."""
     datasets = [registry.get(ref.dataset_id) for ref in job.datasets]
     missing = [ref.dataset_id for ref, d in zip(job.datasets, datasets, strict=True) if d is None]
     if missing:
         return [f"dataset {dataset_id!r} is not registered" for dataset_id in missing]
     trains = [split_rows(d.row_count, job.test_fraction)[0] for d in datasets if d is not None]
     rows = min(trains) if job.layout == "vertical" else sum(trains)
+    reasons = []
     if rows < policy.min_rows:
-        return [f"the job trains on {rows} rows; the minimum is {policy.min_rows}"]
-    return []
+        reasons.append(f"the job trains on {rows} rows; the minimum is {policy.min_rows}")
+    tests = job_test_rows(job, [d.row_count for d in datasets if d is not None])
+    if job.test_fraction > 0 and tests < policy.min_test_rows:
+        reasons.append(
+            f"the job tests on {tests} rows; the minimum is {policy.min_test_rows} (min_test_rows)"
+        )
+    return reasons

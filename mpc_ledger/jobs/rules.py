@@ -33,7 +33,7 @@ provider is "dealer"; see `mpc_ledger.jobs.manifest.build_manifest`):
 * ``job_alignment``: with alignment "psi", each data owner that started,
   once, while the job runs: the intersection's size (the same in every
   data owner's record), its train/test split and the transcript after the
-  PSI.
+  PSI; its test rows at least the genesis's ``min_test_rows``.
 * ``job_epoch_digests``: a participant that started, once per epoch
   (1..epochs), while the job runs (with "psi", a data owner only after its
   ``job_alignment``); every channel has the author at one end.
@@ -465,6 +465,14 @@ def _check_alignment(view: StateView, record: ParsedRecord) -> str | None:
     if (message.train_rows, message.test_rows) != split_rows(size, job.spec.test_fraction):
         train, test = split_rows(size, job.spec.test_fraction)
         return f"train_rows/test_rows: {size} rows split {train}/{test} for this job"
+    least = view.genesis.mpc.min_test_rows
+    if job.spec.test_fraction > 0 and message.test_rows < least:
+        # The submission was checked against the registered rows; the intersection is known
+        # only now, and the job's test metric would describe these rows.
+        return (
+            f"test_rows: the intersection leaves {message.test_rows} test rows; this "
+            f"consortium's minimum is {least} (min_test_rows)"
+        )
     return _channel_problem(job, author, message.channels)
 
 

@@ -11,7 +11,8 @@ member owes the job in that state, once:
 
 * pending, this member owns one of its datasets and has not decided: load
   the policy (`party.config.policy_path`, read afresh each time; none
-  configured rejects with "no policy configured"), `policy.evaluate`, write
+  configured rejects with "no policy configured", one that cannot be read or
+  evaluated rejects saying why, without its path), `policy.evaluate`, write
   a ``job_decision``. The committed state says whether it already decided,
   so a restarted daemon never decides twice.
 * approved or running, this member is a participant and runs nothing for
@@ -80,10 +81,11 @@ from typing import Any, Protocol, TypeVar
 
 from mpc_ledger.daemon.config import Party
 from mpc_ledger.daemon.metrics import DaemonMetrics
+from mpc_ledger.documents import parse_json
 from mpc_ledger.errors import ConfigError, UserError
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.catalogue import entry_path, find_entry
-from mpc_ledger.jobs.datafiles import fingerprint_file
+from mpc_ledger.jobs.datafiles import DataFileError, fingerprint_file
 from mpc_ledger.jobs.manifest import ManifestParty
 from mpc_ledger.jobs.policy import PolicyDecision, evaluate, load_policy
 from mpc_ledger.jobs.rules import (
@@ -300,7 +302,14 @@ class JobRunner:
                 run_or_none.kill(f"the job was {job.status} by {job.ended_by}: {job.reason}")
 
     def _decide(self, job: JobState) -> None:
-        decision = self._evaluate(job)
+        # The job is marked decided before this: whatever goes wrong, a decision is written,
+        # or the job would wait for this member forever.
+        try:
+            decision = self._evaluate(job)
+        except Exception as exc:
+            log.exception("job %s: evaluating the policy failed", job.job_id.hex()[:16])
+            reason = f"the policy could not be evaluated ({type(exc).__name__})"
+            decision = PolicyDecision(False, (reason,), NO_POLICY_HASH)
         self.submit("job_decision", decision.to_proto(job.job_id), wait=False, job_id=job.job_id)
         log.info(
             "job %s: %s (%s)",
@@ -315,15 +324,26 @@ class JobRunner:
             return PolicyDecision(False, ("no policy configured",), NO_POLICY_HASH)
         try:
             policy = load_policy(path, self.member_id)
-        except (ConfigError, UserError, OSError) as exc:
-            reason = f"the policy cannot be read: {exc}"[:_MAX_REASON_CHARS]
+        except UserError as exc:  # its detail names the field, not the local file
+            reason = f"the policy cannot be read: {_one_line(exc.detail)}"[:_MAX_REASON_CHARS]
+            return PolicyDecision(False, (reason,), NO_POLICY_HASH)
+        except OSError as exc:
+            reason = f"the policy cannot be read: {exc.strerror or type(exc).__name__}"
             return PolicyDecision(False, (reason,), NO_POLICY_HASH)
         registry = self.ledger.query(lambda s: registered_datasets(s, job.spec.dataset_ids))
         return evaluate(policy, self.member_id, job.spec, job.submitter, registry)
 
-    def too_few_rows(self, train_rows: int) -> str | None:
-        """Why ``train_rows`` (a private set intersection's) is below this member's policy's
-        ``min_rows``; None when it is not (or no policy can be read: it approved already)."""
+    def too_few_rows(self, train_rows: int, test_rows: int) -> str | None:
+        """Why the rows a private set intersection leaves are too few: fewer test rows than
+        the consortium's ``min_test_rows``, or fewer than this member's policy's
+        ``min_rows``/``min_test_rows``; None when they are not (or no policy can be read:
+        it approved already)."""
+        least_tests = self.party.genesis.mpc.min_test_rows
+        if test_rows < least_tests:
+            return (
+                f"the private set intersection leaves {test_rows} test rows; "
+                f"the consortium's minimum is {least_tests} (min_test_rows)"
+            )
         path = self.party.config.policy_path
         if path is None:
             return None
@@ -331,12 +351,18 @@ class JobRunner:
             policy = load_policy(path, self.member_id)
         except (ConfigError, UserError, OSError):
             return None
-        if train_rows >= policy.min_rows:
-            return None
-        return (
-            f"the private set intersection leaves {train_rows} training rows; "
-            f"{self.member_id}'s policy needs at least {policy.min_rows} (min_rows)"
-        )
+        if train_rows < policy.min_rows:
+            return (
+                f"the private set intersection leaves {train_rows} training rows; "
+                f"{self.member_id}'s policy needs at least {policy.min_rows} (min_rows)"
+            )
+        if test_rows < policy.min_test_rows:
+            return (
+                f"the private set intersection leaves {test_rows} test rows; "
+                f"{self.member_id}'s policy needs at least {policy.min_test_rows} "
+                "(min_test_rows)"
+            )
+        return None
 
     # -- ledger writes --------------------------------------------------------------------
 
@@ -431,7 +457,8 @@ class _JobRun(threading.Thread):
             self._run()
         except Exception as exc:
             log.exception("job %s: the runner failed", self.job_hex[:16])
-            self._fail(f"runner error: {type(exc).__name__}: {exc}")
+            # The type only: an error's text may name a local path (the log has it).
+            self._fail(f"runner error: {type(exc).__name__}")
         finally:
             process = self._process
             if process is not None and process.poll() is None:
@@ -503,14 +530,19 @@ class _JobRun(threading.Thread):
             return b"", None
         data_dir = self.runner.party.config.data_dir
         dataset_id = self.party.dataset_id
+        # The reasons below go on the ledger: a `DataFileError`'s record_reason (column
+        # and row), never its message or an OSError's, which hold values and local paths.
         try:
             entry = find_entry(data_dir, dataset_id)
             if entry is None:
                 self._fail(f"dataset {dataset_id!r} is not in this party's local catalogue")
                 return None, None
             fingerprint = fingerprint_file(entry.path, entry.schema).fingerprint
-        except (UserError, OSError, ValueError) as exc:
-            self._fail(f"dataset {dataset_id!r} cannot be read: {exc}")
+        except DataFileError as exc:
+            self._fail(f"dataset {dataset_id!r} cannot be read: {exc.record_reason}")
+            return None, None
+        except (UserError, OSError, ValueError):
+            self._fail(f"dataset {dataset_id!r}: this party's catalogue entry cannot be read")
             return None, None
         if fingerprint != self.party.dataset_fingerprint:
             self._fail(
@@ -605,7 +637,7 @@ class _JobRun(threading.Thread):
 
     def _on_event(self, line: bytes) -> None:
         try:
-            event = json.loads(line)
+            event = parse_json(line)
         except ValueError:
             return  # not one of ours (a library printing)
         if not isinstance(event, dict):
@@ -658,7 +690,7 @@ class _JobRun(threading.Thread):
         self.runner.progress.update(
             self.job_hex, detail=f"{alignment.intersection_size} entities in common"
         )
-        too_few = self.runner.too_few_rows(alignment.train_rows)
+        too_few = self.runner.too_few_rows(alignment.train_rows, alignment.test_rows)
         if too_few is not None:  # the policy approved registered row counts, not this
             self._fail(too_few)
             self.kill(too_few)
@@ -722,6 +754,12 @@ class _JobRun(threading.Thread):
             self._fail("its job_completed record was not committed")
             return False
         return True
+
+
+def _one_line(problems: str) -> str:
+    """A ConfigError's "what:\n  problem\n  problem" as one line, for a record's reason."""
+    head, *rest = problems.split("\n  ")
+    return f"{head} {'; '.join(rest)}" if rest else head
 
 
 def _channels(transcript: dict[str, Any]) -> Sequence[jobs_pb2.ChannelDigest]:

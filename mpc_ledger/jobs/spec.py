@@ -38,10 +38,11 @@ import dataclasses
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.jobs._toml import Fields, merge_problems, read_toml
@@ -64,6 +65,7 @@ __all__ = [
     "ModelSpec",
     "OptimiserSpec",
     "id_column_of",
+    "job_test_rows",
     "ledger_problems",
     "load_job_spec",
     "parse_job_spec",
@@ -277,8 +279,8 @@ def load_job_spec(path: Path) -> JobSpec:
 def parse_job_spec(text: str) -> JobSpec:
     """Like `load_job_spec`, from text (tests, a spec received over an API)."""
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        document = parse_toml(text)
+    except (tomllib.TOMLDecodeError, NestingError) as exc:
         raise JobSpecError([f"document: not valid TOML: {exc}"]) from None
     spec, problems = spec_from_document(document)
     if spec is None or problems:
@@ -561,6 +563,9 @@ def ledger_problems(
         found.append((index, dataset))
         problems.extend(_feature_problems(index, ref, dataset))
     problems.extend(_layout_problems(spec, found))
+    test_problem = _test_rows_problem(spec, found, genesis.mpc.min_test_rows)
+    if test_problem is not None:
+        problems.append(test_problem)
     dealer, problem = resolve_dealer(spec, genesis)
     if problem is not None:
         problems.append(problem)
@@ -651,10 +656,34 @@ def _layout_problems(spec: JobSpec, found: list[tuple[int, RegisteredDataset]]) 
     for index, dataset in found:
         if split_rows(dataset.row_count, spec.test_fraction)[0] < 1:
             problems.append(f"datasets[{index}].id: leaves no training rows")
-    test_rows = sum(split_rows(d.row_count, spec.test_fraction)[1] for _, d in found)
-    if found and spec.test_fraction > 0 and test_rows == 0:
-        problems.append("test_fraction: leaves no test rows; raise it or set it to 0")
     return _unique(problems)
+
+
+def job_test_rows(spec: JobSpec, row_counts: Sequence[int]) -> int:
+    """The most test rows the job's test metric can describe, for datasets of ``row_counts``
+    rows: vertical, one dataset's (aligned by PSI, the smallest one's, which the
+    intersection cannot exceed); horizontal, every dataset's together."""
+    tests = [split_rows(rows, spec.test_fraction)[1] for rows in row_counts]
+    if not tests:
+        return 0
+    return min(tests) if spec.layout == "vertical" else sum(tests)
+
+
+def _test_rows_problem(
+    spec: JobSpec, found: list[tuple[int, RegisteredDataset]], minimum: int
+) -> str | None:
+    """The consortium's ``min_test_rows``: the revealed test metric never describes fewer
+    rows. A job that tests on nothing (test_fraction 0) reveals no metric."""
+    if spec.test_fraction == 0 or len(found) != len(spec.datasets):
+        return None
+    test_rows = job_test_rows(spec, [dataset.row_count for _, dataset in found])
+    if test_rows >= minimum:
+        return None
+    at_most = " at most" if spec.alignment == "psi" else ""
+    return (
+        f"test_fraction: leaves{at_most} {test_rows} test rows; this consortium's minimum "
+        f"is {minimum} (min_test_rows): raise it, or set it to 0 for no test metric"
+    )
 
 
 def id_column_of(ref: JobDatasetRef, dataset: RegisteredDataset) -> str:

@@ -43,8 +43,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mpc_ledger.jobs.catalogue import load_entry
-from mpc_ledger.jobs.datafiles import read_rows
+from mpc_ledger.errors import ConfigError
+from mpc_ledger.jobs.catalogue import CatalogueEntry, load_entry
+from mpc_ledger.jobs.datafiles import DataFileError, read_rows
 from mpc_ledger.jobs.datasets import FingerprintBuilder
 from mpc_ledger.jobs.manifest import JobManifest, ManifestParty
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # the daemon never imports torch: only the worker does
 
 __all__ = [
     "DataChangedError",
+    "LocalDataError",
     "LocalTable",
     "UnsupportedJobError",
     "load_local_data",
@@ -73,7 +75,13 @@ class UnsupportedJobError(ValueError):
     """The job is valid on the ledger but this release's training program cannot run it."""
 
 
-class DataChangedError(RuntimeError):
+class LocalDataError(ValueError):
+    """This party's data cannot be used for the job. The message becomes the job's abort
+    reason (on the ledger, and sent to the peers), so it names the dataset, the column and
+    the row, never a value or a local path."""
+
+
+class DataChangedError(LocalDataError):
     """The file's rows no longer have the registered fingerprint."""
 
 
@@ -196,12 +204,26 @@ class LocalTable:
 
 def load_local_table(data: dict[str, Any], spec: TrainSpec) -> LocalTable:
     """Read this party's file through its catalogue entry and re-fingerprint exactly the
-    rows read (`DataChangedError` if they changed). In the worker."""
+    rows read (`DataChangedError` if they changed). In the worker. Every problem is a
+    `LocalDataError` whose message may go on the ledger."""
+    dataset_id = str(data["dataset_id"])
+    try:
+        entry = load_entry(Path(data["catalogue"]))
+    except ConfigError:  # its message names the local file
+        raise LocalDataError(
+            f"dataset {dataset_id!r}: this party's catalogue entry cannot be read"
+        ) from None
+    if entry.dataset_id != dataset_id:
+        raise LocalDataError(f"catalogue entry names {entry.dataset_id!r}, not {dataset_id!r}")
+    try:
+        return _read_table(entry, data, spec)
+    except DataFileError as exc:
+        raise LocalDataError(f"dataset {dataset_id!r}: {exc.record_reason}") from None
+
+
+def _read_table(entry: CatalogueEntry, data: dict[str, Any], spec: TrainSpec) -> LocalTable:
     import numpy as np
 
-    entry = load_entry(Path(data["catalogue"]))
-    if entry.dataset_id != data["dataset_id"]:
-        raise ValueError(f"catalogue entry names {entry.dataset_id!r}, not {data['dataset_id']!r}")
     builder = FingerprintBuilder(entry.schema)
     names = entry.schema.names
     features = [names.index(c) for c in data["features"]]
@@ -221,7 +243,7 @@ def load_local_table(data: dict[str, Any], spec: TrainSpec) -> LocalTable:
     if builder.result().fingerprint.hex() != data["fingerprint"]:
         raise DataChangedError(
             f"dataset {entry.dataset_id!r} changed since it was registered "
-            f"({entry.path} no longer has the registered fingerprint)"
+            "(its file no longer has the registered fingerprint)"
         )
     if label is not None and spec.loss == "cross_entropy":
         _check_class_indices(y_rows, names[label], spec.classes)
@@ -246,7 +268,7 @@ def _check_class_indices(labels: list[float], column: str, classes: int) -> None
     """A cross-entropy label is a class index: an integer in [0, classes)."""
     for row, value in enumerate(labels, start=1):
         if not (value.is_integer() and 0 <= value < classes):
-            raise ValueError(
+            raise LocalDataError(
                 f"column {column!r}, row {row}: the label is not a class index; "
                 f"a cross_entropy job with {classes} classes needs an integer from 0 to "
                 f"{classes - 1}"
@@ -255,9 +277,9 @@ def _check_class_indices(labels: list[float], column: str, classes: int) -> None
 
 def _number(value: object, column: str) -> float:
     if value is None:
-        raise ValueError(f"column {column!r} holds a null; the job needs a value in every row")
+        raise LocalDataError(f"column {column!r} holds a null; the job needs a value in every row")
     if isinstance(value, bool | int | float):
         number = float(value)
         if math.isfinite(number):
             return number
-    raise ValueError(f"column {column!r} holds a value that is not a finite number")
+    raise LocalDataError(f"column {column!r} holds a value that is not a finite number")

@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from mpc_ledger.consensus import Validator, ValidatorSet, block_id
+from mpc_ledger.documents import parse_json
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.ledger.merkle import MerkleFrontier, leaf_hash, merkle_root
 from mpc_ledger.proto.v1 import consensus_pb2, export_pb2
@@ -136,7 +136,7 @@ class _ExportVerifier:
             )
             return False
         try:
-            embedded = json.loads(header.genesis_json)
+            embedded = parse_json(header.genesis_json)
             recorded = embedded.get("chain_id") if isinstance(embedded, dict) else None
         except (ValueError, UnicodeDecodeError):
             recorded = None

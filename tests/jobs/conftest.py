@@ -162,7 +162,7 @@ def make_user(root, consortium, user_id):
     return profile
 
 
-def cli_policy(*members: str, min_rows: int = 0) -> str:
+def cli_policy(*members: str, min_rows: int = 0, min_test_rows: int = 0) -> str:
     """A data owner's policy for the CLI world: scientists and recipients of ``members``."""
     patterns = ", ".join(f'"{m}/*"' for m in members)
     return f"""version = 1
@@ -173,6 +173,7 @@ max_epochs = 5
 recipients = [{patterns}]
 allow_loss_reveal = true
 min_rows = {min_rows}
+min_test_rows = {min_test_rows}
 """
 
 

@@ -149,6 +149,29 @@ def test_csv_errors_name_file_line_and_column(tmp_path):
     ):
         assert expected in message
     assert "line 2" not in message
+    # What may reach a ledger record: the same problems, with neither the cells nor the file.
+    reason = caught.value.record_reason
+    assert reason.startswith("8 problems: line 3, column 'age': not an int64; ")
+    assert "line 4, column 'readmitted': not a bool (true, false, 1 or 0)" in reason
+    assert "line 6, column 'age': outside the int64 range" in reason
+    for value in ("thirty", "3.0", "1.5.2", "maybe", "99999999999999999999", str(tmp_path)):
+        assert value not in reason
+
+
+def test_a_header_name_reaches_only_the_operator(tmp_path):
+    """A file without its header: the first row's cells are read as column names."""
+    path = tmp_path / "noheader.csv"
+    path.write_text("Jane Q. Patient,34,22.5,true\n")
+    with pytest.raises(DataFileError) as caught:
+        fingerprint_file(path, COHORT)
+    assert "'Jane Q. Patient'" in str(caught.value)
+    assert caught.value.record_reason == (
+        "line 1 (header): missing schema columns 'patient_id', 'age', 'bmi', 'readmitted'; "
+        "4 column(s) not in the schema"
+    )
+    with pytest.raises(DataFileError) as caught:
+        fingerprint_file(tmp_path / "missing.csv", COHORT)
+    assert caught.value.record_reason == "file not found"
 
 
 def test_csv_header_must_match_the_schema(tmp_path):

@@ -90,6 +90,45 @@ def test_minimum_rows_and_tuple_provider():
     assert "the job uses none of 'c''s datasets" in not_ours.reasons
 
 
+def test_a_policys_min_test_rows_is_its_owners_own_minimum():
+    strict = dataclasses.replace(POLICY, min_rows=0, min_test_rows=25)
+    decision = evaluate(strict, "a", vertical_spec(), "a/alice", registered(rows=100))
+    assert not decision.approve
+    assert decision.reasons == ("the job tests on 20 rows; the minimum is 25 (min_test_rows)",)
+    assert evaluate(strict, "a", vertical_spec(), "a/alice", registered(rows=125)).approve
+    assert strict.policy_hash != dataclasses.replace(strict, min_test_rows=0).policy_hash
+    loaded, problems = policy_from_document(
+        {
+            "submitters": ["a/*"],
+            "datasets": ["*"],
+            "models": ["*"],
+            "max_epochs": 1,
+            "recipients": ["a"],
+            "min_test_rows": 30,
+        },
+        "a",
+    )
+    assert problems == [] and loaded is not None and loaded.min_test_rows == 30
+
+
+def test_integers_beyond_what_the_policy_hash_encodes_are_load_errors(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        'submitters = ["a/*"]\ndatasets = ["*"]\nmodels = ["*"]\nrecipients = ["a"]\n'
+        f"max_epochs = {2**32}\nmin_rows = -1\nmin_test_rows = {2**64}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_policy(path, "a")
+    assert str(caught.value) == "\n  ".join(
+        [
+            f"{path}: invalid policy:",
+            "max_epochs: must be an integer from 1 to 4294967295",
+            "min_rows: must be an integer from 0 to 18446744073709551615",
+            "min_test_rows: must be an integer from 0 to 18446744073709551615",
+        ]
+    )
+
+
 def test_hash_ignores_order_and_duplicates_but_not_rules():
     shuffled = dataclasses.replace(POLICY, submitters=("b/bob", "a/*", "b/bob"))
     assert shuffled.policy_hash == POLICY.policy_hash
@@ -114,7 +153,7 @@ def test_loading_reports_every_problem(tmp_path):
         [
             f"{path}: invalid policy:",
             "script: unknown key; known: version, submitters, datasets, models, max_epochs, "
-            "recipients, allow_loss_reveal, min_rows, tuple_providers",
+            "recipients, allow_loss_reveal, min_rows, min_test_rows, tuple_providers",
             "recipients: required (a list of strings)",
             "min_rows: must be an integer",
             "submitters[0]: jobs are submitted by users: write 'a/*' or 'a/<name>'",
@@ -122,7 +161,7 @@ def test_loading_reports_every_problem(tmp_path):
             "datasets[0]: 'b/cohort' is not 'a''s; a policy opens only its member's own datasets",
             "models[1]: 'gbm' is not one of logistic_regression, linear_regression, "
             "softmax_regression, mlp",
-            "max_epochs: must be a positive integer",
+            "max_epochs: must be an integer from 1 to 4294967295",
             "tuple_providers[0]: 'oracle' is not one of dealer, trusted-first-party",
         ]
     )
@@ -141,3 +180,11 @@ def test_wildcards():
     assert problems == [] and policy is not None
     job = vertical_spec(model=ModelSpec("mlp", (3,)), recipients=("a", "b", "b/bob"))
     assert evaluate(policy, "b", job, "c/anyone", registered()).approve
+
+
+def test_a_policy_that_cannot_be_read_says_why_without_repeating_its_path(tmp_path):
+    """The detail (without the path) is the rejection's reason on the ledger."""
+    with pytest.raises(ConfigError) as caught:
+        load_policy(tmp_path, "a")  # a folder
+    assert caught.value.detail == "cannot read: Is a directory"
+    assert str(caught.value) == f"{tmp_path}: cannot read: Is a directory"

@@ -1,5 +1,5 @@
-"""A policy's ``min_rows`` holds for the rows a private set intersection leaves, not only for
-the registered row counts it approved: real daemons, started by the CLI."""
+"""A policy's ``min_rows`` and ``min_test_rows`` hold for the rows a private set intersection
+leaves, not only for the registered row counts it approved: real daemons, started by the CLI."""
 
 from __future__ import annotations
 
@@ -39,3 +39,27 @@ def test_an_intersection_below_a_policys_min_rows_aborts_the_job(tmp_path):
         # both owners approved (the registered rows were enough); nothing trained
         assert kinds.count("job_decision") == 2 and "job_aborted" in kinds
         assert "job_epoch_digests" not in kinds and "job_completed" not in kinds
+
+
+# The registered 70 rows leave at most 17 test rows, enough for min_test_rows = 16; the 60
+# the parties share leave 15.
+TEST_ROWS_POLICY = cli_policy("a", min_test_rows=16)
+
+
+def test_an_intersection_below_a_policys_min_test_rows_aborts_the_job(tmp_path):
+    with cli_job_world(tmp_path, TEST_ROWS_POLICY) as consortium:
+        alice = make_user(tmp_path, consortium, "a/alice")
+        (tmp_path / "job.toml").write_text(cli_job("few-test-rows"))
+        job_id = cli("job", "submit", tmp_path / "job.toml", "--profile", alice).stdout.strip()
+        watched = cli("job", "watch", job_id, "--profile", alice, ok=False, timeout_s=180)
+        assert watched.returncode == 1, watched.stdout
+        test_rows = CLI_SHARED // 4
+        assert any(
+            f"the private set intersection leaves {test_rows} test rows; "
+            f"{member}'s policy needs at least 16 (min_test_rows)" in watched.stdout
+            for member in ("a", "b")
+        ), watched.stdout
+        shown = cli("job", "show", job_id, "--format", "json", "--profile", alice)
+        kinds = [entry["kind"] for entry in json.loads(shown.stdout)]
+        assert kinds.count("job_decision") == 2 and "job_aborted" in kinds
+        assert "job_alignment" not in kinds and "job_completed" not in kinds

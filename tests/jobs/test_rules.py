@@ -214,6 +214,28 @@ def test_submission_refusals(state, jobs):
     )
 
 
+def test_a_test_set_of_one_row_is_refused(state, jobs):
+    """The test metric is revealed to the submitter: over a few rows it describes a few
+    people. Every member's ledger refuses a job whose test set is below the genesis's
+    min_test_rows (10 by default)."""
+    commit(
+        state,
+        jobs.register("a", "a/few", COHORT, rows=5),
+        jobs.register("b", "b/few", ASSAYS, rows=5),
+    )
+    datasets = (JobDatasetRef("a/few", ("age",)), JobDatasetRef("b/few", ("crp",)))
+    one_row = vertical_spec(datasets=datasets, alignment="row-order", seed=11)
+    assert check(state, jobs.submit(one_row)) == (
+        "job spec: test_fraction: leaves 1 test rows; this consortium's minimum is 10 "
+        "(min_test_rows): raise it, or set it to 0 for no test metric"
+    )
+    assert state.genesis.mpc.min_test_rows == 10
+    psi = vertical_spec(datasets=datasets, alignment="psi", seed=12)
+    assert "leaves at most 1 test rows" in check(state, jobs.submit(psi))
+    enough = vertical_spec(alignment="row-order", seed=13)  # 50 rows: 10 test rows
+    assert check(state, jobs.submit(enough)) is None
+
+
 # -- decisions ------------------------------------------------------------------------------
 
 
@@ -350,7 +372,7 @@ def test_epoch_digest_refusals(jobs, authors):
 # -- private set intersection (alignment "psi") ---------------------------------------------
 
 
-def align(jobs, member, job_id, size=40, split=None, method="psi", channels=None):
+def align(jobs, member, job_id, size=50, split=None, method="psi", channels=None):
     rank = jobs.job(job_id).manifest.party(member).rank
     train, test = split or (size - math.floor(size * 0.2), math.floor(size * 0.2))
     message = jobs_pb2.JobAlignment(
@@ -374,22 +396,22 @@ def test_a_psi_job_is_aligned_by_every_data_owner_before_its_epochs(jobs):
         "'a' has not written its job_alignment (the PSI comes first)"
     )
     commit(jobs.state, align(jobs, "a", job_id))
-    assert check(jobs.state, align(jobs, "b", job_id, size=41)) == (
-        "intersection_size: 'a' found 40 entities in common, 'b' 41"
+    assert check(jobs.state, align(jobs, "b", job_id, size=49)) == (
+        "intersection_size: 'a' found 50 entities in common, 'b' 49"
     )
     commit(jobs.state, align(jobs, "b", job_id), jobs.digests("a", job_id))
     job = jobs.job(job_id)
     assert [
         (a.member_id, a.intersection_size, a.train_rows, a.test_rows) for a in job.alignments
     ] == [
-        ("a", 40, 32, 8),
-        ("b", 40, 32, 8),
+        ("a", 50, 40, 10),
+        ("b", 50, 40, 10),
     ]
-    assert job.rows_of("a") == 40 and job.rows_of("dealer") == 0
-    assert check(jobs.state, jobs.proof("a", job_id)) == (
-        "rows_contributed: 'a' puts 40 rows into this job"
+    assert job.rows_of("a") == 50 and job.rows_of("dealer") == 0
+    assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=40)) == (
+        "rows_contributed: 'a' puts 50 rows into this job"
     )
-    assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=40)) is None
+    assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=50)) is None
 
 
 def test_alignment_refusals(jobs):
@@ -417,8 +439,14 @@ def test_alignment_refusals(jobs):
     assert check(jobs.state, align(jobs, "a", job_id, size=51)) == (
         "intersection_size: must be 1 to 'a''s 50 rows"
     )
-    assert check(jobs.state, align(jobs, "a", job_id, split=(30, 10))) == (
-        "train_rows/test_rows: 40 rows split 32/8 for this job"
+    assert check(jobs.state, align(jobs, "a", job_id, split=(30, 20))) == (
+        "train_rows/test_rows: 50 rows split 40/10 for this job"
+    )
+    # 45 entities in common leave 9 test rows: a test metric over fewer than the
+    # consortium's min_test_rows (10) would describe too few people.
+    assert check(jobs.state, align(jobs, "a", job_id, size=45)) == (
+        "test_rows: the intersection leaves 9 test rows; this consortium's minimum is 10 "
+        "(min_test_rows)"
     )
     assert check(jobs.state, align(jobs, "a", job_id, channels=[channel(1, 2)])) == (
         "channels[0]: 1->2 does not end at the author's rank 0"

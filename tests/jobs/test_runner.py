@@ -285,6 +285,94 @@ def test_a_changed_dataset_aborts_the_job_before_any_worker_starts(world):
     assert worker_pids(job_id.hex()) == []
 
 
+def raw_job_records(world: World, job_id: bytes) -> list[bytes]:
+    """The committed bytes of every record of the job, from the auditor's copy of the ledger."""
+    found = []
+    with LedgerClient(world.party("auditor")) as client:
+        for item in client.blocks(1, 1000):
+            for raw in item.block.records:
+                parsed = parse_record(raw)
+                if isinstance(parsed, str) or not parsed.kind.startswith("job_"):
+                    continue
+                payload = getattr(parsed.body, parsed.kind)
+                if parsed.id == job_id or getattr(payload, "job_id", b"") == job_id:
+                    found.append(bytes(raw))
+    return found
+
+
+def test_a_cell_that_no_longer_parses_aborts_without_its_value_or_path(world):
+    """A cell holding a name and a birth date: the abort reason on the ledger names its line
+    and column only, never the cell nor where the file is."""
+    path = world.root / "data" / "a-cells.csv"
+    path.write_bytes(world.datasets["a/feat"].read_bytes())
+    columns = ",".join(["id:string", *(f"{c}:float64" for c in FEATURES_A)])
+    _register(world.consortium, "a", path, "a/cells", columns)
+    lines = path.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[2] = "Jane Q. Patient 1970-01-01"  # line 6, column fa1
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    job = spec(datasets=(JobDatasetRef("a/cells", tuple(FEATURES_A)), spec().datasets[1]))
+    job_id = submit_job(world, job)
+    records = wait_for(world, job_id, lambda r: kinds(r, "job_aborted"))
+    [(author, aborted)] = kinds(records, "job_aborted")
+    assert author == "a"
+    assert "dataset 'a/cells' cannot be read: line 6, column 'fa1': not a float64" in (
+        aborted.reason
+    ), aborted.reason
+    committed = b"".join(raw_job_records(world, job_id))
+    for secret in (b"Jane Q. Patient", b"1970-01-01", str(path).encode(), b"a-cells.csv"):
+        assert secret not in committed, secret
+    assert str(world.root).encode() not in committed
+    assert worker_pids(job_id.hex()) == []
+
+
+@contextlib.contextmanager
+def policy_of(world: World, member_id: str, text: str):
+    """``member_id``'s policy file holds ``text`` (the runner reads it afresh per job)."""
+    path = world.root / "c" / member_id / "policy.toml"
+    before = path.read_text()
+    path.write_text(text)
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+def decision_of(world: World, job_id: bytes, member_id: str):
+    records = wait_for(
+        world, job_id, lambda r: any(a == member_id for a, _ in kinds(r, "job_decision"))
+    )
+    return dict(kinds(records, "job_decision"))[member_id]
+
+
+def test_a_policy_whose_max_epochs_is_out_of_range_rejects_the_job(world):
+    """max_epochs = 2^32 does not fit the policy hash: the owner's decision is a rejection
+    saying why (never a job left pending for ever), and the reason names no local path."""
+    policy = POLICY.format(models='"logistic_regression"').replace(
+        "max_epochs = 50", f"max_epochs = {2**32}"
+    )
+    with policy_of(world, "a", policy):
+        job_id = submit_job(world, spec(seed=21))
+        decision = decision_of(world, job_id, "a")
+    assert not decision.approve
+    assert list(decision.reasons) == [
+        "the policy cannot be read: invalid policy: max_epochs: must be an integer from 1 "
+        "to 4294967295"
+    ]
+    assert str(world.root) not in decision.reasons[0]
+
+
+def test_a_policys_min_test_rows_rejects_a_job_that_tests_on_fewer(world):
+    """120 rows at test_fraction 0.25: 30 test rows, fewer than a's policy asks for."""
+    policy = POLICY.format(models='"logistic_regression"') + "min_test_rows = 31\n"
+    with policy_of(world, "a", policy):
+        job_id = submit_job(world, spec(seed=22))
+        decision = decision_of(world, job_id, "a")
+    assert not decision.approve
+    assert list(decision.reasons) == ["the job tests on 30 rows; the minimum is 31 (min_test_rows)"]
+
+
 def test_a_worker_killed_mid_training_aborts_the_job_everywhere(world):
     job_id = submit_job(world, spec(epochs=40))
     wait_for(world, job_id, lambda r: kinds(r, "job_epoch_digests"))

@@ -226,7 +226,7 @@ def test_horizontal_needs_the_same_schema(genesis):
     ]
     outsider = vertical_spec(recipients=("c",))
     assert ledger_problems(
-        outsider, registry(("a/cohort", COHORT, 9), ("b/assays", ASSAYS, 9)), genesis
+        outsider, registry(("a/cohort", COHORT, 50), ("b/assays", ASSAYS, 50)), genesis
     ) == [
         "recipients[0]: 'c' takes no part in this job; the model is released only to data "
         "owners of the job"
@@ -234,7 +234,7 @@ def test_horizontal_needs_the_same_schema(genesis):
 
 
 def test_one_dataset_per_member_and_providers(genesis):
-    registered = registry(("a/cohort", COHORT, 30), ("a/more", ASSAYS, 30))
+    registered = registry(("a/cohort", COHORT, 50), ("a/more", ASSAYS, 50))
     spec = vertical_spec(
         datasets=(JobDatasetRef("a/cohort", ("age",)), JobDatasetRef("a/more", ("crp",))),
         recipients=("a",),
@@ -320,7 +320,7 @@ def test_psi_is_the_default_alignment_of_vertical_jobs_only():
 def test_psi_checks_the_id_columns_against_the_ledger(genesis):
     spec = vertical_spec(alignment="psi")
     # different row counts are fine: the intersection decides
-    registered = registry(("a/cohort", COHORT, 50), ("b/assays", ASSAYS, 30))
+    registered = registry(("a/cohort", COHORT, 50), ("b/assays", ASSAYS, 60))
     assert ledger_problems(spec, registered, genesis) == []
     no_id = DatasetSchema(ASSAYS.columns, id_column="")
     numbered = DatasetSchema(
@@ -336,7 +336,7 @@ def test_psi_checks_the_id_columns_against_the_ledger(genesis):
         "or string": floats,
     }
     for expected, schema in cases.items():
-        registered = registry(("a/cohort", COHORT, 50), ("b/assays", schema, 30))
+        registered = registry(("a/cohort", COHORT, 50), ("b/assays", schema, 60))
         assert ledger_problems(spec, registered, genesis) == [expected]
     named = vertical_spec(
         alignment="psi",
@@ -346,5 +346,5 @@ def test_psi_checks_the_id_columns_against_the_ledger(genesis):
         ),
     )
     assert ledger_problems(
-        named, registry(("a/cohort", COHORT, 50), ("b/assays", ASSAYS, 30)), genesis
+        named, registry(("a/cohort", COHORT, 50), ("b/assays", ASSAYS, 60)), genesis
     ) == ["datasets[1].id_column: dataset 'b/assays' has no column 'nope'"]

@@ -13,7 +13,12 @@ from mpc_ledger.jobs.datafiles import fingerprint_file
 from mpc_ledger.jobs.datasets import Column, DatasetSchema
 from mpc_ledger.jobs.manifest import JobManifest, ManifestParty
 from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpec, spec_problems
-from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, load_local_data, train_spec_for
+from mpc_ledger.jobs.worker_bridge import (
+    LocalDataError,
+    UnsupportedJobError,
+    load_local_data,
+    train_spec_for,
+)
 from mpc_ledger.mpc.programs import TrainSpec
 
 
@@ -193,3 +198,39 @@ def test_a_label_beyond_the_classes_is_refused(tmp_path):
 def test_a_negative_label_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"row 1: the label is not a class index"):
         load(tmp_path, [-1.0, 1.0, 2.0, 0.0, 0.0, 1.0])
+
+
+def test_a_file_that_no_longer_parses_is_refused_without_its_value_or_path(tmp_path):
+    """What the worker reports becomes the job's abort reason on every member's ledger."""
+    entry_path, fingerprint = catalogue(tmp_path, [0.0, 1.0, 2.0, 0.0], [0, 1, 2, 0])
+    data_file = tmp_path / "petals.csv"
+    lines = data_file.read_text().splitlines()
+    lines[3] = "Jane Q. Patient 1970-01-01,2.0,2"
+    data_file.write_text("\n".join(lines) + "\n")
+    spec = TrainSpec(
+        layout="vertical",
+        model="softmax",
+        n_features=1,
+        columns_per_rank=(1,),
+        train_rows_per_rank=(2,),
+        test_rows_per_rank=(2,),
+        classes=3,
+    )
+    data = {
+        "catalogue": str(entry_path),
+        "dataset_id": "b/petals",
+        "fingerprint": fingerprint.hex(),
+        "features": ["pl"],
+        "label": "species",
+        "train_rows": 2,
+        "test_rows": 2,
+    }
+    with pytest.raises(LocalDataError) as caught:
+        load_local_data(data, spec, 0)
+    reason = str(caught.value)
+    assert reason == "dataset 'b/petals': line 4, column 'pl': not a float64"
+    assert "Jane" not in reason and str(tmp_path) not in reason
+    entry_path.write_text("not = [toml")
+    with pytest.raises(LocalDataError) as caught:
+        load_local_data(data, spec, 0)
+    assert str(caught.value) == "dataset 'b/petals': this party's catalogue entry cannot be read"

@@ -30,7 +30,7 @@ MODEL = hashlib.sha256(b"model").digest()
 RANKS = {"a": 0, "b": 1, "dealer": 2}
 
 
-def registration(dataset_id: str, schema: DatasetSchema, rows: int = 40):
+def registration(dataset_id: str, schema: DatasetSchema, rows: int = 50):
     builder = FingerprintBuilder(schema)
     values = {"string": lambda i: f"p{i}", "int64": int, "float64": float, "bool": bool}
     for index in range(rows):
@@ -192,12 +192,12 @@ def run_job(
     chain: JobChain, *, tamper=None, proofs=("a", "b", "dealer"), tamper_psi=False
 ) -> JobChain:
     """A job from submission to its proofs; ``tamper`` = (member, epoch, link); a psi job
-    (by its spec) aligns 30 rows, ``tamper_psi`` makes b's record of 0->1 differ."""
+    (by its spec) aligns 50 rows, ``tamper_psi`` makes b's record of 0->1 differ."""
     chain.submit()
     chain.commit(chain.decide("a"), chain.decide("b"))
     chain.commit(*(chain.start(m) for m in RANKS))
     if chain.spec.alignment == "psi":
-        chain.commit(chain.align("a", 30), chain.align("b", 30, tamper=tamper_psi))
+        chain.commit(chain.align("a", 50), chain.align("b", 50, tamper=tamper_psi))
     for epoch in (1, 2):
         chain.commit(
             *(
@@ -311,7 +311,7 @@ def test_a_psi_job_shows_its_alignment_and_checks_the_psi_transcript(jobs_consor
     )
     assert report.ok, report.failures
     (section,) = report.jobs
-    assert dict(section.fields)["alignment"] == "psi: 30 ids in common"
+    assert dict(section.fields)["alignment"] == "psi: 50 ids in common"
     timeline, transcripts = section.tables[1], section.tables[2]
     assert [row[3:5] for row in timeline.rows if row[3] == "aligned"] == [
         ["aligned", "a"],

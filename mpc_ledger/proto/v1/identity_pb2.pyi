@@ -45,12 +45,14 @@ class ConsensusParams(_message.Message):
     def __init__(self, timeout_propose_ms: _Optional[int] = ..., timeout_propose_delta_ms: _Optional[int] = ..., timeout_prevote_ms: _Optional[int] = ..., timeout_prevote_delta_ms: _Optional[int] = ..., timeout_precommit_ms: _Optional[int] = ..., timeout_precommit_delta_ms: _Optional[int] = ..., max_block_records: _Optional[int] = ..., max_record_bytes: _Optional[int] = ..., empty_block_interval_ms: _Optional[int] = ...) -> None: ...
 
 class MpcParams(_message.Message):
-    __slots__ = ("allowed_protocols", "allowed_tuple_providers")
+    __slots__ = ("allowed_protocols", "allowed_tuple_providers", "min_test_rows")
     ALLOWED_PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_TUPLE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    MIN_TEST_ROWS_FIELD_NUMBER: _ClassVar[int]
     allowed_protocols: _containers.RepeatedScalarFieldContainer[str]
     allowed_tuple_providers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, allowed_protocols: _Optional[_Iterable[str]] = ..., allowed_tuple_providers: _Optional[_Iterable[str]] = ...) -> None: ...
+    min_test_rows: int
+    def __init__(self, allowed_protocols: _Optional[_Iterable[str]] = ..., allowed_tuple_providers: _Optional[_Iterable[str]] = ..., min_test_rows: _Optional[int] = ...) -> None: ...
 
 class Genesis(_message.Message):
     __slots__ = ("format_version", "consortium", "genesis_time", "members", "consensus", "mpc")

@@ -281,7 +281,7 @@ class JobManifest(_message.Message):
     def __init__(self, chain_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., submitter: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., parties: _Optional[_Iterable[_Union[ManifestParty, _Mapping]]] = ..., world_size: _Optional[int] = ..., dealer_rank: _Optional[int] = ..., label_rank: _Optional[int] = ..., n_features: _Optional[int] = ..., recipient_ranks: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PolicyDocument(_message.Message):
-    __slots__ = ("version", "submitters", "datasets", "models", "max_epochs", "recipients", "allow_loss_reveal", "min_rows", "tuple_providers")
+    __slots__ = ("version", "submitters", "datasets", "models", "max_epochs", "recipients", "allow_loss_reveal", "min_rows", "tuple_providers", "min_test_rows")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SUBMITTERS_FIELD_NUMBER: _ClassVar[int]
     DATASETS_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +291,7 @@ class PolicyDocument(_message.Message):
     ALLOW_LOSS_REVEAL_FIELD_NUMBER: _ClassVar[int]
     MIN_ROWS_FIELD_NUMBER: _ClassVar[int]
     TUPLE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    MIN_TEST_ROWS_FIELD_NUMBER: _ClassVar[int]
     version: int
     submitters: _containers.RepeatedScalarFieldContainer[str]
     datasets: _containers.RepeatedScalarFieldContainer[str]
@@ -300,4 +301,5 @@ class PolicyDocument(_message.Message):
     allow_loss_reveal: bool
     min_rows: int
     tuple_providers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[int] = ..., submitters: _Optional[_Iterable[str]] = ..., datasets: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., max_epochs: _Optional[int] = ..., recipients: _Optional[_Iterable[str]] = ..., allow_loss_reveal: _Optional[bool] = ..., min_rows: _Optional[int] = ..., tuple_providers: _Optional[_Iterable[str]] = ...) -> None: ...
+    min_test_rows: int
+    def __init__(self, version: _Optional[int] = ..., submitters: _Optional[_Iterable[str]] = ..., datasets: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., max_epochs: _Optional[int] = ..., recipients: _Optional[_Iterable[str]] = ..., allow_loss_reveal: _Optional[bool] = ..., min_rows: _Optional[int] = ..., tuple_providers: _Optional[_Iterable[str]] = ..., min_test_rows: _Optional[int] = ...) -> None: ...
