@@ -503,7 +503,9 @@ class UserClient(_JobMethods):
             private_key=profile.tls_key_pem,
             certificate_chain=leaf + member.tls_ca_certificate_pem,
         )
-        self._channel = mtls.secure_channel_to(member, credentials, endpoint=profile.endpoint)
+        self._tls_channel = mtls.secure_channel_to(member, credentials, endpoint=profile.endpoint)
+        # the daemon runs users' calls on their own share; the header says whose
+        self._channel = mtls.user_channel(self._tls_channel, profile.user_id)
         self.stub = ledger_service_pb2_grpc.LedgerStub(self._channel)
         self.jobs_stub = jobs_service_pb2_grpc.JobsStub(self._channel)
         self.signer = Signer(profile.signing_key, profile.genesis.chain_id)
@@ -513,7 +515,7 @@ class UserClient(_JobMethods):
         return cls(UserProfile.load(path))
 
     def close(self) -> None:
-        self._channel.close()
+        self._tls_channel.close()
 
     def __enter__(self) -> UserClient:
         return self
