@@ -24,7 +24,7 @@ A scientist's jobs, e.g. in a notebook:
     job_id = client.submit_job("job.toml")       # signed by the user; waits for the commit
     for progress in client.watch(job_id):        # live, until the job ends
         print(progress.state, progress.epoch, progress.step, progress.loss)
-    client.fetch_result(job_id, "model.pt")      # recipients only
+    client.fetch_result(job_id, "model.pt")      # recipients; checked against the ledger
     client.jobs(); client.job_trail(job_id)      # from the committed blocks
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -55,6 +55,7 @@ from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.spec import JobSpec, load_job_spec
 from mpc_ledger.ledger.client import LedgerCalls
 from mpc_ledger.ledger.records import make_record, member_of_user, parse_record
+from mpc_ledger.mpc import model_codec
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
     jobs_pb2,
@@ -464,21 +465,49 @@ class _JobMethods(LedgerCalls):
         for message in self.jobs_stub.Progress(request, timeout=timeout_s):
             yield JobProgress.from_proto(message)
 
+    def model_hash(self, job_id: str | bytes) -> bytes:
+        """The model hash the job's committed `job_completed` record carries; `JobError` if
+        the ledger has none (the job has not completed)."""
+        wanted = job_id_bytes(job_id)
+        for _, _, parsed in self._job_records(wanted):
+            if parsed.kind == "job_completed":
+                return bytes(parsed.body.job_completed.model_hash)
+        raise JobError(f"job {wanted.hex()[:16]} has not completed on the ledger: no model yet")
+
     def fetch_result(self, job_id: str | bytes, path: Path | str, *, timeout_s: float = 60) -> str:
-        """Write the job's model to ``path`` (0600); return its SHA-256 (hex). Recipients only:
-        anyone else gets `JobError` with the daemon's reason."""
-        request = jobs_service_pb2.JobRef(job_id=job_id_bytes(job_id))
-        target = Path(path).expanduser()
-        partial = target.with_name(target.name + ".partial")
-        digest = hashlib.sha256()
+        """Write the job's model to ``path`` (``torch.save`` of name -> tensor, 0600); return
+        its model hash (hex), which equals the ledger's. Recipients only: anyone else gets
+        `JobError` with the daemon's reason. Bytes that do not match the ledger's model hash
+        are refused with `JobError` and nothing is written."""
+        expected = self.model_hash(job_id)
+        encoded = self._download_model(job_id, timeout_s)
+        digest = model_codec.model_digest_of_encoding(iter([encoded]))
+        if not hmac.compare_digest(digest, expected):
+            raise JobError(
+                f"the model the daemon served for job "
+                f"{job_id_bytes(job_id).hex()[:16]} does not match the ledger's model hash "
+                f"(got {digest.hex()[:16]}, the ledger has {expected.hex()[:16]}); "
+                "nothing was written"
+            )
         try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in self.jobs_stub.Result(request, timeout=timeout_s):
-                    handle.write(chunk.data)
-                    digest.update(chunk.data)
+            parameters = model_codec.decode_model(encoded)
+        except model_codec.ModelFormatError as exc:  # a hash match makes this our own bug
+            raise JobError(f"the served model is not a model encoding: {exc}") from None
+        _write_torch_model(Path(path).expanduser(), parameters)
+        return digest.hex()
+
+    def _download_model(self, job_id: str | bytes, timeout_s: float) -> bytes:
+        """The bytes the daemon serves for the job's model (at most MODEL_MAX_BYTES)."""
+        request = jobs_service_pb2.JobRef(job_id=job_id_bytes(job_id))
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for chunk in self.jobs_stub.Result(request, timeout=timeout_s):
+                size += len(chunk.data)
+                if size > model_codec.MODEL_MAX_BYTES:
+                    raise JobError(f"the served model is over {model_codec.MODEL_MAX_BYTES} bytes")
+                parts.append(chunk.data)
         except grpc.RpcError as exc:
-            partial.unlink(missing_ok=True)
             code = exc.code()
             if code in (
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -487,8 +516,22 @@ class _JobMethods(LedgerCalls):
             ):
                 raise JobError(str(exc.details())) from None
             raise
+        return b"".join(parts)
+
+
+def _write_torch_model(target: Path, parameters: dict[str, Any]) -> None:
+    """``torch.save`` of the parameters as tensors to ``target`` (0600), via a partial file."""
+    import torch
+
+    partial = target.with_name(target.name + ".partial")
+    model = {name: torch.from_numpy(values.copy()) for name, values in parameters.items()}
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(model, handle)
         partial.replace(target)
-        return digest.hexdigest()
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class UserClient(_JobMethods):
