@@ -48,6 +48,7 @@ import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mpc_ledger.consensus import Validator, ValidatorSet, verify_certificate
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
@@ -361,6 +362,7 @@ class _JobMethods(LedgerCalls):
     """`UserClient`'s job methods (they need ``jobs_stub`` and ``sign``)."""
 
     jobs_stub: jobs_service_pb2_grpc.JobsStub
+    genesis: Genesis  # the trust root blocks are checked against
 
     def sign(self, **payload: Any) -> ledger_pb2.Record:
         raise NotImplementedError
@@ -384,6 +386,11 @@ class _JobMethods(LedgerCalls):
 
     def _job_records(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
         """(block header, log index, parsed record) of every job record, in commit order."""
+        for item, log_index, parsed in self._job_items(job_id):
+            yield item.block.header, log_index, parsed
+
+    def _job_items(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
+        """(committed block, log index, parsed record) of every job record, in commit order."""
         height = 1
         while True:
             request_blocks = list(self.blocks(height, _BLOCKS_PER_CALL))
@@ -399,7 +406,7 @@ class _JobMethods(LedgerCalls):
                         own = parsed.id if parsed.kind == "job_submission" else payload.job_id
                         if own != job_id:
                             continue
-                    yield header, first + index, parsed
+                    yield item, first + index, parsed
             if len(request_blocks) < _BLOCKS_PER_CALL:
                 return
             height = request_blocks[-1].block.header.height + 1
@@ -466,13 +473,27 @@ class _JobMethods(LedgerCalls):
             yield JobProgress.from_proto(message)
 
     def model_hash(self, job_id: str | bytes) -> bytes:
-        """The model hash the job's committed `job_completed` record carries; `JobError` if
-        the ledger has none (the job has not completed)."""
+        """The model hash the job's committed `job_completed` record carries, in a block
+        whose certificate (a quorum of the genesis validators) checks; `JobError` if the
+        ledger has none (the job has not completed) or the block's certificate fails."""
         wanted = job_id_bytes(job_id)
-        for _, _, parsed in self._job_records(wanted):
+        for item, _, parsed in self._job_items(wanted):
             if parsed.kind == "job_completed":
+                self._check_certified(item)
                 return bytes(parsed.body.job_completed.model_hash)
         raise JobError(f"job {wanted.hex()[:16]} has not completed on the ledger: no model yet")
+
+    def _check_certified(self, item: Any) -> None:
+        genesis = self.genesis
+        validators = ValidatorSet(
+            [Validator(m.id, m.signing_public_key) for m in genesis.validators]
+        )
+        rejection = verify_certificate(validators, genesis.chain_id, item.block, item.certificate)
+        if rejection is not None:
+            raise JobError(
+                f"block {item.block.header.height} the daemon served is not certified by the "
+                f"genesis validators: {rejection.detail}"
+            )
 
     def fetch_result(self, job_id: str | bytes, path: Path | str, *, timeout_s: float = 60) -> str:
         """Write the job's model to ``path`` (``torch.save`` of name -> tensor, 0600); return
@@ -539,6 +560,7 @@ class UserClient(_JobMethods):
 
     def __init__(self, profile: UserProfile) -> None:
         self.profile = profile
+        self.genesis = profile.genesis
         member = profile.member
         leaf = profile.tls_certificate.public_bytes(serialization.Encoding.PEM)
         credentials = grpc.ssl_channel_credentials(
