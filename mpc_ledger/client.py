@@ -24,7 +24,7 @@ A scientist's jobs, e.g. in a notebook:
     job_id = client.submit_job("job.toml")       # signed by the user; waits for the commit
     for progress in client.watch(job_id):        # live, until the job ends
         print(progress.state, progress.epoch, progress.step, progress.loss)
-    client.fetch_result(job_id, "model.pt")      # recipients only
+    client.fetch_result(job_id, "model.pt")      # recipients; checked against the ledger
     client.jobs(); client.job_trail(job_id)      # from the committed blocks
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -48,6 +48,7 @@ import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mpc_ledger.consensus import Validator, ValidatorSet, verify_certificate
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
@@ -55,6 +56,7 @@ from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.spec import JobSpec, load_job_spec
 from mpc_ledger.ledger.client import LedgerCalls
 from mpc_ledger.ledger.records import make_record, member_of_user, parse_record
+from mpc_ledger.mpc import model_codec
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
     jobs_pb2,
@@ -360,6 +362,7 @@ class _JobMethods(LedgerCalls):
     """`UserClient`'s job methods (they need ``jobs_stub`` and ``sign``)."""
 
     jobs_stub: jobs_service_pb2_grpc.JobsStub
+    genesis: Genesis  # the trust root blocks are checked against
 
     def sign(self, **payload: Any) -> ledger_pb2.Record:
         raise NotImplementedError
@@ -383,6 +386,11 @@ class _JobMethods(LedgerCalls):
 
     def _job_records(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
         """(block header, log index, parsed record) of every job record, in commit order."""
+        for item, log_index, parsed in self._job_items(job_id):
+            yield item.block.header, log_index, parsed
+
+    def _job_items(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
+        """(committed block, log index, parsed record) of every job record, in commit order."""
         height = 1
         while True:
             request_blocks = list(self.blocks(height, _BLOCKS_PER_CALL))
@@ -398,7 +406,7 @@ class _JobMethods(LedgerCalls):
                         own = parsed.id if parsed.kind == "job_submission" else payload.job_id
                         if own != job_id:
                             continue
-                    yield header, first + index, parsed
+                    yield item, first + index, parsed
             if len(request_blocks) < _BLOCKS_PER_CALL:
                 return
             height = request_blocks[-1].block.header.height + 1
@@ -464,21 +472,63 @@ class _JobMethods(LedgerCalls):
         for message in self.jobs_stub.Progress(request, timeout=timeout_s):
             yield JobProgress.from_proto(message)
 
+    def model_hash(self, job_id: str | bytes) -> bytes:
+        """The model hash the job's committed `job_completed` record carries, in a block
+        whose certificate (a quorum of the genesis validators) checks; `JobError` if the
+        ledger has none (the job has not completed) or the block's certificate fails."""
+        wanted = job_id_bytes(job_id)
+        for item, _, parsed in self._job_items(wanted):
+            if parsed.kind == "job_completed":
+                self._check_certified(item)
+                return bytes(parsed.body.job_completed.model_hash)
+        raise JobError(f"job {wanted.hex()[:16]} has not completed on the ledger: no model yet")
+
+    def _check_certified(self, item: Any) -> None:
+        genesis = self.genesis
+        validators = ValidatorSet(
+            [Validator(m.id, m.signing_public_key) for m in genesis.validators]
+        )
+        rejection = verify_certificate(validators, genesis.chain_id, item.block, item.certificate)
+        if rejection is not None:
+            raise JobError(
+                f"block {item.block.header.height} the daemon served is not certified by the "
+                f"genesis validators: {rejection.detail}"
+            )
+
     def fetch_result(self, job_id: str | bytes, path: Path | str, *, timeout_s: float = 60) -> str:
-        """Write the job's model to ``path`` (0600); return its SHA-256 (hex). Recipients only:
-        anyone else gets `JobError` with the daemon's reason."""
-        request = jobs_service_pb2.JobRef(job_id=job_id_bytes(job_id))
-        target = Path(path).expanduser()
-        partial = target.with_name(target.name + ".partial")
-        digest = hashlib.sha256()
+        """Write the job's model to ``path`` (``torch.save`` of name -> tensor, 0600); return
+        its model hash (hex), which equals the ledger's. Recipients only: anyone else gets
+        `JobError` with the daemon's reason. Bytes that do not match the ledger's model hash
+        are refused with `JobError` and nothing is written."""
+        expected = self.model_hash(job_id)
+        encoded = self._download_model(job_id, timeout_s)
+        digest = model_codec.model_digest_of_encoding(iter([encoded]))
+        if not hmac.compare_digest(digest, expected):
+            raise JobError(
+                f"the model the daemon served for job "
+                f"{job_id_bytes(job_id).hex()[:16]} does not match the ledger's model hash "
+                f"(got {digest.hex()[:16]}, the ledger has {expected.hex()[:16]}); "
+                "nothing was written"
+            )
         try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in self.jobs_stub.Result(request, timeout=timeout_s):
-                    handle.write(chunk.data)
-                    digest.update(chunk.data)
+            parameters = model_codec.decode_model(encoded)
+        except model_codec.ModelFormatError as exc:  # a hash match makes this our own bug
+            raise JobError(f"the served model is not a model encoding: {exc}") from None
+        _write_torch_model(Path(path).expanduser(), parameters)
+        return digest.hex()
+
+    def _download_model(self, job_id: str | bytes, timeout_s: float) -> bytes:
+        """The bytes the daemon serves for the job's model (at most MODEL_MAX_BYTES)."""
+        request = jobs_service_pb2.JobRef(job_id=job_id_bytes(job_id))
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for chunk in self.jobs_stub.Result(request, timeout=timeout_s):
+                size += len(chunk.data)
+                if size > model_codec.MODEL_MAX_BYTES:
+                    raise JobError(f"the served model is over {model_codec.MODEL_MAX_BYTES} bytes")
+                parts.append(chunk.data)
         except grpc.RpcError as exc:
-            partial.unlink(missing_ok=True)
             code = exc.code()
             if code in (
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -487,8 +537,22 @@ class _JobMethods(LedgerCalls):
             ):
                 raise JobError(str(exc.details())) from None
             raise
+        return b"".join(parts)
+
+
+def _write_torch_model(target: Path, parameters: dict[str, Any]) -> None:
+    """``torch.save`` of the parameters as tensors to ``target`` (0600), via a partial file."""
+    import torch
+
+    partial = target.with_name(target.name + ".partial")
+    model = {name: torch.from_numpy(values.copy()) for name, values in parameters.items()}
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(model, handle)
         partial.replace(target)
-        return digest.hexdigest()
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class UserClient(_JobMethods):
@@ -496,6 +560,7 @@ class UserClient(_JobMethods):
 
     def __init__(self, profile: UserProfile) -> None:
         self.profile = profile
+        self.genesis = profile.genesis
         member = profile.member
         leaf = profile.tls_certificate.public_bytes(serialization.Encoding.PEM)
         credentials = grpc.ssl_channel_credentials(
@@ -503,7 +568,9 @@ class UserClient(_JobMethods):
             private_key=profile.tls_key_pem,
             certificate_chain=leaf + member.tls_ca_certificate_pem,
         )
-        self._channel = mtls.secure_channel_to(member, credentials, endpoint=profile.endpoint)
+        self._tls_channel = mtls.secure_channel_to(member, credentials, endpoint=profile.endpoint)
+        # the daemon runs users' calls on their own share; the header says whose
+        self._channel = mtls.user_channel(self._tls_channel, profile.user_id)
         self.stub = ledger_service_pb2_grpc.LedgerStub(self._channel)
         self.jobs_stub = jobs_service_pb2_grpc.JobsStub(self._channel)
         self.signer = Signer(profile.signing_key, profile.genesis.chain_id)
@@ -513,7 +580,7 @@ class UserClient(_JobMethods):
         return cls(UserProfile.load(path))
 
     def close(self) -> None:
-        self._channel.close()
+        self._tls_channel.close()
 
     def __enter__(self) -> UserClient:
         return self

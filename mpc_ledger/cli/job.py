@@ -177,7 +177,7 @@ def result_command(args: argparse.Namespace) -> int:
 
     def action(client: UserClient) -> int:
         digest = client.fetch_result(args.job_id, args.out)
-        print(f"wrote {args.out} (sha256 {digest})")
+        print(f"wrote {args.out} (model sha256 {digest}, as the ledger has it)")
         return 0
 
     return _run(args, action)

@@ -1,7 +1,8 @@
 """`mpc-ledger user ...`: a member's scientists and compliance officers.
 
 `user keygen` runs on the user's machine; `user add` runs on the member's
-(it needs the member's TLS CA key and writes the binding to the ledger).
+(it needs the member's TLS CA key and writes the binding to the ledger, which
+pins the user's TLS key); `user revoke` writes a revocation.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mpc_ledger.client import USER_FORMAT, create_user_profile
-from mpc_ledger.daemon.config import load_party
+from mpc_ledger.daemon.config import Party, load_party
 from mpc_ledger.errors import ConfigError, UserError
 from mpc_ledger.identity import certs, keys
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import USER_ROLES, make_record, member_of_user
-from mpc_ledger.proto.v1 import ledger_pb2
+from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2
+
+REVOKE_REASON_MAX_BYTES = 1024
 
 
 def register(groups: Any) -> None:
@@ -50,6 +54,18 @@ def register(groups: Any) -> None:
     add.add_argument("--out", type=Path, help="certificate to write (default: next to USER_JSON)")
     add.add_argument("--days", type=int, default=certs.LEAF_VALIDITY_DAYS)
     add.set_defaults(handler=add_command)
+    revoke = commands.add_parser(
+        "revoke",
+        help="(operator) revoke a user's key on the ledger",
+        description="Write the revocation of one of this member's users to the ledger. Once "
+        "it commits, the user's requests, open streams included, are refused on every "
+        "daemon; `user add` with new keys binds the id again (the old certificate stays "
+        "refused).",
+    )
+    revoke.add_argument("user_id", metavar="USER_ID", help="<member id>/<name>")
+    revoke.add_argument("--reason", default="", help="why (on the ledger: no secrets)")
+    revoke.add_argument("--config", required=True, type=Path, help="the member's party.toml")
+    revoke.set_defaults(handler=revoke_command)
 
 
 def keygen_command(args: argparse.Namespace) -> int:
@@ -105,23 +121,57 @@ def add_command(args: argparse.Namespace) -> int:
     )
     out: Path = args.out or args.user_file.with_name(f"{user_id.split('/')[1]}.crt")
     binding = ledger_pb2.UserKeyBinding(
-        user_id=user_id, public_key=signing_key, roles=roles, display_name=args.name
+        user_id=user_id,
+        public_key=signing_key,
+        roles=roles,
+        display_name=args.name,
+        tls_spki_sha256=certs.spki_sha256(tls_public),
     )
-    with LedgerClient(party) as client:
-        body = ledger_pb2.RecordBody(
-            author=member.id,
-            nonce=secrets.randbits(63),
-            created_ms=int(time.time() * 1000),
-            bind_user=binding,
-        )
-        reply = client.submit(make_record(client.signer, body))
-        if not reply.accepted:
-            print(f"mpc-ledger: the ledger refused the binding: {reply.reason}")
-            return 1
-        if not client.wait_committed(reply.record_id).committed:
-            print("mpc-ledger: the binding was accepted but has not committed yet")
-            return 1
+    reply = _submit_member_record(party, "binding", bind_user=binding)
+    if reply is None:
+        return 1
     keys.write_public_file(out, certificate.public_bytes(serialization.Encoding.PEM))
     print(f"bound {user_id!r} ({', '.join(roles)}) on the ledger; record {reply.record_id.hex()}")
     print(f"  send {out} (their keys/tls.crt) and the genesis.json to the user")
     return 0
+
+
+def revoke_command(args: argparse.Namespace) -> int:
+    party = load_party(args.config)
+    member = party.identity.member
+    if member_of_user(args.user_id) != member.id:
+        raise UserError(
+            f"user {args.user_id!r} is not in {member.id!r}'s namespace ('{member.id}/<name>')",
+            field="USER_ID",
+        )
+    if len(args.reason.encode()) > REVOKE_REASON_MAX_BYTES:
+        raise UserError(f"longer than {REVOKE_REASON_MAX_BYTES} bytes", field="--reason")
+    revocation = ledger_pb2.UserKeyRevocation(user_id=args.user_id, reason=args.reason)
+    reply = _submit_member_record(party, "revocation", revoke_user=revocation)
+    if reply is None:
+        return 1
+    print(f"revoked {args.user_id!r} on the ledger; record {reply.record_id.hex()}")
+    print("  its open calls end now; bind it again (`user add`) with new keys to restore it")
+    return 0
+
+
+def _submit_member_record(
+    party: Party, what: str, **payload: Any
+) -> ledger_service_pb2.SubmitResponse | None:
+    """Sign ``payload`` as the member, submit it and wait for the commit; None (after saying
+    why on stderr) if the ledger refused it or it did not commit."""
+    with LedgerClient(party) as client:
+        body = ledger_pb2.RecordBody(
+            author=party.identity.member.id,
+            nonce=secrets.randbits(63),
+            created_ms=int(time.time() * 1000),
+            **payload,
+        )
+        reply = client.submit(make_record(client.signer, body))
+        if not reply.accepted:
+            print(f"mpc-ledger: the ledger refused the {what}: {reply.reason}", file=sys.stderr)
+            return None
+        if not client.wait_committed(reply.record_id).committed:
+            print(f"mpc-ledger: the {what} was accepted but has not committed yet", file=sys.stderr)
+            return None
+    return reply

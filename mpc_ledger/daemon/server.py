@@ -1,4 +1,5 @@
-"""One party process: a gRPC server on one port, mTLS only, every caller a genesis member.
+"""One party process: a gRPC server on one port, mTLS only, every caller a genesis member
+or a user of this member (bounded to a share of its own: `mpc_ledger.net.admission`).
 
 Contract: `PartyDaemon.start()` returns once the port is bound and serving;
 `stop()` marks health NOT_SERVING, lets in-flight calls finish within the
@@ -24,6 +25,7 @@ from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.daemon.peers import PeerSet
 from mpc_ledger.identity.genesis import Member
 from mpc_ledger.net import mtls
+from mpc_ledger.net.admission import UserLimits
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
 
 __all__ = ["BindError", "DaemonService", "PartyDaemon", "check_bindable"]
@@ -47,6 +49,9 @@ USER_METHODS = frozenset(
         "/mpc_ledger.v1.Jobs/Result",
     }
 )
+# Users' calls that stay open as long as the caller likes: counted against the
+# users' stream limits (`mpc_ledger.net.admission.UserLimits`).
+LONG_USER_METHODS = frozenset({"/mpc_ledger.v1.Ledger/Follow", "/mpc_ledger.v1.Jobs/Progress"})
 DEFAULT_PEER_TIMEOUT_MS = 2000
 MAX_PEER_TIMEOUT_MS = 30_000
 
@@ -104,7 +109,12 @@ class DaemonService(Protocol):
 
 class PartyDaemon:
     def __init__(
-        self, party: Party, *, services: Sequence[DaemonService] = (), max_workers: int = 32
+        self,
+        party: Party,
+        *,
+        services: Sequence[DaemonService] = (),
+        max_workers: int = 32,
+        user_limits: UserLimits | None = None,
     ) -> None:
         self.party = party
         self.services = tuple(services)
@@ -114,8 +124,15 @@ class PartyDaemon:
         self._started_at = time.monotonic()
         self.peers = PeerSet(party.identity, party.config.peer_addresses)
         self.metrics = DaemonMetrics()
+        # max_workers is the members' pool; users' calls run on a bounded pool of their
+        # own (the interceptor's), so no user can keep a member's call waiting.
         self._auth = mtls.MemberAuthInterceptor(
-            party.genesis, self._log_rejection, user_methods=USER_METHODS
+            party.genesis,
+            self._log_rejection,
+            user_methods=USER_METHODS,
+            home_member_id=party.identity.member.id,
+            user_limits=user_limits,
+            long_user_methods=LONG_USER_METHODS,
         )
         self.metrics_port = 0
         self.port = 0
@@ -164,12 +181,14 @@ class PartyDaemon:
         if self._server is not None:
             self._server.stop(grace_s).wait()
             self._server = None
+        self._auth.close()
         self.metrics.close()
         self.peers.close()
 
-    def set_user_lookup(self, user_active: Callable[[str], bool]) -> None:
-        """How to tell whether a user's key is bound and not revoked (the ledger knows)."""
-        self._auth.user_active = user_active
+    def set_user_lookup(self, user_refusal: Callable[[str, bytes], str | None]) -> None:
+        """Why a user (id, TLS key's SPKI hash) may not call now: unbound, revoked, another
+        key than the binding pins (the ledger knows); None when they may."""
+        self._auth.user_refusal = user_refusal
 
     def wait(self, timeout_s: float | None = None) -> bool:
         assert self._server is not None

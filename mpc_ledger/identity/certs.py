@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "leaf_member_id",
     "make_ca_certificate",
     "pem_to_der",
+    "spki_sha256",
 ]
 
 CA_VALIDITY_DAYS = 3650
@@ -145,6 +147,14 @@ def issue_user_certificate(
         )
         .sign(ca_key, hashes.SHA256())
     )
+
+
+def spki_sha256(public_key: CertificatePublicKeyTypes) -> bytes:
+    """SHA-256 of a TLS public key's DER SubjectPublicKeyInfo (what a user's binding pins)."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).digest()
 
 
 def leaf_member_id(certificate: x509.Certificate) -> str | None:

@@ -5,10 +5,13 @@ on the node's loop thread) with this daemon's `ProgressRegistry` (its own
 worker's epoch, step and elapsed time). The training loss goes only to the
 job's submitter, and only when the runner recorded it (the spec reveals it).
 
-`Result` streams this daemon's ``<data_dir>/jobs/<job>/model.pt`` to a
-recipient of the job, per its spec on the ledger: a recipient user, or the
-member itself when the member is a recipient. Everyone else is refused
-with PERMISSION_DENIED, before the file is looked at.
+`Result` streams this daemon's ``<data_dir>/jobs/<job>/model.bin`` (the
+model's canonical encoding, whose hash the job's `job_completed` record
+carries) to a recipient of the job, per its spec on the ledger: a recipient
+user (with the certificate their binding pins: the interceptor checks it), or
+the member itself when the member is a recipient. Everyone else is refused
+with PERMISSION_DENIED, before the file is looked at. The client checks the
+bytes against the ledger's model hash before it writes anything.
 """
 
 from __future__ import annotations
@@ -27,9 +30,20 @@ from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import jobs_pb2, jobs_service_pb2, jobs_service_pb2_grpc
 
-__all__ = ["CHUNK_BYTES", "ENDED_STATES", "JobsApi", "JobsBackend", "build_progress"]
+__all__ = [
+    "CHUNK_BYTES",
+    "ENDED_STATES",
+    "MODEL_FILE",
+    "JobsApi",
+    "JobsBackend",
+    "build_progress",
+]
 
 CHUNK_BYTES = 1 << 20
+# The model's canonical encoding (`mpc_ledger.mpc.model_codec`), which the worker writes
+# beside model.pt: the client checks it against the ledger's model hash and never
+# unpickles what it downloads.
+MODEL_FILE = "model.bin"
 ENDED_STATES = (COMPLETED, ABORTED, REJECTED)
 _POLL_S = 0.25
 _HEARTBEAT_S = 1.0
@@ -161,7 +175,7 @@ class JobsApi(jobs_service_pb2_grpc.JobsServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"job {job_id.hex()[:16]} is {job.status}, not completed",
             )
-        path = Path(self._backend.party.config.data_dir) / "jobs" / job_id.hex() / "model.pt"
+        path = Path(self._backend.party.config.data_dir) / "jobs" / job_id.hex() / MODEL_FILE
         try:
             handle = path.open("rb")
         except FileNotFoundError:

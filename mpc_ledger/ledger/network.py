@@ -14,6 +14,7 @@ Contract:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -40,6 +41,11 @@ BACKOFF_MAX_S = 2.0
 GET_BLOCKS_MAX = 1000
 WAIT_COMMITTED_MAX_MS = 60_000
 SUBMIT_BATCH_MAX = 10_000
+# A user's Follow stream re-checks the user's binding at least this often while idle...
+FOLLOW_WAIT_S = 1.0
+# ...and ends after this long (the caller resumes from its last height), so it never
+# holds a thread of the users' pool for ever.
+FOLLOW_USER_MAX_S = 120.0
 
 
 class ConsensusServicer(ledger_service_pb2_grpc.ConsensusServicer):
@@ -131,14 +137,32 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServicer):
     def Follow(
         self, request: ledger_service_pb2.GetBlocksRequest, context: grpc.ServicerContext
     ) -> Iterator[consensus_pb2.CommittedBlock]:
+        """Committed blocks from ``from_height`` as they come.
+
+        A user's stream holds a thread of the users' pool, so it ends (OK) after
+        FOLLOW_USER_MAX_S, and the caller resumes from its last height; it is
+        refused (UNAUTHENTICATED) as soon as the user is revoked, also while idle.
+        """
+        caller = mtls.caller_of(self._node.identity.genesis, context)
+        deadline = time.monotonic() + FOLLOW_USER_MAX_S
         height = max(request.from_height, 1)
         while context.is_active():
+            if caller.user_id is not None:
+                self._check_user(caller, context)
+                if time.monotonic() >= deadline:
+                    return
             chunk = self._node.blocks(height, 128)
             if chunk:
                 yield from chunk
                 height = chunk[-1].block.header.height + 1
             else:
-                self._node.wait_height(height, 1.0)
+                self._node.wait_height(height, FOLLOW_WAIT_S)
+
+    def _check_user(self, caller: mtls.Caller, context: grpc.ServicerContext) -> None:
+        assert caller.user_id is not None
+        reason = self._node.user_refusal(caller.user_id, caller.tls_spki_sha256)
+        if reason is not None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
 
 
 def gossip_record(raw: bytes) -> ledger_service_pb2.GossipMessage:

@@ -59,7 +59,7 @@ from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.mempool import Mempool
 from mpc_ledger.ledger.records import ParsedRecord, parse_record
-from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.ledger.state import LedgerState, user_tls_refusal
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
 
@@ -253,6 +253,10 @@ class LedgerNode:
         """Whether ``user_id``'s key is bound on the committed ledger and not revoked."""
         entry = self.state.user(user_id)  # one dict read: safe from any thread
         return entry is not None and entry.active
+
+    def user_refusal(self, user_id: str, tls_spki_sha256: bytes) -> str | None:
+        """Why ``user_id`` may not connect with this TLS key now (`user_tls_refusal`)."""
+        return user_tls_refusal(self.state.user(user_id), user_id, tls_spki_sha256)
 
     def add_commit_listener(self, listener: Callable[[int, list[ParsedRecord]], None]) -> None:
         """Call ``listener(height, records)`` on the loop thread after each block is durable.

@@ -66,7 +66,7 @@ class LedgerService:
         self._validator_ids = tuple(m.id for m in peers if m.has_role("validator"))
         self.links = GossipLinks(self.party.identity, peers, self.party.config.peer_addresses)
         self._export_metrics(daemon)
-        daemon.set_user_lookup(self.node.user_active)
+        daemon.set_user_lookup(self.node.user_refusal)
         fetcher = BlockFetcher(daemon.peers, self.party.genesis, self.node)
         self.node.on_peer_ahead = fetcher.peer_ahead
         self.links.start()

@@ -16,6 +16,7 @@ their kinds through `register_rule`.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ __all__ = [
     "StateView",
     "UserEntry",
     "register_rule",
+    "user_tls_refusal",
 ]
 
 NOTE_TEXT_MAX_BYTES = 4096
@@ -44,6 +46,8 @@ class UserEntry:
     public_key: bytes
     roles: tuple[str, ...]
     active: bool = True
+    # SHA-256 of the user's TLS SubjectPublicKeyInfo; b"" in bindings older than the field.
+    tls_spki_sha256: bytes = b""
 
 
 class StateView(Protocol):
@@ -319,6 +323,8 @@ def _check_bind(view: StateView, record: ParsedRecord) -> str | None:
         return f"member {author!r} may bind users only as '{author}/<name>'"
     if len(binding.public_key) != 32:
         return "public_key must be a 32-byte Ed25519 key"
+    if len(binding.tls_spki_sha256) not in (0, 32):
+        return "tls_spki_sha256 must be a 32-byte SHA-256 (or empty in an old binding)"
     roles = list(binding.roles)
     if not roles or any(r not in USER_ROLES for r in roles) or len(set(roles)) != len(roles):
         return f"roles must be distinct values from {', '.join(USER_ROLES)}"
@@ -339,8 +345,32 @@ def _apply_bind(view: StateView, record: ParsedRecord) -> None:
             member_id=record.body.author,
             public_key=bytes(binding.public_key),
             roles=tuple(sorted(binding.roles)),
+            tls_spki_sha256=bytes(binding.tls_spki_sha256),
         )
     )
+
+
+def user_tls_refusal(entry: UserEntry | None, user_id: str, tls_spki_sha256: bytes) -> str | None:
+    """Why ``user_id`` may not connect with a certificate for this TLS key; None if it may.
+
+    The key must be the one the user's active binding pins: a certificate the
+    member's CA issued for an earlier binding of the same id (before a
+    revocation and a new binding with new keys) is refused. Bindings made
+    before bindings pinned a TLS key pin none and are refused until rebound.
+    """
+    if entry is None or not entry.active:
+        return f"user {user_id!r} has no active key on the ledger (never bound, or revoked)"
+    if not entry.tls_spki_sha256:
+        return (
+            f"user {user_id!r}'s binding pins no TLS key (bound before this version); "
+            "its member must revoke it and bind it again with `mpc-ledger user add`"
+        )
+    if not hmac.compare_digest(entry.tls_spki_sha256, tls_spki_sha256):
+        return (
+            f"user {user_id!r}'s certificate is not for the TLS key bound on the ledger "
+            "(a certificate from an earlier binding?)"
+        )
+    return None
 
 
 def _check_revoke(view: StateView, record: ParsedRecord) -> str | None:

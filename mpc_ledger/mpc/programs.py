@@ -38,14 +38,14 @@ the caller (the worker) snapshots its transcript.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+from mpc_ledger.mpc.model_codec import encode_model, model_digest_of_encoding
 
 __all__ = [
     "DEFAULT_LOSS",
@@ -424,21 +424,10 @@ def run_training(
     }
 
 
-_MODEL_TAG = b"mpc-ledger/model/v1\x00"
-
-
 def model_digest(parameters: Mapping[str, Any]) -> bytes:
-    """SHA-256 over the model's canonical encoding: parameters by name, each as
-    name, shape and float32 little-endian values."""
-    digest = hashlib.sha256(_MODEL_TAG)
-    for name in sorted(parameters):
-        values = torch.tensor(parameters[name], dtype=torch.float32)
-        encoded_name = name.encode()
-        digest.update(struct.pack(">I", len(encoded_name)) + encoded_name)
-        digest.update(struct.pack(">I", values.dim()))
-        digest.update(b"".join(struct.pack(">Q", size) for size in values.shape))
-        digest.update(values.flatten().numpy().astype("<f4").tobytes())
-    return digest.digest()
+    """SHA-256 over the model's canonical encoding (`mpc_ledger.mpc.model_codec`):
+    parameters by name, each as name, shape and float32 little-endian values."""
+    return model_digest_of_encoding(encode_model(parameters))
 
 
 def _share_model_digest(crypten: Any, spec: TrainSpec, revealed: dict[str, Any] | None) -> bytes:

@@ -32,7 +32,8 @@ training; the training spec's row counts are the intersection's.
 (the transcript snapshot taken at the epoch's end; the loss only when the
 job reveals it) and ``{"event": "result", ...}`` (the result without the
 model). ``--model-out PATH`` (recipients) saves the revealed model there
-(``torch.save`` of a name -> tensor dict, mode 0600) instead of putting it in
+(``torch.save`` of a name -> tensor dict, mode 0600, and its canonical encoding,
+`mpc_ledger.mpc.model_codec`, beside it as ``.bin``) instead of putting it in
 the result. With ``MPC_LEDGER_WORKER_PARENT=<pid>`` in its environment the
 worker dies with that parent (Linux), so a crashed daemon leaves no worker.
 
@@ -69,6 +70,7 @@ from mpc_ledger.mpc.communicator import (
     TorchDistributedShim,
 )
 from mpc_ledger.mpc.errors import MpcError
+from mpc_ledger.mpc.model_codec import encode_model
 from mpc_ledger.mpc.programs import (
     PartyData,
     TrainSpec,
@@ -415,11 +417,18 @@ def _save_model(result: dict[str, Any], path: Path) -> None:
         return
     import torch
 
-    model = {name: torch.tensor(values) for name, values in output.pop("model").items()}
+    parameters = output.pop("model")
+    model = {name: torch.tensor(values) for name, values in parameters.items()}
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         torch.save(model, handle)
+    # Beside it, the canonical encoding the ledger's model hash covers: what Jobs/Result
+    # serves, so a recipient checks it against the ledger and never unpickles a download.
+    fd = os.open(path.with_suffix(".bin"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        for part in encode_model(parameters):
+            handle.write(part)
     output["model_path"] = str(path)
 
 

@@ -13,14 +13,22 @@ Theory of operation:
   RPC and aborts with UNAUTHENTICATED, naming the reason, when it fails.
 * A client dialling member B trusts only B's CA and checks the name "b", so
   no other member can pose as B's server.
+* A user's leaf names "member/name" and is issued by that member's CA; it is
+  accepted only on that member's daemon, and only while the user's binding on
+  the ledger is active and pins the leaf's TLS key (SPKI hash), so a
+  certificate from an earlier binding of the same id no longer works. Users'
+  calls get their own bounded share of the daemon (`mpc_ledger.net.admission`).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
 from typing import Any, NoReturn
 
 import grpc
@@ -29,6 +37,7 @@ from cryptography import x509
 from mpc_ledger.identity import certs
 from mpc_ledger.identity.genesis import Genesis, Member
 from mpc_ledger.identity.material import PartyIdentity
+from mpc_ledger.net.admission import USER_HEADER, UserAdmission, UserLimits
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -44,6 +53,7 @@ __all__ = [
     "secure_channel_to",
     "server_credentials",
     "server_options",
+    "user_channel",
 ]
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -129,6 +139,8 @@ class Caller:
 
     member: Member
     user_id: str | None = None
+    # SHA-256 of the leaf's SubjectPublicKeyInfo (a user's binding on the ledger pins it)
+    tls_spki_sha256: bytes = b""
 
     @property
     def name(self) -> str:
@@ -189,7 +201,7 @@ def _issued_leaf(genesis: Genesis, pem: bytes) -> tuple[Caller, dt.datetime, dt.
             f"by {member_id!r}'s CA in the genesis ({problem})"
         )
     found = (
-        Caller(member, claimed if slash else None),
+        Caller(member, claimed if slash else None, certs.spki_sha256(leaf.public_key())),
         leaf.not_valid_before_utc,
         leaf.not_valid_after_utc,
     )
@@ -226,15 +238,27 @@ def caller_of(genesis: Genesis, context: grpc.ServicerContext) -> Caller:
     return identify_caller(genesis, context.auth_context())
 
 
+UserRefusal = Callable[[str, bytes], str | None]
+
+
+def _no_users(user_id: str, tls_spki_sha256: bytes) -> str | None:
+    return f"user {user_id!r} has no active key on the ledger (never bound, or revoked)"
+
+
 class MemberAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    """Authenticates every RPC's caller before it runs.
+    """Authenticates every RPC's caller before it runs, and gives users their own share.
 
     Members may call everything. Users (a member's scientists and compliance
     officers, with certificates from their member's CA) may call only
-    ``user_methods``, and only while ``user_active`` says their key is bound
-    on the ledger and not revoked. Refusals are UNAUTHENTICATED (who you are
-    is not established) or PERMISSION_DENIED (a user calling a member-only
-    method), with the reason.
+    ``user_methods``, only on their own member's daemon (``home_member_id``),
+    only with a certificate for the TLS key their binding on the ledger pins,
+    and only while it is not revoked (``user_refusal`` says why not). A user's
+    call names the user in the `USER_HEADER` header; it is admitted by
+    `UserAdmission` on the polling thread and runs on the users' pool, and a
+    user's long stream ends as soon as the user is refused between messages.
+    Refusals are UNAUTHENTICATED (who you are is not established),
+    PERMISSION_DENIED (not for you, not here) or RESOURCE_EXHAUSTED (over the
+    users' limits), with the reason.
     """
 
     def __init__(
@@ -243,48 +267,164 @@ class MemberAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         on_reject: Callable[[str, str], None] | None = None,
         *,
         user_methods: frozenset[str] = frozenset(),
-        user_active: Callable[[str], bool] = lambda user_id: False,
+        user_refusal: UserRefusal = _no_users,
+        home_member_id: str | None = None,
+        user_limits: UserLimits | None = None,
+        long_user_methods: frozenset[str] = frozenset(),
     ):
         self._genesis = genesis
         self._on_reject = on_reject
         self._user_methods = user_methods
-        self.user_active = user_active
+        self.user_refusal = user_refusal
+        self._home_member_id = home_member_id
+        self.admission = UserAdmission(user_limits or UserLimits(), long_user_methods)
+        self._user_pool = futures.ThreadPoolExecutor(
+            max_workers=self.admission.limits.threads, thread_name_prefix="rpc-user"
+        )
+        # Refusals never wait on anything; their own pool keeps them from queueing
+        # behind the users' full pool or taking a member's thread.
+        self._refusal_pool = futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="rpc-refuse"
+        )
+
+    def close(self) -> None:
+        self._user_pool.shutdown(wait=False, cancel_futures=True)
+        self._refusal_pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- on the polling thread ---------------------------------------------------------
 
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
-        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
-            behaviour = getattr(handler, kind)
-            if behaviour is not None:
-                factory = getattr(grpc, f"{kind}_rpc_method_handler")
-                return factory(
-                    self._wrap(behaviour, method),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        return handler
+        claimed = _header(handler_call_details.invocation_metadata, USER_HEADER)
+        if claimed is None:
+            return _rebuild(handler, lambda behaviour, _: self._member_path(behaviour, method))
+        refusal = self._claim_refusal(claimed, method)
+        if refusal is not None:
+            code, reason = refusal
+            return _rebuild(
+                handler, lambda _, __: self._refusing(method, code, reason), self._refusal_pool
+            )
+        release, reason = self.admission.admit(claimed, method)
+        if release is None:
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED
+            return _rebuild(
+                handler, lambda _, __: self._refusing(method, code, reason), self._refusal_pool
+            )
+        return _rebuild(
+            handler,
+            lambda behaviour, streams: self._user_path(
+                behaviour, method, claimed, release, streams
+            ),
+            self._user_pool,
+        )
 
-    def _wrap(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
+    def _claim_refusal(self, claimed: str, method: str) -> tuple[grpc.StatusCode, str] | None:
+        member_id, slash, name = claimed.partition("/")
+        if len(claimed) > _USER_ID_MAX_CHARS or not (member_id and slash and name):
+            return grpc.StatusCode.UNAUTHENTICATED, f"{USER_HEADER} header is not a user id"
+        if method not in self._user_methods:
+            reason = f"user {claimed!r} may not call {method}; it is for members"
+            return grpc.StatusCode.PERMISSION_DENIED, reason
+        return None
+
+    # -- on a pool thread --------------------------------------------------------------
+
+    def _member_path(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         def authenticated(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                caller = identify_caller(self._genesis, context.auth_context())
-            except PeerAuthError as exc:
-                self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            caller = self._authenticate(context, method)
             if caller.user_id is not None:
-                if method not in self._user_methods:
-                    reason = f"user {caller.user_id!r} may not call {method}; it is for members"
-                    self._refuse(context, method, grpc.StatusCode.PERMISSION_DENIED, reason)
-                if not self.user_active(caller.user_id):
-                    reason = (
-                        f"user {caller.user_id!r} has no active key on the ledger "
-                        "(never bound, or revoked)"
-                    )
-                    self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, reason)
+                reason = (
+                    f"user {caller.user_id!r} called without the {USER_HEADER} header; "
+                    "users' calls run on their own share of the daemon (update the client)"
+                )
+                self._refuse(context, method, grpc.StatusCode.PERMISSION_DENIED, reason)
             return behaviour(request, context)
 
         return authenticated
+
+    def _user_path(
+        self,
+        behaviour: Callable[..., Any],
+        method: str,
+        claimed: str,
+        release: Callable[[], None],
+        streams: bool,
+    ) -> Callable[..., Any]:
+        def authenticated(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                caller = self._authenticate(context, method)
+                if caller.user_id != claimed:
+                    reason = (
+                        f"the {USER_HEADER} header names {claimed!r}, "
+                        f"the certificate {caller.name!r}"
+                    )
+                    self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, reason)
+                result = behaviour(request, context)
+            except BaseException:
+                release()
+                raise
+            if not streams:
+                release()
+                return result
+            return self._while_allowed(result, context, caller, method, release)
+
+        # A call cancelled before its handler runs never calls it: the slot comes back
+        # when gRPC drops the handler.
+        weakref.finalize(authenticated, release)
+        return authenticated
+
+    def _while_allowed(
+        self,
+        responses: Iterator[Any],
+        context: grpc.ServicerContext,
+        caller: Caller,
+        method: str,
+        release: Callable[[], None],
+    ) -> Iterator[Any]:
+        """A user's response stream that ends as soon as the user is refused (revoked)."""
+        try:
+            for response in responses:
+                yield response
+                reason = self._user_refusal_of(caller)
+                if reason is not None:
+                    self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, reason)
+        finally:
+            release()
+
+    def _authenticate(self, context: grpc.ServicerContext, method: str) -> Caller:
+        try:
+            caller = identify_caller(self._genesis, context.auth_context())
+        except PeerAuthError as exc:
+            self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if caller.user_id is None:
+            return caller
+        if method not in self._user_methods:
+            reason = f"user {caller.user_id!r} may not call {method}; it is for members"
+            self._refuse(context, method, grpc.StatusCode.PERMISSION_DENIED, reason)
+        home = self._home_member_id
+        if home is not None and caller.member.id != home:
+            reason = (
+                f"user {caller.user_id!r} may call only their own member's daemon "
+                f"({caller.member.id!r}), not {home!r}'s"
+            )
+            self._refuse(context, method, grpc.StatusCode.PERMISSION_DENIED, reason)
+        refusal = self._user_refusal_of(caller)
+        if refusal is not None:
+            self._refuse(context, method, grpc.StatusCode.UNAUTHENTICATED, refusal)
+        return caller
+
+    def _user_refusal_of(self, caller: Caller) -> str | None:
+        assert caller.user_id is not None
+        return self.user_refusal(caller.user_id, caller.tls_spki_sha256)
+
+    def _refusing(self, method: str, code: grpc.StatusCode, reason: str) -> Callable[..., Any]:
+        def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+            self._refuse(context, method, code, reason)
+
+        return refuse
 
     def _refuse(
         self, context: grpc.ServicerContext, method: str, code: grpc.StatusCode, reason: str
@@ -293,3 +433,85 @@ class MemberAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             self._on_reject(method, reason)
         context.abort(code, reason)
         raise AssertionError("context.abort returned")  # abort always raises
+
+
+_USER_ID_MAX_CHARS = 256
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def _header(metadata: Any, name: str) -> str | None:
+    for key, value in metadata or ():
+        if key == name:
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _rebuild(
+    handler: Any,
+    wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]],
+    pool: futures.ThreadPoolExecutor | None = None,
+) -> Any:
+    """``handler`` with its behaviour wrapped (told whether it streams responses), run on
+    ``pool`` (gRPC's ``experimental_thread_pool``) or the server's own."""
+    for kind in _KINDS:
+        behaviour = getattr(handler, kind)
+        if behaviour is not None:
+            wrapped = wrap(behaviour, kind.endswith("_stream"))
+            if pool is not None:
+                wrapped.experimental_thread_pool = pool  # type: ignore[attr-defined]
+            factory = getattr(grpc, f"{kind}_rpc_method_handler")
+            return factory(
+                wrapped,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _UserHeader(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds the `USER_HEADER` header to every call."""
+
+    def __init__(self, user_id: str) -> None:
+        self._header = (USER_HEADER, user_id)
+
+    def _details(self, details: Any) -> _CallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._header],
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def user_channel(channel: grpc.Channel, user_id: str) -> grpc.Channel:
+    """``channel`` with every call naming ``user_id`` in the `USER_HEADER` header."""
+    return grpc.intercept_channel(channel, _UserHeader(user_id))

@@ -42,7 +42,7 @@ def world(tmp_path_factory):
         bob = make_user(root, consortium, "a/bob")
         (root / "job.toml").write_text(JOB)
         (root / "bad.toml").write_text(BAD_JOB)
-        yield {"root": root, "alice": alice, "bob": bob}
+        yield {"root": root, "alice": alice, "bob": bob, "consortium": consortium}
 
 
 def test_a_scientist_submits_watches_and_fetches_a_job_through_thecli(world):
@@ -119,3 +119,38 @@ def test_the_demo_runs_end_to_end_in_smoke_mode():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     for expected in ("job completed: test_accuracy", "plaintext PyTorch", "VERIFIED", "stopped ("):
         assert expected in result.stdout, result.stdout[-4000:]
+
+
+def test_job_result_checks_the_model_against_the_ledger_and_the_certificate(world):
+    """A daemon serving model bytes that the ledger's model hash does not cover is refused,
+    nothing written; a recipient's certificate from before a rebinding fetches nothing."""
+    root, alice, consortium = world["root"], world["alice"], world["consortium"]
+    job_id = cli("job", "submit", root / "job.toml", "--profile", alice).stdout.strip()
+    cli("job", "watch", job_id, "--profile", alice, timeout_s=300)
+    served = consortium.party("a").config.data_dir / "jobs" / job_id / "model.bin"
+    original = served.read_bytes()
+    served.write_bytes(original[:-1] + bytes([original[-1] ^ 0x01]))  # one weight, one bit
+    out = root / "tampered.pt"
+    refused = cli("job", "result", job_id, "-o", out, "--profile", alice, ok=False)
+    assert refused.returncode == 1
+    assert "does not match the ledger's model hash" in refused.stderr, refused.stderr
+    assert "nothing was written" in refused.stderr
+    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+
+    served.write_bytes(original)
+    fetched = cli("job", "result", job_id, "-o", out, "--profile", alice)
+    shown = json.loads(cli("job", "show", job_id, "--format", "json", "--profile", alice).stdout)
+    [completed] = [e for e in shown if e["kind"] == "job_completed"]
+    ledger_hash = completed["detail"].split()[1].rstrip(";")  # "model <16 hex>; metrics"
+    assert f"model sha256 {ledger_hash}" in fetched.stdout, (fetched.stdout, completed)
+
+    # a/alice bound again with new keys: the old certificate no longer fetches the model
+    revoked = cli("user", "revoke", "a/alice", "--config", consortium.config("a"))
+    assert "revoked 'a/alice'" in revoked.stdout
+    renewed = make_user(root / "renewed", consortium, "a/alice")
+    old = cli("job", "result", job_id, "-o", root / "old.pt", "--profile", alice, ok=False)
+    assert old.returncode == 1
+    assert "not for the TLS key bound on the ledger" in old.stderr, old.stderr
+    assert not (root / "old.pt").exists()
+    cli("job", "result", job_id, "-o", root / "renewed.pt", "--profile", renewed)
+    assert (root / "renewed.pt").stat().st_size > 0

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mpc_ledger.proto.v1 import jobs_pb2 as mpc__ledger_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ampc_ledger/v1/ledger.proto\x12\rmpc_ledger.v1\x1a\x18mpc_ledger/v1/jobs.proto\"\"\n\x04Note\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"Z\n\x0eUserKeyBinding\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\"4\n\x11UserKeyRevocation\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xdb\x05\n\nRecordBody\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x04\x12\x12\n\ncreated_ms\x18\x03 \x01(\x04\x12#\n\x04note\x18\n \x01(\x0b\x32\x13.mpc_ledger.v1.NoteH\x00\x12\x32\n\tbind_user\x18\x0b \x01(\x0b\x32\x1d.mpc_ledger.v1.UserKeyBindingH\x00\x12\x37\n\x0brevoke_user\x18\x0c \x01(\x0b\x32 .mpc_ledger.v1.UserKeyRevocationH\x00\x12\x42\n\x14\x64\x61taset_registration\x18\x14 \x01(\x0b\x32\".mpc_ledger.v1.DatasetRegistrationH\x00\x12\x36\n\x0ejob_submission\x18\x15 \x01(\x0b\x32\x1c.mpc_ledger.v1.JobSubmissionH\x00\x12\x32\n\x0cjob_decision\x18\x16 \x01(\x0b\x32\x1a.mpc_ledger.v1.JobDecisionH\x00\x12\x30\n\x0bjob_started\x18\x17 \x01(\x0b\x32\x19.mpc_ledger.v1.JobStartedH\x00\x12;\n\x11job_epoch_digests\x18\x18 \x01(\x0b\x32\x1e.mpc_ledger.v1.JobEpochDigestsH\x00\x12\x30\n\x0bjob_aborted\x18\x19 \x01(\x0b\x32\x19.mpc_ledger.v1.JobAbortedH\x00\x12\x34\n\rjob_completed\x18\x1a \x01(\x0b\x32\x1b.mpc_ledger.v1.JobCompletedH\x00\x12@\n\x13participation_proof\x18\x1b \x01(\x0b\x32!.mpc_ledger.v1.ParticipationProofH\x00\x12\x34\n\rjob_alignment\x18\x1c \x01(\x0b\x32\x1b.mpc_ledger.v1.JobAlignmentH\x00\x42\t\n\x07payload\"D\n\x06Record\x12\'\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x19.mpc_ledger.v1.RecordBody\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ampc_ledger/v1/ledger.proto\x12\rmpc_ledger.v1\x1a\x18mpc_ledger/v1/jobs.proto\"\"\n\x04Note\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"s\n\x0eUserKeyBinding\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x17\n\x0ftls_spki_sha256\x18\x05 \x01(\x0c\"4\n\x11UserKeyRevocation\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xdb\x05\n\nRecordBody\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x04\x12\x12\n\ncreated_ms\x18\x03 \x01(\x04\x12#\n\x04note\x18\n \x01(\x0b\x32\x13.mpc_ledger.v1.NoteH\x00\x12\x32\n\tbind_user\x18\x0b \x01(\x0b\x32\x1d.mpc_ledger.v1.UserKeyBindingH\x00\x12\x37\n\x0brevoke_user\x18\x0c \x01(\x0b\x32 .mpc_ledger.v1.UserKeyRevocationH\x00\x12\x42\n\x14\x64\x61taset_registration\x18\x14 \x01(\x0b\x32\".mpc_ledger.v1.DatasetRegistrationH\x00\x12\x36\n\x0ejob_submission\x18\x15 \x01(\x0b\x32\x1c.mpc_ledger.v1.JobSubmissionH\x00\x12\x32\n\x0cjob_decision\x18\x16 \x01(\x0b\x32\x1a.mpc_ledger.v1.JobDecisionH\x00\x12\x30\n\x0bjob_started\x18\x17 \x01(\x0b\x32\x19.mpc_ledger.v1.JobStartedH\x00\x12;\n\x11job_epoch_digests\x18\x18 \x01(\x0b\x32\x1e.mpc_ledger.v1.JobEpochDigestsH\x00\x12\x30\n\x0bjob_aborted\x18\x19 \x01(\x0b\x32\x19.mpc_ledger.v1.JobAbortedH\x00\x12\x34\n\rjob_completed\x18\x1a \x01(\x0b\x32\x1b.mpc_ledger.v1.JobCompletedH\x00\x12@\n\x13participation_proof\x18\x1b \x01(\x0b\x32!.mpc_ledger.v1.ParticipationProofH\x00\x12\x34\n\rjob_alignment\x18\x1c \x01(\x0b\x32\x1b.mpc_ledger.v1.JobAlignmentH\x00\x42\t\n\x07payload\"D\n\x06Record\x12\'\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x19.mpc_ledger.v1.RecordBody\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,11 +35,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTE']._serialized_start=71
   _globals['_NOTE']._serialized_end=105
   _globals['_USERKEYBINDING']._serialized_start=107
-  _globals['_USERKEYBINDING']._serialized_end=197
-  _globals['_USERKEYREVOCATION']._serialized_start=199
-  _globals['_USERKEYREVOCATION']._serialized_end=251
-  _globals['_RECORDBODY']._serialized_start=254
-  _globals['_RECORDBODY']._serialized_end=985
-  _globals['_RECORD']._serialized_start=987
-  _globals['_RECORD']._serialized_end=1055
+  _globals['_USERKEYBINDING']._serialized_end=222
+  _globals['_USERKEYREVOCATION']._serialized_start=224
+  _globals['_USERKEYREVOCATION']._serialized_end=276
+  _globals['_RECORDBODY']._serialized_start=279
+  _globals['_RECORDBODY']._serialized_end=1010
+  _globals['_RECORD']._serialized_start=1012
+  _globals['_RECORD']._serialized_end=1080
 # @@protoc_insertion_point(module_scope)

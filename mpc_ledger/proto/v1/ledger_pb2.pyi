@@ -16,16 +16,18 @@ class Note(_message.Message):
     def __init__(self, text: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class UserKeyBinding(_message.Message):
-    __slots__ = ("user_id", "public_key", "roles", "display_name")
+    __slots__ = ("user_id", "public_key", "roles", "display_name", "tls_spki_sha256")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    TLS_SPKI_SHA256_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     public_key: bytes
     roles: _containers.RepeatedScalarFieldContainer[str]
     display_name: str
-    def __init__(self, user_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., roles: _Optional[_Iterable[str]] = ..., display_name: _Optional[str] = ...) -> None: ...
+    tls_spki_sha256: bytes
+    def __init__(self, user_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., roles: _Optional[_Iterable[str]] = ..., display_name: _Optional[str] = ..., tls_spki_sha256: _Optional[bytes] = ...) -> None: ...
 
 class UserKeyRevocation(_message.Message):
     __slots__ = ("user_id", "reason")
