@@ -9,24 +9,22 @@ follows it and stops them).
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from mpc_ledger.testing.processes import live_pids
+from mpc_ledger.testing.processes import kill_running, live_pids, wait_gone
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 MEMBERS = ("hospital-a", "hospital-b", "hospital-c", "dealer", "auditor")
-READY_S = 300  # consortium init and five daemons on a loaded 2-core machine
+READY_S = 180  # consortium init and five daemons on a loaded 2-core machine (pytest: 300 s)
 GONE_S = 90  # the demo's own stop waits up to 30 s for `dev up`, which waits 15 s per daemon
 
 
@@ -63,29 +61,6 @@ class Demo:
         return "".join(self.lines)[-4000:]
 
 
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-
-
-def wait_gone(pids: list[int], timeout_s: float) -> list[int]:
-    """The pids among ``pids`` still running after ``timeout_s`` (or as soon as none is)."""
-    deadline = time.monotonic() + timeout_s
-    left = pids
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        running = set(live_pids())
-        left = [pid for pid in pids if pid in running]
-    return left
-
-
-def kill_leftovers(pids: list[int]) -> None:
-    """After a failure: no process of this test may outlive it."""
-    running = set(live_pids())
-    for pid in pids:
-        if pid in running:
-            os.kill(pid, signal.SIGKILL)
-
-
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name
 )
@@ -95,11 +70,10 @@ def test_a_demo_stopped_by_a_signal_leaves_no_daemon(tmp_path, sig):
     started: list[int] = []
     try:
         demo.wait_ready(READY_S)
-        daemons = live_pids("party", "start", str(work / "consortium"))
-        assert len(daemons) == len(MEMBERS), (daemons, demo.output())
-        [dev_up] = {parent_of(pid) for pid in daemons}
+        [dev_up] = live_pids("mpc_ledger.cli.main", "dev", "up", parent=demo.process.pid)
+        daemons = live_pids("party", "start", str(work / "consortium"), parent=dev_up)
         started = [dev_up, *daemons]
-        assert parent_of(dev_up) == demo.process.pid
+        assert len(daemons) == len(MEMBERS), (daemons, demo.output())
 
         demo.process.send_signal(sig)
 
@@ -107,7 +81,7 @@ def test_a_demo_stopped_by_a_signal_leaves_no_daemon(tmp_path, sig):
         code = demo.process.wait(GONE_S)
     finally:
         demo.process.kill()
-        kill_leftovers(started)
+        kill_running(started)
     if sig == signal.SIGKILL:
         assert code == -signal.SIGKILL
         # each daemon stopped cleanly on a SIGTERM, none was killed
