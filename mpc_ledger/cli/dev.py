@@ -9,7 +9,7 @@ model going to hospital-a. The five daemons run as child processes
 ``DIR/<member>.log``. A folder that already holds a consortium is reused.
 SIGINT, SIGTERM or SIGHUP stops them all cleanly; so does the death of the
 program that started `dev up`, if it set ``MPC_LEDGER_PARENT_PID`` to its pid
-(the demo and the benchmarks do).
+(the demo does).
 
 The line ``consortium ready`` on stdout says every daemon serves (the demo
 waits for it).
