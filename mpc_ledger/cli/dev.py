@@ -105,7 +105,7 @@ class _Daemon(DaemonProcess):
 def up_command(args: argparse.Namespace) -> int:
     # Handlers first: a signal while preparing or starting still stops what was started.
     with stop_on_signals():
-        follow_parent()  # started by the demo or a benchmark: end with it
+        follow_parent()  # started by the demo (any program that set PARENT_ENV): end with it
         try:
             return _run_consortium(args.dir.resolve(), args.base_port)
         except Stopped:
