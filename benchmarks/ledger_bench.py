@@ -57,6 +57,7 @@ import time
 from pathlib import Path
 
 from mpc_ledger.consensus import ValidatorSet
+from mpc_ledger.daemon.parent import stop_on_signals
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import make_record, record_id
@@ -400,4 +401,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with stop_on_signals():  # a SIGTERM or Ctrl-C stops the daemons it started
+        sys.exit(main())

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.daemon.parent import stop_on_signals
 from mpc_ledger.mpc.programs import TrainSpec, breast_cancer_split, run_plaintext
 from mpc_ledger.mpc.transcript import TranscriptSnapshot, compare_transcripts
 from mpc_ledger.mpc.worker import JobManifest
@@ -201,4 +202,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with stop_on_signals():  # a SIGTERM or Ctrl-C stops the daemons it started
+        sys.exit(main())

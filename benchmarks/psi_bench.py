@@ -42,6 +42,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.daemon.parent import stop_on_signals
 from mpc_ledger.mpc import psi
 
 TARGET_S = 30.0
@@ -377,4 +378,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with stop_on_signals():  # a SIGTERM or Ctrl-C stops the daemons it started
+        sys.exit(main())

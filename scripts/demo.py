@@ -11,6 +11,8 @@ regression job, watches it, fetches the model (she is its recipient); the
 model's accuracy on patients no hospital holds is printed next to plaintext
 PyTorch training on the patients the hospitals share; then the job's record
 trail, and an export of the ledger verified offline against the genesis.
+Stopped by SIGTERM, SIGHUP or Ctrl-C, it stops its consortium first (exit
+128 + the signal); killed, its `dev up` stops the consortium on its own.
 
 Every step is a `mpc-ledger` command in a child process, printed before it runs.
 
@@ -36,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mpc_ledger.daemon.parent import child_env, stop_on_signals
 
 CLI = [sys.executable, "-m", "mpc_ledger.cli.main"]
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
@@ -85,7 +89,7 @@ class Consortium:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**child_env(), "PYTHONUNBUFFERED": "1"},  # `dev up` ends with the demo
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._quiet = False
@@ -343,4 +347,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM, SIGHUP and Ctrl-C stop the consortium (the `finally:` in `demo`) and remove
+    # the temporary folder; a SIGKILL cannot be caught, and `dev up` follows the demo then.
+    with stop_on_signals():
+        sys.exit(main())

@@ -7,7 +7,9 @@ the demo scientist hospital-a/alice run linear models and an mlp with the
 model going to hospital-a. The five daemons run as child processes
 (`python -m mpc_ledger.cli.main party start --config ...`), each logging to
 ``DIR/<member>.log``. A folder that already holds a consortium is reused.
-SIGINT or SIGTERM stops them all cleanly.
+SIGINT, SIGTERM or SIGHUP stops them all cleanly; so does the death of the
+program that started `dev up`, if it set ``MPC_LEDGER_PARENT_PID`` to its pid
+(the demo does).
 
 The line ``consortium ready`` on stdout says every daemon serves (the demo
 waits for it).
@@ -18,16 +20,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
-import signal
 import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from mpc_ledger.daemon.parent import PARENT_ENV
+from mpc_ledger.daemon.parent import Stopped, child_env, follow_parent, stop_on_signals
 from mpc_ledger.identity.genesis import load_genesis
 from mpc_ledger.testing.processes import CLI, DaemonProcess, stop_all
 
@@ -98,21 +97,25 @@ class _Daemon(DaemonProcess):
             [*CLI, "party", "start", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
+            env={**child_env(), "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
 
 
 def up_command(args: argparse.Namespace) -> int:
-    folder: Path = args.dir.resolve()
-    prepare(folder, args.base_port)
+    # Handlers first: a signal while preparing or starting still stops what was started.
+    with stop_on_signals():
+        follow_parent()  # started by the demo (any program that set PARENT_ENV): end with it
+        try:
+            return _run_consortium(args.dir.resolve(), args.base_port)
+        except Stopped:
+            return 0  # asked to stop: the documented way to end `dev up`
+
+
+def _run_consortium(folder: Path, base_port: int) -> int:
+    """Start the five daemons, print `READY_LINE`, watch them until one exits or a stop."""
+    prepare(folder, base_port)
     genesis = load_genesis(folder / "genesis.json")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     daemons: list[DaemonProcess] = []
     try:
         for member in MEMBERS:
@@ -123,7 +126,8 @@ def up_command(args: argparse.Namespace) -> int:
             daemon.wait_serving(endpoint.endpoint, 60)
         _print_usage(folder, genesis)
         print(READY_LINE, flush=True)
-        while not stop.wait(0.5):
+        while True:
+            time.sleep(0.5)
             for member, daemon in zip(MEMBERS, daemons, strict=True):
                 if daemon.process.poll() is not None:
                     print(
@@ -132,13 +136,17 @@ def up_command(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return 1
-        return 0
     finally:
-        print("stopping the daemons ...", flush=True)
+        _say("stopping the daemons ...")
         codes = stop_all(daemons)
-        print(f"stopped ({', '.join(f'{m} {c}' for m, c in zip(MEMBERS, codes, strict=False))})")
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _say(f"stopped ({', '.join(f'{m} {c}' for m, c in zip(MEMBERS, codes, strict=False))})")
+
+
+def _say(text: str) -> None:
+    """Print, unless no one reads our output any more (a starter that was killed): the
+    stop must go on."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 def _print_usage(folder: Path, genesis: Any) -> None:

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mpc_ledger.daemon.parent import child_env, follow_parent
 from mpc_ledger.mpc.relay import socket_path_for
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
 from mpc_ledger.testing.processes import DaemonProcess
@@ -38,7 +38,8 @@ RELAY_DAEMON = [sys.executable, "-m", "mpc_ledger.testing.mpc_cluster"]
 
 
 class _RelayDaemonProcess(DaemonProcess):
-    """`DaemonProcess`, but started through this module's `main` (daemon + relay)."""
+    """`DaemonProcess`, but started through this module's `main` (daemon + relay); it, too,
+    dies with the test or benchmark that started it."""
 
     def __init__(self, config: Path, log_path: Path) -> None:
         self.config = config
@@ -48,7 +49,7 @@ class _RelayDaemonProcess(DaemonProcess):
             [*RELAY_DAEMON, "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**child_env(), "PYTHONUNBUFFERED": "1"},
         )
 
 
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    follow_parent()  # SIGTERM (above: a clean stop) when the starter dies
     while not stop.wait(0.5):
         pass
     daemon.stop(0.5)

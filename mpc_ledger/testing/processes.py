@@ -11,9 +11,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mpc_ledger.daemon.parent import PARENT_ENV
+from mpc_ledger.daemon.parent import child_env
 
-__all__ = ["CLI", "DaemonProcess", "run_cli", "stop_all"]
+__all__ = ["CLI", "DaemonProcess", "kill_running", "live_pids", "run_cli", "stop_all", "wait_gone"]
 
 CLI = [sys.executable, "-m", "mpc_ledger.cli.main"]
 
@@ -45,7 +45,7 @@ class DaemonProcess:
             [*prefix, *CLI, "party", "start", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
+            env={**child_env(), "PYTHONUNBUFFERED": "1"},
         )
 
     def wait_serving(self, address: str, timeout_s: float = 20) -> None:
@@ -92,3 +92,44 @@ def stop_all(daemons: list[DaemonProcess], sig: int = signal.SIGTERM) -> list[in
     # Not twice: a second SIGTERM that arrives while a daemon's interpreter is
     # finalising meets the default handler and kills it (exit -15, not 0).
     return [daemon.stop(sig, signalled=True) for daemon in daemons]
+
+
+def live_pids(*mentions: str, parent: int | None = None) -> list[int]:
+    """Pids of running processes whose command line contains every one of ``mentions``
+    (and whose parent is ``parent``, if given).
+
+    A zombie is not running: an orphan that exited stays one until init reaps it, and
+    in a container init may never do so.
+    """
+    wanted = [m.encode() for m in mentions]
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            state, ppid = (entry / "stat").read_text().rpartition(")")[2].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if state == "Z" or not all(w in command for w in wanted):
+            continue
+        if parent is None or int(ppid) == parent:
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_gone(pids: Sequence[int], timeout_s: float) -> list[int]:
+    """The pids among ``pids`` still running after ``timeout_s``, or [] as soon as none is."""
+    deadline = time.monotonic() + timeout_s
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = set(live_pids())
+        left = [pid for pid in left if pid in running]
+    return left
+
+
+def kill_running(pids: Sequence[int]) -> None:
+    """SIGKILL those of ``pids`` that still run (what a failed test must not leave)."""
+    for pid in set(pids) & set(live_pids()):
+        os.kill(pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpe
 from mpc_ledger.ledger.records import make_record
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
+from mpc_ledger.testing.processes import DaemonProcess, live_pids, run_cli, stop_all
 
 PARTIES = Path(__file__).resolve().parents[2] / "parties"
 
@@ -274,14 +274,4 @@ def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Itera
 
 def worker_pids(mention: str) -> list[int]:
     """Pids of live MPC worker processes whose command line mentions ``mention``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"mpc_ledger.mpc.worker" in command and mention.encode() in command:
-            pids.append(int(entry.name))
-    return pids
+    return live_pids("mpc_ledger.mpc.worker", mention)
