@@ -49,6 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mpc_ledger.consensus import Validator, ValidatorSet, verify_certificate
+from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
@@ -104,10 +105,10 @@ class UserProfile:
         if path.is_dir():
             path = path / "user.toml"
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = parse_toml(path.read_text())
         except FileNotFoundError:
             raise ConfigError("user profile not found", path=path) from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, NestingError) as exc:
             raise ConfigError(f"not valid TOML: {exc}", path=path) from None
         base = path.parent
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mpc_ledger.client import USER_FORMAT, create_user_profile
 from mpc_ledger.daemon.config import Party, load_party
+from mpc_ledger.documents import NestingError, parse_json
 from mpc_ledger.errors import ConfigError, UserError
 from mpc_ledger.identity import certs, keys
 from mpc_ledger.ledger.client import LedgerClient
@@ -79,11 +80,13 @@ def keygen_command(args: argparse.Namespace) -> int:
 
 def _read_user_file(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text())
+        document = parse_json(path.read_text())
     except FileNotFoundError:
         raise ConfigError("file not found", path=path) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not valid JSON (line {exc.lineno})", path=path) from None
+    except NestingError as exc:
+        raise ConfigError(f"not valid JSON ({exc})", path=path) from None
     if not isinstance(document, dict) or document.get("format") != USER_FORMAT:
         raise ConfigError(f"not a user file (format {USER_FORMAT!r})", path=path)
     return document

@@ -780,7 +780,7 @@ def _channels(transcript: dict[str, Any]) -> Sequence[jobs_pb2.ChannelDigest]:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        document = json.loads(path.read_text())
+        document = parse_json(path.read_text())
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) else None

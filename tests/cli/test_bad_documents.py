@@ -104,3 +104,24 @@ def test_an_export_whose_embedded_genesis_is_deeply_nested_fails_verification(co
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "the genesis embedded in the export does not state this chain id" in result.stdout
+
+
+def test_a_deeply_nested_user_file_or_profile_is_one_clear_error(consortium, tmp_path):
+    user_file = tmp_path / "user.json"
+    user_file.write_text(
+        '{"format": "mpc-ledger/user/v1", "roles": ' + "[" * DEPTH + "]" * DEPTH + "}"
+    )
+    result = run_cli(
+        "user", "add", user_file, "--roles", "scientist", "--config", consortium.config("a")
+    )
+    assert one_line_error(result) == (
+        f"mpc-ledger: error: {user_file}: not valid JSON (nested more than 32 levels deep)"
+    )
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "user.toml").write_text("user_id = " + "[" * DEPTH + "]" * DEPTH + "\n")
+    result = run_cli("job", "list", "--profile", profile)
+    assert one_line_error(result) == (
+        f"mpc-ledger: error: {profile / 'user.toml'}: not valid TOML: nested more than 32 "
+        "levels deep"
+    )
