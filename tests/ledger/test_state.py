@@ -140,9 +140,7 @@ def test_malformed_and_non_canonical_bytes(state, authors):
     body = record.body.SerializeToString(deterministic=True)
     # the same fields, but with the signature first: a different encoding of the record
     reordered = b"\x12\x40" + record.signature + b"\x0a" + bytes([len(body)]) + body
-    assert parse_record(reordered) == (
-        "malformed record: not in canonical encoding (unknown fields?)"
-    )
+    assert parse_record(reordered) == "malformed record: not in canonical encoding"
 
 
 def test_oversized_record_is_refused(authors):
@@ -164,3 +162,11 @@ def test_feature_tables_follow_the_overlay(state):
     assert state.get("jobs", "j1") is None  # a draft never changes the committed state
     state.put("jobs", "j0", ("done",))
     assert draft_view.keys("jobs") == ["j0", "j1"]
+
+
+def test_unsigned_padding_beside_a_signed_body_is_refused(state, authors):
+    record = raw(authors.note("a"))
+    padded = record + b"\x7a\x80\x08" + bytes(1024)  # field 15, 1 KiB, outside the body
+    assert parse_record(padded) == "malformed record: unknown field at Record: field number 15"
+    assert state.check_raw(padded)[1].startswith("malformed record: unknown field")
+    assert state.check_block([padded]).startswith("record 0: malformed record: unknown field")
