@@ -21,6 +21,7 @@ from mpc_ledger.consensus.messages import (
     vote_signature_ok,
 )
 from mpc_ledger.consensus.validators import Validator, ValidatorSet
+from mpc_ledger.identity.signing import unknown_field_path
 from mpc_ledger.ledger.merkle import merkle_root
 from mpc_ledger.proto.v1 import consensus_pb2 as pb
 
@@ -75,10 +76,22 @@ def verify_certificate(
 ) -> Rejection | None:
     """None when ``certificate`` proves ``block`` final on ``chain_id``, else why not."""
     members = _as_set(validators)
-    problem = _check_certified_block(members, block, certificate)
+    problem = _unknown_fields(block, certificate)
+    if problem is None:
+        problem = _check_certified_block(members, block, certificate)
     if problem is None:
         problem = _check_signers(members, chain_id, certificate)
     return None if problem is None else Rejection(Reason.BAD_CERTIFICATE, problem)
+
+
+def _unknown_fields(block: pb.Block, certificate: pb.Certificate) -> str | None:
+    # A block is stored and served to others as received: bytes its schema
+    # does not know are outside the header hash and the precommits.
+    for name, message in (("block", block), ("certificate", certificate)):
+        unknown = unknown_field_path(message, name)
+        if unknown is not None:
+            return f"unknown field at {unknown}"
+    return None
 
 
 def _check_certified_block(

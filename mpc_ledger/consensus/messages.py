@@ -25,6 +25,7 @@ from mpc_ledger.identity.signing import (
     SIGNATURE_SIZE_BYTES,
     Purpose,
     Signer,
+    unknown_field_path,
     verify_signature,
 )
 from mpc_ledger.proto.v1 import consensus_pb2 as pb
@@ -108,16 +109,22 @@ def proposal_signature_ok(
 
 
 def parse_message(data: bytes | pb.ConsensusMessage) -> pb.ConsensusMessage | Rejection:
-    """Decode a message from the wire (a message object passes through)."""
+    """Decode a message from the wire (a message object is checked the same way)."""
     if isinstance(data, pb.ConsensusMessage):
-        return data
-    message = pb.ConsensusMessage()
-    try:
-        message.ParseFromString(data)
-    except (DecodeError, ValueError, TypeError) as error:
-        return Rejection(Reason.MALFORMED, f"undecodable consensus message: {error}")
+        message = data
+    else:
+        message = pb.ConsensusMessage()
+        try:
+            message.ParseFromString(data)
+        except (DecodeError, ValueError, TypeError) as error:
+            return Rejection(Reason.MALFORMED, f"undecodable consensus message: {error}")
     if message.WhichOneof("kind") is None:
         return Rejection(Reason.MALFORMED, "consensus message carries neither proposal nor vote")
+    # Unsigned bytes beside a signed body (or inside a block) would be stored
+    # and relayed as if they were part of what was agreed.
+    unknown = unknown_field_path(message)
+    if unknown is not None:
+        return Rejection(Reason.MALFORMED, f"unknown field at {unknown}")
     return message
 
 

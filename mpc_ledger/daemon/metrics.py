@@ -55,13 +55,18 @@ class DaemonMetrics:
         )
         self.records_rejected = Counter(
             "mpc_ledger_records_rejected",
-            "Records refused, by reason",
+            "Records refused, by refusal code (a closed set: mpc_ledger.ledger.refusals)",
             ["reason"],
+            registry=registry,
+        )
+        self.commit_waiters = Gauge(
+            "mpc_ledger_commit_waiters",
+            "WaitCommitted calls waiting now (each is answered or forgotten at its timeout)",
             registry=registry,
         )
         self.consensus_rejections = Counter(
             "mpc_ledger_consensus_rejections",
-            "Consensus messages from peers refused, by reason",
+            "Consensus messages from peers refused, by reason (a closed set of codes)",
             ["reason"],
             registry=registry,
         )
@@ -108,12 +113,3 @@ class DaemonMetrics:
         if self._server is not None:
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server = None
-
-
-def reason_label(reason: str) -> str:
-    """A short, bounded label for a refusal reason (the text before its first ':' or ';')."""
-    head = reason.split(":", 1)[0].split(";", 1)[0].strip()
-    words = head.split()
-    if len(words) > 6:  # free text: keep the label set small
-        head = " ".join(words[:6])
-    return head[:60] or "unknown"

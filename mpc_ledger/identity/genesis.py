@@ -43,6 +43,7 @@ __all__ = [
     "Genesis",
     "Member",
     "MpcParams",
+    "QuotaParams",
     "assemble_genesis",
     "check_member_id",
     "load_genesis",
@@ -123,6 +124,27 @@ DEFAULT_MIN_TEST_ROWS = 10
 
 
 @dataclasses.dataclass(frozen=True)
+class QuotaParams:
+    """What one user may write (members' own records are not counted).
+
+    The window quota is part of the ledger's rules, so every validator gives
+    the same answer: per user, per window of ``user_window_blocks`` heights,
+    at most so many records and bytes. The submit rate is checked only where
+    a record is submitted, against that daemon's clock: a token bucket per
+    user, never part of what validators replay.
+    """
+
+    user_window_blocks: int = 1000
+    user_records_per_window: int = 1000
+    user_bytes_per_window: int = 4 * 1024 * 1024
+    user_submit_per_s: int = 20
+    user_submit_burst: int = 200
+
+    def to_proto(self) -> identity_pb2.QuotaParams:
+        return identity_pb2.QuotaParams(**dataclasses.asdict(self))
+
+
+@dataclasses.dataclass(frozen=True)
 class MpcParams:
     allowed_protocols: tuple[str, ...] = ("crypten-0.4.1-arithmetic",)
     allowed_tuple_providers: tuple[str, ...] = ("dealer",)
@@ -151,6 +173,7 @@ class Genesis:
     consensus: ConsensusParams = ConsensusParams()
     mpc: MpcParams = MpcParams()
     format_version: int = 1
+    quotas: QuotaParams = QuotaParams()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "members", tuple(sorted(self.members, key=lambda m: m.id)))
@@ -163,6 +186,8 @@ class Genesis:
             members=[m.to_proto() for m in self.members],
             consensus=self.consensus.to_proto(),
             mpc=self.mpc.to_proto(),
+            # Only when set: a genesis from before quotas keeps its chain id.
+            quotas=self.quotas.to_proto() if self.quotas != QuotaParams() else None,
         )
 
     @functools.cached_property
@@ -194,6 +219,8 @@ class Genesis:
             "mpc": self.mpc.to_json(),
             "members": [m.to_json() for m in self.members],
         }
+        if self.quotas != QuotaParams():
+            document["quotas"] = dataclasses.asdict(self.quotas)
         return json.dumps(document, indent=2) + "\n"
 
 
@@ -405,17 +432,19 @@ def load_genesis(path: Path) -> Genesis:
     validate_members(members, problems, names)
     consensus = _params(doc, "consensus", ConsensusParams, problems)
     mpc = _params(doc, "mpc", MpcParams, problems)
+    quotas = _params(doc, "quotas", QuotaParams, problems)
     for field in ("consortium", "genesis_time"):
         if not isinstance(doc.get(field), str):
             problems.add(field, "required string")
     problems.raise_if_any()
-    assert consensus is not None and mpc is not None
+    assert consensus is not None and mpc is not None and quotas is not None
     genesis = Genesis(
         consortium=doc["consortium"],
         genesis_time=doc["genesis_time"],
         members=tuple(members),
         consensus=consensus,
         mpc=mpc,
+        quotas=quotas,
     )
     recorded = doc.get("chain_id")
     if recorded is not None and recorded != genesis.chain_id.hex():

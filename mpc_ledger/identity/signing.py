@@ -12,16 +12,25 @@ length prefixes make the split between the parts unambiguous.
 
 Messages that are signed must not contain ``map`` fields: the protobuf
 encoding does not fix their order across implementations.
+
+Nor may anything that arrives to be signed-checked or hashed carry fields its
+schema does not know: protobuf keeps unknown fields and writes them back
+out, so a re-encoding check cannot see them, and bytes appended outside a
+signed body would ride along unsigned. `unknown_field_path` finds them, at
+any depth; `verify_signature` refuses a body that has any.
 """
 
 from __future__ import annotations
 
 import struct
 from enum import StrEnum
+from typing import Any
 
 import nacl.exceptions
 import nacl.signing
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 __all__ = [
     "SIGNATURE_SIZE_BYTES",
@@ -29,6 +38,7 @@ __all__ = [
     "Signer",
     "canonical_bytes",
     "signing_bytes",
+    "unknown_field_path",
     "verify_signature",
 ]
 
@@ -55,6 +65,35 @@ def canonical_bytes(body: Message | bytes) -> bytes:
     if isinstance(body, Message):
         return body.SerializeToString(deterministic=True)
     return bytes(body)
+
+
+def unknown_field_path(message: Message, path: str = "") -> str | None:
+    """Where ``message`` (or a message inside it) holds a field its schema does not know.
+
+    The answer names the place, e.g. ``body.note: field number 15``; None when
+    there is none. Depth is bounded by protobuf's own decoding recursion limit.
+    """
+    unknown = UnknownFieldSet(message)
+    if len(unknown):
+        return f"{path or message.DESCRIPTOR.name}: field number {unknown[0].field_number}"
+    for field, value in message.ListFields():
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        inner = f"{path}.{field.name}" if path else field.name
+        for index, item in enumerate(_messages_of(field, value)):
+            found = unknown_field_path(item, f"{inner}[{index}]" if field.is_repeated else inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _messages_of(field: FieldDescriptor, value: Any) -> list[Message]:
+    entry = field.message_type
+    if entry is not None and entry.GetOptions().map_entry:
+        if entry.fields_by_name["value"].type != FieldDescriptor.TYPE_MESSAGE:
+            return []
+        return list(value.values())
+    return list(value) if field.is_repeated else [value]
 
 
 def signing_bytes(purpose: Purpose | str, chain_id: bytes, body: Message | bytes) -> bytes:
@@ -102,8 +141,11 @@ def verify_signature(
     """True when ``signature`` is ``public_key``'s over these exact bytes.
 
     Malformed keys or signatures are a failed verification, not an exception:
-    both arrive from peers.
+    both arrive from peers. So is a body with unknown fields (see the module
+    docstring): what was signed must be what the schema can read.
     """
+    if isinstance(body, Message) and unknown_field_path(body) is not None:
+        return False
     if len(public_key) != PUBLIC_KEY_SIZE_BYTES or len(signature) != SIGNATURE_SIZE_BYTES:
         return False
     try:

@@ -4,6 +4,8 @@ The mempool holds records that passed `LedgerState.check` when they arrived.
 A proposer takes a prefix that is valid *together* (checked in order against
 an overlay, so two records that conflict never share a block); records that
 a commit made invalid (a duplicate, a revoked user) are dropped with a reason.
+What each author has waiting is tallied, so admission can count it against
+the author's quota before it is committed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from mpc_ledger.ledger.records import ParsedRecord
+from mpc_ledger.ledger.refusals import Refusal, RefusalCode
 
 __all__ = ["Mempool"]
 
@@ -22,6 +25,8 @@ class Mempool:
         self.max_bytes = max_bytes
         self._records: OrderedDict[bytes, ParsedRecord] = OrderedDict()
         self._bytes = 0
+        # author -> (records, bytes) waiting; an author leaves when nothing waits.
+        self._by_author: dict[str, tuple[int, int]] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -33,14 +38,31 @@ class Mempool:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def add(self, record: ParsedRecord) -> str | None:
-        """Queue ``record``; the reason when it cannot be queued."""
+    def pending(self, author: str) -> tuple[int, int]:
+        """(records, bytes) by ``author`` waiting for a block."""
+        return self._by_author.get(author, (0, 0))
+
+    def _tally(self, record: ParsedRecord, sign: int) -> None:
+        author = record.body.author
+        records, size_bytes = self.pending(author)
+        records += sign
+        size_bytes += sign * len(record.raw)
+        if records:
+            self._by_author[author] = (records, size_bytes)
+        else:
+            self._by_author.pop(author, None)
+
+    def add(self, record: ParsedRecord) -> Refusal | None:
+        """Queue ``record``; the refusal when it cannot be queued."""
         if record.id in self._records:
-            return "duplicate: this record is already waiting for a block"
+            return Refusal(
+                RefusalCode.DUPLICATE, "duplicate: this record is already waiting for a block"
+            )
         if len(self._records) >= self.max_records or self._bytes + len(record.raw) > self.max_bytes:
-            return "mempool full: try again shortly"
+            return Refusal(RefusalCode.MEMPOOL_FULL, "mempool full: try again shortly")
         self._records[record.id] = record
         self._bytes += len(record.raw)
+        self._tally(record, 1)
         return None
 
     def take(
@@ -67,6 +89,7 @@ class Mempool:
             record = self._records.pop(record_id, None)
             if record is not None:
                 self._bytes -= len(record.raw)
+                self._tally(record, -1)
 
     def prune(self, still_valid: Callable[[ParsedRecord], str | None]) -> list[tuple[bytes, str]]:
         """Drop records no longer valid after a commit; return (id, reason) for each."""

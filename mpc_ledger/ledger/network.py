@@ -83,7 +83,10 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServicer):
         raw = request.record.SerializeToString(deterministic=True)
         result = self._node.submit(raw)
         return ledger_service_pb2.SubmitResponse(
-            record_id=result.record_id, accepted=result.accepted, reason=result.reason
+            record_id=result.record_id,
+            accepted=result.accepted,
+            reason=result.reason,
+            code=result.code,
         )
 
     def SubmitBatch(
@@ -98,7 +101,7 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServicer):
         return ledger_service_pb2.SubmitBatchResponse(
             results=[
                 ledger_service_pb2.SubmitResponse(
-                    record_id=r.record_id, accepted=r.accepted, reason=r.reason
+                    record_id=r.record_id, accepted=r.accepted, reason=r.reason, code=r.code
                 )
                 for r in self._node.submit_many(raws, timeout_s=30)
             ]

@@ -54,11 +54,13 @@ from mpc_ledger.consensus import (
     tip_after,
     verify_certificate,
 )
-from mpc_ledger.daemon.metrics import DaemonMetrics, reason_label
+from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.mempool import Mempool
-from mpc_ledger.ledger.records import ParsedRecord, parse_record
+from mpc_ledger.ledger.ratelimit import TokenBuckets
+from mpc_ledger.ledger.records import ParsedRecord, member_of_user, parse_record
+from mpc_ledger.ledger.refusals import Refusal, RefusalCode
 from mpc_ledger.ledger.state import LedgerState, user_tls_refusal
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
@@ -83,6 +85,8 @@ class SubmitResult:
     record_id: bytes
     accepted: bool
     reason: str = ""
+    # A `RefusalCode` value when refused: what a program may branch on.
+    code: str = ""
 
 
 class CatchUpOutcome(StrEnum):
@@ -143,10 +147,13 @@ class LedgerNode:
         )
         self.state = LedgerState(genesis)
         self.mempool = Mempool(max_records=self.options.mempool_max_records)
+        quotas = genesis.quotas
+        self._submit_rate = TokenBuckets(quotas.user_submit_per_s, quotas.user_submit_burst)
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._timers: list[tuple[float, int, Timeout]] = []
         self._timer_seq = itertools.count()
         self._waiters: dict[bytes, list[concurrent.futures.Future[tuple[int, int]]]] = {}
+        self._waiter_count = 0
         self._tip = genesis_tip()
         self._pending_proposal: tuple[ProposalRequest, float] | None = None
         self._thread: threading.Thread | None = None
@@ -224,7 +231,8 @@ class LedgerNode:
         for raw in raws:
             parsed = parse_record(raw)
             if isinstance(parsed, str):
-                results.append(SubmitResult(b"", False, parsed))
+                self._count_refusal(RefusalCode.MALFORMED)
+                results.append(SubmitResult(b"", False, parsed, RefusalCode.MALFORMED))
                 continue
             future: concurrent.futures.Future[SubmitResult] = concurrent.futures.Future()
             self._events.put(("submit", (parsed, future, True)))
@@ -247,7 +255,15 @@ class LedgerNode:
         try:
             return future.result(timeout_s)
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            # The loop owns the waiters: it forgets this one (a record that never
+            # commits would otherwise keep every timed-out waiter forever).
+            self._events.put(("unwait", (record_id, future)))
             return None
+
+    @property
+    def waiters(self) -> int:
+        """Callers of `wait_committed` waiting now (read from any thread: one int)."""
+        return self._waiter_count
 
     def user_active(self, user_id: str) -> bool:
         """Whether ``user_id``'s key is bound on the committed ledger and not revoked."""
@@ -285,7 +301,10 @@ class LedgerNode:
         elif kind == "record":
             raw = message.record.SerializeToString(deterministic=True)
             parsed = parse_record(raw)
-            if not isinstance(parsed, str):
+            if isinstance(parsed, str):
+                log.debug("refused a record gossiped by %s: %s", sender, parsed)
+                self._count_refusal(RefusalCode.MALFORMED)
+            else:
                 self._events.put(("submit", (parsed, None, False)))
         elif kind == "tip_height":
             self._events.put(("peer_height", (sender, message.tip_height)))
@@ -348,12 +367,9 @@ class LedgerNode:
         elif kind == "submit":
             self._on_submit(*payload)
         elif kind == "wait":
-            record_id, future = payload
-            location = self._store.record_location(record_id)
-            if location is not None:
-                future.set_result(location)
-            else:
-                self._waiters.setdefault(record_id, []).append(future)
+            self._add_waiter(*payload)
+        elif kind == "unwait":
+            self._remove_waiter(*payload)
         elif kind == "certified":
             item, verdict = payload
             verdict.set_result(self._on_certified(item, ready))
@@ -367,6 +383,34 @@ class LedgerNode:
             sender, height = payload
             if height > self._tip.height:
                 self.on_peer_ahead(sender, int(self._tip.height), int(height))
+
+    def _add_waiter(
+        self, record_id: bytes, future: concurrent.futures.Future[tuple[int, int]]
+    ) -> None:
+        location = self._store.record_location(record_id)
+        if location is not None:
+            future.set_result(location)
+        elif not future.done():
+            self._waiters.setdefault(record_id, []).append(future)
+            self._waiter_count += 1
+
+    def _remove_waiter(
+        self, record_id: bytes, future: concurrent.futures.Future[tuple[int, int]]
+    ) -> None:
+        futures = self._waiters.get(record_id)
+        if futures is None or future not in futures:
+            return  # answered meanwhile
+        futures.remove(future)
+        self._waiter_count -= 1
+        if not futures:
+            del self._waiters[record_id]
+
+    def _wake_waiters(self, record_id: bytes, location: tuple[int, int]) -> None:
+        futures = self._waiters.pop(record_id, [])
+        self._waiter_count -= len(futures)
+        for future in futures:
+            if not future.done():
+                future.set_result(location)
 
     def _validate_records(self, height: int, raws: Sequence[bytes]) -> str | None:
         """The core's records validator: the state must be exactly at ``height - 1``."""
@@ -397,22 +441,52 @@ class LedgerNode:
         future: concurrent.futures.Future[SubmitResult] | None,
         forward: bool,
     ) -> None:
-        reason = None
-        if parsed.id in self.mempool:
-            reason = "duplicate: this record is already waiting for a block"
-        if reason is None:
-            reason = self.state.check(parsed)
-        if reason is None:
-            reason = self.mempool.add(parsed)
-        if reason is not None:
-            self.stats.records_refused += 1
-            if self.metrics is not None:
-                self.metrics.records_rejected.labels(reason_label(reason)).inc()
+        refusal = self._admit(parsed, rate_limited=forward)
+        if refusal is not None:
+            self._count_refusal(refusal.code)
         elif forward:
             self._submitted_at[parsed.id] = time.monotonic()
             self._broadcast_record(parsed.raw)
         if future is not None:
-            future.set_result(SubmitResult(parsed.id, reason is None, reason or ""))
+            if refusal is None:
+                future.set_result(SubmitResult(parsed.id, True))
+            else:
+                future.set_result(SubmitResult(parsed.id, False, refusal.reason, refusal.code))
+
+    def _admit(self, parsed: ParsedRecord, *, rate_limited: bool) -> Refusal | None:
+        """Into the mempool, or the refusal: duplicate, the ledger's rules (with what the
+        author has waiting counted against its quota), the submit rate, room.
+
+        Only records submitted here are rate limited (gossiped ones were, where
+        they were submitted), and only after the rules: a record that is not
+        its author's cannot spend the author's tokens.
+        """
+        if parsed.id in self.mempool:
+            return Refusal(
+                RefusalCode.DUPLICATE, "duplicate: this record is already waiting for a block"
+            )
+        refusal = self.state.refusal(parsed, *self.mempool.pending(parsed.body.author))
+        if refusal is None and rate_limited:
+            refusal = self._rate_refusal(parsed.body.author)
+        return refusal or self.mempool.add(parsed)
+
+    def _rate_refusal(self, author: str) -> Refusal | None:
+        if member_of_user(author) is None:
+            return None  # members' daemons write their own job records: never throttled
+        if self._submit_rate.take(author, time.monotonic()):
+            return None
+        quotas = self.identity.genesis.quotas
+        return Refusal(
+            RefusalCode.RATE_LIMITED,
+            f"rate limited: user {author!r} may submit {quotas.user_submit_per_s} records "
+            f"a second (bursts of {quotas.user_submit_burst}); try again shortly",
+        )
+
+    def _count_refusal(self, code: RefusalCode) -> None:
+        # Called from gRPC threads too; a lost increment of a statistic is harmless.
+        self.stats.records_refused += 1
+        if self.metrics is not None:
+            self.metrics.records_rejected.labels(code.value).inc()
 
     def _on_certified(self, item: consensus_pb2.CommittedBlock, ready: Ready) -> CatchUpVerdict:
         header = item.block.header
@@ -523,7 +597,7 @@ class LedgerNode:
     def _apply_state(self, item: consensus_pb2.CommittedBlock) -> list[ParsedRecord]:
         block = item.block
         records = _parsed_records(block)
-        self.state.apply_all(records)
+        self.state.apply_block(int(block.header.height), records)
         self._tip = tip_after(self._tip, block, block_id(block.header))
         return records
 
@@ -553,9 +627,7 @@ class LedgerNode:
         with self._committed:
             self._committed.notify_all()
         for offset, identifier in enumerate(ids):
-            for future in self._waiters.pop(identifier, ()):
-                if not future.done():
-                    future.set_result((int(block.header.height), int(first_index) + offset))
+            self._wake_waiters(identifier, (int(block.header.height), int(first_index) + offset))
         for listener in self._commit_listeners:
             try:
                 listener(int(block.header.height), records)

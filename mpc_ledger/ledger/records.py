@@ -12,7 +12,7 @@ import re
 
 from google.protobuf.message import DecodeError
 
-from mpc_ledger.identity.signing import Purpose, Signer, canonical_bytes
+from mpc_ledger.identity.signing import Purpose, Signer, canonical_bytes, unknown_field_path
 from mpc_ledger.proto.v1 import ledger_pb2
 
 __all__ = [
@@ -77,8 +77,13 @@ def parse_record(raw: bytes) -> ParsedRecord | str:
         return f"malformed record: {exc}"
     if not record.HasField("body"):
         return "malformed record: no body"
+    # Unknown fields survive a re-encoding, so they are looked for by name:
+    # outside the body they are covered by neither the id nor the signature.
+    unknown = unknown_field_path(record)
+    if unknown is not None:
+        return f"malformed record: unknown field at {unknown}"
     # A re-encoding that differs means unknown fields or a non-canonical
     # encoding: the id and signature would not cover what was sent.
     if record.SerializeToString(deterministic=True) != raw:
-        return "malformed record: not in canonical encoding (unknown fields?)"
+        return "malformed record: not in canonical encoding"
     return ParsedRecord(raw, record)

@@ -89,6 +89,7 @@ class LedgerService:
         metrics.gauge_from(metrics.ledger_height, lambda: node.height)
         metrics.gauge_from(metrics.ledger_records, lambda: node.tip().log_size)
         metrics.gauge_from(metrics.mempool_size, lambda: len(node.mempool))
+        metrics.gauge_from(metrics.commit_waiters, lambda: node.waiters)
         metrics.gauge_from(
             metrics.peers_connected,
             lambda: sum(self.links.connected().values()) if self.links else 0,

@@ -11,6 +11,13 @@ a clock, a file or a random source.
 Record kinds are registered as `Rule`s: who may author them (members, users,
 users with a role) and the payload's own check and effect. Later features add
 their kinds through `register_rule`.
+
+Quotas: what a user authors is counted per window of the genesis's
+``quotas.user_window_blocks`` heights; a record beyond the window's records or
+bytes is refused (``quota-exceeded``). The height of the block a record would
+land in (`LedgerState.next_height`) is the only input besides the records, so
+validators agree. Members' records are not counted: they are the consortium's
+own daemons (job decisions, digests, proofs), which a quota must not starve.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ import hmac
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from mpc_ledger.identity.genesis import Genesis
+from mpc_ledger.identity.genesis import Genesis, QuotaParams
 from mpc_ledger.identity.signing import Purpose, verify_signature
 from mpc_ledger.ledger.records import USER_ROLES, ParsedRecord, member_of_user, parse_record
+from mpc_ledger.ledger.refusals import Refusal, RefusalCode
 
 __all__ = [
     "BlockDraft",
@@ -37,6 +45,18 @@ __all__ = [
 NOTE_TEXT_MAX_BYTES = 4096
 NOTE_DATA_MAX_BYTES = 64 * 1024
 _SIGNATURE_CACHE_MAX = 200_000
+
+
+@dataclasses.dataclass(frozen=True)
+class QuotaUsage:
+    """What one user authored in one window of heights."""
+
+    window: int
+    records: int = 0
+    size_bytes: int = 0
+
+
+_QUOTA_NAMESPACE = "quota"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +128,10 @@ class LedgerState:
         self._tables: dict[str, dict[str, Any]] = {}
         self._signature_ok: dict[tuple[bytes, bytes, bytes], bool] = {}
         self.max_record_bytes = genesis.consensus.max_record_bytes
+        self.quotas = genesis.quotas
         self.size = 0
+        # The height of the block that records checked or applied now belong to.
+        self.next_height = 1
 
     # -- StateView ---------------------------------------------------------------------
 
@@ -145,7 +168,15 @@ class LedgerState:
 
     def check(self, record: ParsedRecord) -> str | None:
         """None when ``record`` may be appended to the committed state now; else why not."""
-        return _check(self, self, record)
+        refusal = _check(self, self, record)
+        return None if refusal is None else refusal.reason
+
+    def refusal(
+        self, record: ParsedRecord, pending_records: int = 0, pending_bytes: int = 0
+    ) -> Refusal | None:
+        """`check` with the refusal's code; what the author has waiting for a block
+        (``pending_*``, the mempool's) counts against its quota."""
+        return _check(self, self, record, pending_records, pending_bytes)
 
     def check_raw(self, raw: bytes) -> tuple[ParsedRecord | None, str | None]:
         parsed = parse_record(raw)
@@ -160,9 +191,9 @@ class LedgerState:
             parsed = parse_record(raw)
             if isinstance(parsed, str):
                 return f"record {index}: {parsed}"
-            reason = _check(self, overlay, parsed)
-            if reason is not None:
-                return f"record {index} ({parsed.id.hex()[:16]}): {reason}"
+            refusal = _check(self, overlay, parsed)
+            if refusal is not None:
+                return f"record {index} ({parsed.id.hex()[:16]}): {refusal}"
             _apply(overlay, parsed)
         return None
 
@@ -177,6 +208,12 @@ class LedgerState:
     def apply_all(self, records: Iterable[ParsedRecord]) -> None:
         for record in records:
             _apply(self, record)
+
+    def apply_block(self, height: int, records: Iterable[ParsedRecord]) -> None:
+        """Append a committed block's records; what is checked next belongs to ``height + 1``."""
+        self.next_height = height
+        self.apply_all(records)
+        self.next_height = height + 1
 
     def mark_seen(self, record_id: bytes) -> None:
         self._seen.add(record_id)
@@ -220,10 +257,11 @@ class BlockDraft:
 
     def try_add(self, record: ParsedRecord) -> str | None:
         """Add ``record`` if it is valid after those added before; else the reason."""
-        reason = _check(self._state, self._overlay, record)
-        if reason is None:
+        refusal = _check(self._state, self._overlay, record)
+        if refusal is None:
             _apply(self._overlay, record)
-        return reason
+            return None
+        return refusal.reason
 
 
 class _Overlay:
@@ -236,6 +274,8 @@ class _Overlay:
         self._keys: dict[bytes, str | None] = {}
         self._seen: set[bytes] = set()
         self._tables: dict[str, dict[str, Any]] = {}
+        self.next_height = base.next_height
+        self.quotas = base.quotas
 
     def user(self, user_id: str) -> UserEntry | None:
         return self._users[user_id] if user_id in self._users else self._base.user(user_id)
@@ -270,18 +310,97 @@ class _Overlay:
         self._seen.add(record_id)
 
 
-def _check(state: LedgerState, view: StateView, record: ParsedRecord) -> str | None:
+def _check(
+    state: LedgerState,
+    view: LedgerState | _Overlay,
+    record: ParsedRecord,
+    pending_records: int = 0,
+    pending_bytes: int = 0,
+) -> Refusal | None:
     if len(record.raw) > state.max_record_bytes:
-        return f"record is {len(record.raw)} bytes; the limit is {state.max_record_bytes}"
+        return Refusal(
+            RefusalCode.TOO_LARGE,
+            f"record is {len(record.raw)} bytes; the limit is {state.max_record_bytes}",
+        )
     if view.seen(record.id):
-        return "duplicate: this record is already on the ledger"
+        return Refusal(RefusalCode.DUPLICATE, "duplicate: this record is already on the ledger")
     rule = _RULES.get(record.kind)
     if rule is None:
-        return f"unknown record kind {record.kind or '(none)'!r}"
+        kind = record.kind or "(none)"
+        return Refusal(RefusalCode.UNKNOWN_KIND, f"unknown record kind {kind!r}")
     author = record.body.author
     key, problem = state.author_key(view, author)
     if key is None:
-        return problem
+        return Refusal(RefusalCode.UNKNOWN_AUTHOR, problem or "unknown author")
+    permission = _permission(state, view, rule, record)
+    if permission is not None:
+        return Refusal(RefusalCode.NOT_PERMITTED, permission)
+    if not state.signature_valid(record, key):
+        return Refusal(
+            RefusalCode.BAD_SIGNATURE, f"signature does not verify under {author!r}'s key"
+        )
+    invalid = rule.check(view, record)
+    if invalid is not None:
+        return Refusal(RefusalCode.INVALID, invalid)
+    return _quota(state, view, record, pending_records, pending_bytes)
+
+
+def _window(quotas: QuotaParams, height: int) -> int:
+    return (height - 1) // quotas.user_window_blocks
+
+
+def _usage(
+    view: LedgerState | _Overlay, author: str, height: int, quotas: QuotaParams
+) -> QuotaUsage:
+    window = _window(quotas, height)
+    usage = view.get(_QUOTA_NAMESPACE, author)
+    if isinstance(usage, QuotaUsage) and usage.window == window:
+        return usage
+    return QuotaUsage(window)
+
+
+def _quota(
+    state: LedgerState,
+    view: LedgerState | _Overlay,
+    record: ParsedRecord,
+    pending_records: int = 0,
+    pending_bytes: int = 0,
+) -> Refusal | None:
+    author = record.body.author
+    if author in state._member_keys:
+        return None
+    quotas = state.quotas
+    height = view.next_height
+    usage = _usage(view, author, height, quotas)
+    records = usage.records + pending_records + 1
+    size_bytes = usage.size_bytes + pending_bytes + len(record.raw)
+    if records <= quotas.user_records_per_window and size_bytes <= quotas.user_bytes_per_window:
+        return None
+    first = _window(quotas, height) * quotas.user_window_blocks + 1
+    return Refusal(
+        RefusalCode.QUOTA_EXCEEDED,
+        f"quota: user {author!r} may write {quotas.user_records_per_window} records and "
+        f"{quotas.user_bytes_per_window} bytes per {quotas.user_window_blocks} blocks; "
+        f"this would make {records} records and {size_bytes} bytes in the window from "
+        f"height {first} (the next window starts at height "
+        f"{first + quotas.user_window_blocks})",
+    )
+
+
+def _count_quota(view: LedgerState | _Overlay, record: ParsedRecord) -> None:
+    author = record.body.author
+    if member_of_user(author) is None:
+        return  # a member (member ids hold no '/')
+    height = view.next_height
+    usage = _usage(view, author, height, view.quotas)
+    counted = QuotaUsage(usage.window, usage.records + 1, usage.size_bytes + len(record.raw))
+    view.put(_QUOTA_NAMESPACE, author, counted)
+
+
+def _permission(
+    state: LedgerState, view: LedgerState | _Overlay, rule: Rule, record: ParsedRecord
+) -> str | None:
+    author = record.body.author
     is_member = author in state._member_keys
     if rule.authors == "member" and not is_member:
         return f"only members may write {record.kind} records; {author!r} is a user"
@@ -291,13 +410,12 @@ def _check(state: LedgerState, view: StateView, record: ParsedRecord) -> str | N
         user = view.user(author)
         if user is None or rule.user_role not in user.roles:
             return f"user {author!r} lacks the {rule.user_role!r} role for {record.kind} records"
-    if not state.signature_valid(record, key):
-        return f"signature does not verify under {author!r}'s key"
-    return rule.check(view, record)
+    return None
 
 
 def _apply(view: LedgerState | _Overlay, record: ParsedRecord) -> None:
     _RULES[record.kind].apply(view, record)
+    _count_quota(view, record)
     view.mark_seen(record.id)
 
 

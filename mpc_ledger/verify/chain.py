@@ -297,6 +297,7 @@ class _ExportVerifier:
         report = self.report
         kinds: list[str] = []
         authors: list[str] = []
+        replay.begin_block(height)
         for offset, raw in enumerate(records):
             log_index = first_index + offset
             outcome = replay.replay(raw)

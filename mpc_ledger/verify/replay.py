@@ -84,6 +84,10 @@ class RecordReplay:
         self._members = frozenset(member.id for member in genesis.members)
         self.unverifiable = 0
 
+    def begin_block(self, height: int) -> None:
+        """The records replayed next belong to block ``height`` (quota windows count heights)."""
+        self.state.next_height = height
+
     def replay(self, raw: bytes) -> RecordOutcome:
         parsed = parse_record(raw)
         if isinstance(parsed, str):

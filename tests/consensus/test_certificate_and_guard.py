@@ -150,3 +150,13 @@ def test_guard_survives_a_restart_from_its_mark(h4) -> None:
     assert isinstance(restarted.sign_proposal(proposal_body, block), Rejection)
     proposal_body.round = 4
     assert isinstance(restarted.sign_proposal(proposal_body, block), pb.Proposal)
+
+
+@pytest.mark.parametrize("part", ["block", "certificate"])
+def test_unknown_fields_in_a_certified_block_are_refused(h4, part) -> None:
+    block = h4.block([b"a"])
+    certificate = h4.certificate(block, ["v1", "v2", "v3"])
+    (block if part == "block" else certificate).MergeFromString(b"\x7a\x03abc")
+    assert f"unknown field at {part}: field number 15" in detail(
+        verify_certificate(h4.validators, h4.chain_id, block, certificate)
+    )

@@ -208,3 +208,23 @@ def test_random_corruption_never_raises(h4) -> None:
             data = data[: rng.randrange(len(data))]
         ready = core.receive(bytes(data))  # must not raise
         assert all(isinstance(r.reason, Reason) for r in ready.rejections)
+
+
+PADDING = b"\x7a\x03abc"  # an unknown length-delimited field, number 15
+
+
+@pytest.mark.parametrize("where", ["vote", "vote.body"])
+def test_votes_with_unknown_fields_are_malformed(h4, where) -> None:
+    core, _ = h4.core("v0")
+    message = h4.vote("v1", PREVOTE, None)
+    target = message.vote if where == "vote" else message.vote.body
+    target.MergeFromString(PADDING)
+    assert only_reason(h4, core.receive(message)) == Reason.MALFORMED
+    assert only_reason(h4, core.receive(message.SerializeToString())) == Reason.MALFORMED
+
+
+def test_a_proposal_whose_block_has_unknown_fields_is_malformed(h4) -> None:
+    core, _ = h4.core("v0")
+    message = h4.proposal("v1", h4.block())
+    message.proposal.block.MergeFromString(PADDING)  # outside the header: not hashed
+    assert only_reason(h4, core.receive(message)) == Reason.MALFORMED

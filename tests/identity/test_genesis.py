@@ -3,7 +3,12 @@ import json
 import pytest
 
 from mpc_ledger.errors import ConfigError
-from mpc_ledger.identity.genesis import assemble_genesis, load_genesis, load_member_file
+from mpc_ledger.identity.genesis import (
+    QuotaParams,
+    assemble_genesis,
+    load_genesis,
+    load_member_file,
+)
 from mpc_ledger.identity.material import generate_party_material
 
 
@@ -129,3 +134,24 @@ def test_not_json_gives_line_and_column(tmp_path):
     path.write_text('{"format": \n oops}')
     with pytest.raises(ConfigError, match=r"not valid JSON \(line 2, column 2\)"):
         load_genesis(path)
+
+
+def test_quotas_are_read_from_the_genesis_and_default_ones_keep_the_chain_id(member_dirs, tmp_path):
+    genesis, path = write_genesis(member_dirs, tmp_path)
+    document = json.loads(path.read_text())
+    assert "quotas" not in document  # a genesis from before quotas reads the same
+    assert not genesis.to_proto().HasField("quotas")
+    del document["chain_id"]
+    document["quotas"] = {"user_window_blocks": 10, "user_bytes_per_window": 65536}
+    path.write_text(json.dumps(document))
+    custom = load_genesis(path)
+    assert custom.quotas == QuotaParams(user_window_blocks=10, user_bytes_per_window=65536)
+    assert custom.chain_id != genesis.chain_id
+    path.write_text(custom.to_json())
+    assert load_genesis(path) == custom  # written with its quotas and its own chain id
+    document["quotas"] = {"user_window_blocks": 0, "user_bursts": 1}
+    path.write_text(json.dumps(document))
+    with pytest.raises(ConfigError) as error:
+        load_genesis(path)
+    assert "quotas.user_window_blocks: must be an integer from 1 to 4294967295" in str(error.value)
+    assert "quotas.user_bursts: unknown field" in str(error.value)

@@ -1,8 +1,14 @@
 import nacl.signing
 import pytest
 
-from mpc_ledger.identity.signing import Purpose, Signer, signing_bytes, verify_signature
-from mpc_ledger.proto.v1 import party_pb2
+from mpc_ledger.identity.signing import (
+    Purpose,
+    Signer,
+    signing_bytes,
+    unknown_field_path,
+    verify_signature,
+)
+from mpc_ledger.proto.v1 import consensus_pb2, ledger_pb2, party_pb2
 
 CHAIN = bytes(range(32))
 OTHER_CHAIN = bytes(32)
@@ -76,3 +82,17 @@ def test_deterministic_encoding_is_what_is_signed(signer):
 def test_repr_does_not_show_the_key(signer):
     assert "Signer(public_key=" in repr(signer)
     assert bytes(signer._key).hex() not in repr(signer)
+
+
+def test_unknown_fields_are_found_at_any_depth_and_fail_verification(signer):
+    record = ledger_pb2.Record(body=ledger_pb2.RecordBody(author="a", note=ledger_pb2.Note()))
+    assert unknown_field_path(record) is None
+    record.body.note.MergeFromString(b"\x7a\x03abc")
+    assert unknown_field_path(record) == "body.note: field number 15"
+    signature = signer.sign(Purpose.TEST, record.body)  # signed with the padding in it
+    assert not verify_signature(signer.public_key, Purpose.TEST, CHAIN, record.body, signature)
+    block = consensus_pb2.Block(records=[b"x"])
+    assert unknown_field_path(block) is None
+    proposal = consensus_pb2.ConsensusMessage()
+    proposal.proposal.block.header.MergeFromString(b"\x7a\x01z")
+    assert unknown_field_path(proposal) == "proposal.block.header: field number 15"

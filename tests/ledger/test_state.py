@@ -5,8 +5,10 @@ from __future__ import annotations
 import nacl.signing
 import pytest
 
+from mpc_ledger.identity.genesis import QuotaParams
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.records import parse_record
+from mpc_ledger.ledger.refusals import RefusalCode
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.proto.v1 import ledger_pb2
 
@@ -140,9 +142,7 @@ def test_malformed_and_non_canonical_bytes(state, authors):
     body = record.body.SerializeToString(deterministic=True)
     # the same fields, but with the signature first: a different encoding of the record
     reordered = b"\x12\x40" + record.signature + b"\x0a" + bytes([len(body)]) + body
-    assert parse_record(reordered) == (
-        "malformed record: not in canonical encoding (unknown fields?)"
-    )
+    assert parse_record(reordered) == "malformed record: not in canonical encoding"
 
 
 def test_oversized_record_is_refused(authors):
@@ -164,3 +164,43 @@ def test_feature_tables_follow_the_overlay(state):
     assert state.get("jobs", "j1") is None  # a draft never changes the committed state
     state.put("jobs", "j0", ("done",))
     assert draft_view.keys("jobs") == ["j0", "j1"]
+
+
+def test_unsigned_padding_beside_a_signed_body_is_refused(state, authors):
+    record = raw(authors.note("a"))
+    padded = record + b"\x7a\x80\x08" + bytes(1024)  # field 15, 1 KiB, outside the body
+    assert parse_record(padded) == "malformed record: unknown field at Record: field number 15"
+    assert state.check_raw(padded)[1].startswith("malformed record: unknown field")
+    assert state.check_block([padded]).startswith("record 0: malformed record: unknown field")
+
+
+def test_a_users_records_stop_at_the_window_quota_and_members_are_not_counted(authors):
+    state = LedgerState(authors.genesis)
+    state.quotas = QuotaParams(user_window_blocks=10, user_records_per_window=2)
+    state.apply_block(1, [parse_record(raw(authors.bind("a", "a/quota")))])
+    notes = [parse_record(raw(authors.note("a/quota", f"n{i}"))) for i in range(4)]
+    assert state.refusal(notes[0]) is None
+    # what waits in a mempool counts as used
+    assert state.refusal(notes[0], 2, 100).code == RefusalCode.QUOTA_EXCEEDED
+    assert state.check_block([r.raw for r in notes[:3]]).startswith("record 2 (")
+    state.apply_block(2, notes[:2])
+    refusal = state.refusal(notes[2])
+    assert refusal.code == RefusalCode.QUOTA_EXCEEDED
+    assert "next window starts at height 11" in refusal.reason
+    for index in range(5):  # members' own records are never counted
+        assert state.refusal(parse_record(raw(authors.note("a", f"m{index}")))) is None
+    state.apply_block(10, [])
+    assert state.refusal(notes[2]) is None  # a new window
+    draft = state.draft_block()
+    assert draft.try_add(notes[2]) is None
+    assert draft.try_add(notes[3]) is None
+
+
+def test_refusals_carry_a_code_from_a_closed_set(authors):
+    state = LedgerState(authors.genesis)
+    stranger = parse_record(raw(authors.note("x/unknown")))
+    assert state.refusal(stranger).code == RefusalCode.UNKNOWN_AUTHOR
+    forged = parse_record(raw(authors.note("a", signer=authors.signers["b"])))
+    assert state.refusal(forged).code == RefusalCode.BAD_SIGNATURE
+    binding = parse_record(raw(authors.bind("a", "b/eve")))
+    assert state.refusal(binding).code == RefusalCode.INVALID

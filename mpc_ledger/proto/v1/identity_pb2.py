@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmpc_ledger/v1/identity.proto\x12\rmpc_ledger.v1\"\x83\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x1a\n\x12signing_public_key\x18\x03 \x01(\x0c\x12\x1a\n\x12tls_ca_certificate\x18\x04 \x01(\x0c\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x14\n\x0corganisation\x18\x06 \x01(\t\"\xa5\x02\n\x0f\x43onsensusParams\x12\x1a\n\x12timeout_propose_ms\x18\x01 \x01(\r\x12 \n\x18timeout_propose_delta_ms\x18\x02 \x01(\r\x12\x1a\n\x12timeout_prevote_ms\x18\x03 \x01(\r\x12 \n\x18timeout_prevote_delta_ms\x18\x04 \x01(\r\x12\x1c\n\x14timeout_precommit_ms\x18\x05 \x01(\r\x12\"\n\x1atimeout_precommit_delta_ms\x18\x06 \x01(\r\x12\x19\n\x11max_block_records\x18\x07 \x01(\r\x12\x18\n\x10max_record_bytes\x18\x08 \x01(\r\x12\x1f\n\x17\x65mpty_block_interval_ms\x18\t \x01(\r\"^\n\tMpcParams\x12\x19\n\x11\x61llowed_protocols\x18\x01 \x03(\t\x12\x1f\n\x17\x61llowed_tuple_providers\x18\x02 \x03(\t\x12\x15\n\rmin_test_rows\x18\x03 \x01(\x04\"\xcd\x01\n\x07Genesis\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x12\n\nconsortium\x18\x02 \x01(\t\x12\x14\n\x0cgenesis_time\x18\x03 \x01(\t\x12&\n\x07members\x18\x04 \x03(\x0b\x32\x15.mpc_ledger.v1.Member\x12\x31\n\tconsensus\x18\x05 \x01(\x0b\x32\x1e.mpc_ledger.v1.ConsensusParams\x12%\n\x03mpc\x18\x06 \x01(\x0b\x32\x18.mpc_ledger.v1.MpcParamsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmpc_ledger/v1/identity.proto\x12\rmpc_ledger.v1\"\x83\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x1a\n\x12signing_public_key\x18\x03 \x01(\x0c\x12\x1a\n\x12tls_ca_certificate\x18\x04 \x01(\x0c\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x14\n\x0corganisation\x18\x06 \x01(\t\"\xa5\x02\n\x0f\x43onsensusParams\x12\x1a\n\x12timeout_propose_ms\x18\x01 \x01(\r\x12 \n\x18timeout_propose_delta_ms\x18\x02 \x01(\r\x12\x1a\n\x12timeout_prevote_ms\x18\x03 \x01(\r\x12 \n\x18timeout_prevote_delta_ms\x18\x04 \x01(\r\x12\x1c\n\x14timeout_precommit_ms\x18\x05 \x01(\r\x12\"\n\x1atimeout_precommit_delta_ms\x18\x06 \x01(\r\x12\x19\n\x11max_block_records\x18\x07 \x01(\r\x12\x18\n\x10max_record_bytes\x18\x08 \x01(\r\x12\x1f\n\x17\x65mpty_block_interval_ms\x18\t \x01(\r\"\x9f\x01\n\x0bQuotaParams\x12\x1a\n\x12user_window_blocks\x18\x01 \x01(\r\x12\x1f\n\x17user_records_per_window\x18\x02 \x01(\r\x12\x1d\n\x15user_bytes_per_window\x18\x03 \x01(\x04\x12\x19\n\x11user_submit_per_s\x18\x04 \x01(\r\x12\x19\n\x11user_submit_burst\x18\x05 \x01(\r\"^\n\tMpcParams\x12\x19\n\x11\x61llowed_protocols\x18\x01 \x03(\t\x12\x1f\n\x17\x61llowed_tuple_providers\x18\x02 \x03(\t\x12\x15\n\rmin_test_rows\x18\x03 \x01(\x04\"\xf9\x01\n\x07Genesis\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x12\n\nconsortium\x18\x02 \x01(\t\x12\x14\n\x0cgenesis_time\x18\x03 \x01(\t\x12&\n\x07members\x18\x04 \x03(\x0b\x32\x15.mpc_ledger.v1.Member\x12\x31\n\tconsensus\x18\x05 \x01(\x0b\x32\x1e.mpc_ledger.v1.ConsensusParams\x12%\n\x03mpc\x18\x06 \x01(\x0b\x32\x18.mpc_ledger.v1.MpcParams\x12*\n\x06quotas\x18\x07 \x01(\x0b\x32\x1a.mpc_ledger.v1.QuotaParamsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBER']._serialized_end=179
   _globals['_CONSENSUSPARAMS']._serialized_start=182
   _globals['_CONSENSUSPARAMS']._serialized_end=475
-  _globals['_MPCPARAMS']._serialized_start=477
-  _globals['_MPCPARAMS']._serialized_end=571
-  _globals['_GENESIS']._serialized_start=574
-  _globals['_GENESIS']._serialized_end=779
+  _globals['_QUOTAPARAMS']._serialized_start=478
+  _globals['_QUOTAPARAMS']._serialized_end=637
+  _globals['_MPCPARAMS']._serialized_start=639
+  _globals['_MPCPARAMS']._serialized_end=733
+  _globals['_GENESIS']._serialized_start=736
+  _globals['_GENESIS']._serialized_end=985
 # @@protoc_insertion_point(module_scope)

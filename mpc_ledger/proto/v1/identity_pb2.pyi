@@ -44,6 +44,20 @@ class ConsensusParams(_message.Message):
     empty_block_interval_ms: int
     def __init__(self, timeout_propose_ms: _Optional[int] = ..., timeout_propose_delta_ms: _Optional[int] = ..., timeout_prevote_ms: _Optional[int] = ..., timeout_prevote_delta_ms: _Optional[int] = ..., timeout_precommit_ms: _Optional[int] = ..., timeout_precommit_delta_ms: _Optional[int] = ..., max_block_records: _Optional[int] = ..., max_record_bytes: _Optional[int] = ..., empty_block_interval_ms: _Optional[int] = ...) -> None: ...
 
+class QuotaParams(_message.Message):
+    __slots__ = ("user_window_blocks", "user_records_per_window", "user_bytes_per_window", "user_submit_per_s", "user_submit_burst")
+    USER_WINDOW_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    USER_RECORDS_PER_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    USER_BYTES_PER_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    USER_SUBMIT_PER_S_FIELD_NUMBER: _ClassVar[int]
+    USER_SUBMIT_BURST_FIELD_NUMBER: _ClassVar[int]
+    user_window_blocks: int
+    user_records_per_window: int
+    user_bytes_per_window: int
+    user_submit_per_s: int
+    user_submit_burst: int
+    def __init__(self, user_window_blocks: _Optional[int] = ..., user_records_per_window: _Optional[int] = ..., user_bytes_per_window: _Optional[int] = ..., user_submit_per_s: _Optional[int] = ..., user_submit_burst: _Optional[int] = ...) -> None: ...
+
 class MpcParams(_message.Message):
     __slots__ = ("allowed_protocols", "allowed_tuple_providers", "min_test_rows")
     ALLOWED_PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
@@ -55,17 +69,19 @@ class MpcParams(_message.Message):
     def __init__(self, allowed_protocols: _Optional[_Iterable[str]] = ..., allowed_tuple_providers: _Optional[_Iterable[str]] = ..., min_test_rows: _Optional[int] = ...) -> None: ...
 
 class Genesis(_message.Message):
-    __slots__ = ("format_version", "consortium", "genesis_time", "members", "consensus", "mpc")
+    __slots__ = ("format_version", "consortium", "genesis_time", "members", "consensus", "mpc", "quotas")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONSORTIUM_FIELD_NUMBER: _ClassVar[int]
     GENESIS_TIME_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     CONSENSUS_FIELD_NUMBER: _ClassVar[int]
     MPC_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     consortium: str
     genesis_time: str
     members: _containers.RepeatedCompositeFieldContainer[Member]
     consensus: ConsensusParams
     mpc: MpcParams
-    def __init__(self, format_version: _Optional[int] = ..., consortium: _Optional[str] = ..., genesis_time: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., consensus: _Optional[_Union[ConsensusParams, _Mapping]] = ..., mpc: _Optional[_Union[MpcParams, _Mapping]] = ...) -> None: ...
+    quotas: QuotaParams
+    def __init__(self, format_version: _Optional[int] = ..., consortium: _Optional[str] = ..., genesis_time: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., consensus: _Optional[_Union[ConsensusParams, _Mapping]] = ..., mpc: _Optional[_Union[MpcParams, _Mapping]] = ..., quotas: _Optional[_Union[QuotaParams, _Mapping]] = ...) -> None: ...

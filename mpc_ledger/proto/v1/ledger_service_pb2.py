@@ -26,7 +26,7 @@ from mpc_ledger.proto.v1 import consensus_pb2 as mpc__ledger_dot_v1_dot_consensu
 from mpc_ledger.proto.v1 import ledger_pb2 as mpc__ledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpc_ledger/v1/ledger_service.proto\x12\rmpc_ledger.v1\x1a\x1dmpc_ledger/v1/consensus.proto\x1a\x1ampc_ledger/v1/ledger.proto\"=\n\x0bGossipBatch\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.mpc_ledger.v1.GossipMessage\"\x8c\x01\n\rGossipMessage\x12\x34\n\tconsensus\x18\x01 \x01(\x0b\x32\x1f.mpc_ledger.v1.ConsensusMessageH\x00\x12\'\n\x06record\x18\x02 \x01(\x0b\x32\x15.mpc_ledger.v1.RecordH\x00\x12\x14\n\ntip_height\x18\x03 \x01(\x04H\x00\x42\x06\n\x04kind\"\x0b\n\tGossipAck\"6\n\rSubmitRequest\x12%\n\x06record\x18\x01 \x01(\x0b\x32\x15.mpc_ledger.v1.Record\"E\n\x0eSubmitResponse\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n\x12SubmitBatchRequest\x12&\n\x07records\x18\x01 \x03(\x0b\x32\x15.mpc_ledger.v1.Record\"E\n\x13SubmitBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.mpc_ledger.v1.SubmitResponse\"=\n\x14WaitCommittedRequest\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"M\n\x15WaitCommittedResponse\x12\x11\n\tcommitted\x18\x01 \x01(\x08\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x11\n\tlog_index\x18\x03 \x01(\x04\"\x0c\n\nTipRequest\"f\n\x0bTipResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\x0c\x12\x10\n\x08log_size\x18\x03 \x01(\x04\x12\r\n\x05round\x18\x04 \x01(\r\x12\x14\n\x0cmempool_size\x18\x05 \x01(\r\";\n\x10GetBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x12\n\nmax_blocks\x18\x02 \x01(\r2\xda\x03\n\x06Ledger\x12\x45\n\x06Submit\x12\x1c.mpc_ledger.v1.SubmitRequest\x1a\x1d.mpc_ledger.v1.SubmitResponse\x12T\n\x0bSubmitBatch\x12!.mpc_ledger.v1.SubmitBatchRequest\x1a\".mpc_ledger.v1.SubmitBatchResponse\x12Z\n\rWaitCommitted\x12#.mpc_ledger.v1.WaitCommittedRequest\x1a$.mpc_ledger.v1.WaitCommittedResponse\x12<\n\x03Tip\x12\x19.mpc_ledger.v1.TipRequest\x1a\x1a.mpc_ledger.v1.TipResponse\x12M\n\tGetBlocks\x12\x1f.mpc_ledger.v1.GetBlocksRequest\x1a\x1d.mpc_ledger.v1.CommittedBlock0\x01\x12J\n\x06\x46ollow\x12\x1f.mpc_ledger.v1.GetBlocksRequest\x1a\x1d.mpc_ledger.v1.CommittedBlock0\x01\x32M\n\tConsensus\x12@\n\x06Gossip\x12\x1a.mpc_ledger.v1.GossipBatch\x1a\x18.mpc_ledger.v1.GossipAck(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpc_ledger/v1/ledger_service.proto\x12\rmpc_ledger.v1\x1a\x1dmpc_ledger/v1/consensus.proto\x1a\x1ampc_ledger/v1/ledger.proto\"=\n\x0bGossipBatch\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.mpc_ledger.v1.GossipMessage\"\x8c\x01\n\rGossipMessage\x12\x34\n\tconsensus\x18\x01 \x01(\x0b\x32\x1f.mpc_ledger.v1.ConsensusMessageH\x00\x12\'\n\x06record\x18\x02 \x01(\x0b\x32\x15.mpc_ledger.v1.RecordH\x00\x12\x14\n\ntip_height\x18\x03 \x01(\x04H\x00\x42\x06\n\x04kind\"\x0b\n\tGossipAck\"6\n\rSubmitRequest\x12%\n\x06record\x18\x01 \x01(\x0b\x32\x15.mpc_ledger.v1.Record\"S\n\x0eSubmitResponse\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\"<\n\x12SubmitBatchRequest\x12&\n\x07records\x18\x01 \x03(\x0b\x32\x15.mpc_ledger.v1.Record\"E\n\x13SubmitBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.mpc_ledger.v1.SubmitResponse\"=\n\x14WaitCommittedRequest\x12\x11\n\trecord_id\x18\x01 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"M\n\x15WaitCommittedResponse\x12\x11\n\tcommitted\x18\x01 \x01(\x08\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x11\n\tlog_index\x18\x03 \x01(\x04\"\x0c\n\nTipRequest\"f\n\x0bTipResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\x0c\x12\x10\n\x08log_size\x18\x03 \x01(\x04\x12\r\n\x05round\x18\x04 \x01(\r\x12\x14\n\x0cmempool_size\x18\x05 \x01(\r\";\n\x10GetBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x12\n\nmax_blocks\x18\x02 \x01(\r2\xda\x03\n\x06Ledger\x12\x45\n\x06Submit\x12\x1c.mpc_ledger.v1.SubmitRequest\x1a\x1d.mpc_ledger.v1.SubmitResponse\x12T\n\x0bSubmitBatch\x12!.mpc_ledger.v1.SubmitBatchRequest\x1a\".mpc_ledger.v1.SubmitBatchResponse\x12Z\n\rWaitCommitted\x12#.mpc_ledger.v1.WaitCommittedRequest\x1a$.mpc_ledger.v1.WaitCommittedResponse\x12<\n\x03Tip\x12\x19.mpc_ledger.v1.TipRequest\x1a\x1a.mpc_ledger.v1.TipResponse\x12M\n\tGetBlocks\x12\x1f.mpc_ledger.v1.GetBlocksRequest\x1a\x1d.mpc_ledger.v1.CommittedBlock0\x01\x12J\n\x06\x46ollow\x12\x1f.mpc_ledger.v1.GetBlocksRequest\x1a\x1d.mpc_ledger.v1.CommittedBlock0\x01\x32M\n\tConsensus\x12@\n\x06Gossip\x12\x1a.mpc_ledger.v1.GossipBatch\x1a\x18.mpc_ledger.v1.GossipAck(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,23 +42,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITREQUEST']._serialized_start=331
   _globals['_SUBMITREQUEST']._serialized_end=385
   _globals['_SUBMITRESPONSE']._serialized_start=387
-  _globals['_SUBMITRESPONSE']._serialized_end=456
-  _globals['_SUBMITBATCHREQUEST']._serialized_start=458
-  _globals['_SUBMITBATCHREQUEST']._serialized_end=518
-  _globals['_SUBMITBATCHRESPONSE']._serialized_start=520
-  _globals['_SUBMITBATCHRESPONSE']._serialized_end=589
-  _globals['_WAITCOMMITTEDREQUEST']._serialized_start=591
-  _globals['_WAITCOMMITTEDREQUEST']._serialized_end=652
-  _globals['_WAITCOMMITTEDRESPONSE']._serialized_start=654
-  _globals['_WAITCOMMITTEDRESPONSE']._serialized_end=731
-  _globals['_TIPREQUEST']._serialized_start=733
-  _globals['_TIPREQUEST']._serialized_end=745
-  _globals['_TIPRESPONSE']._serialized_start=747
-  _globals['_TIPRESPONSE']._serialized_end=849
-  _globals['_GETBLOCKSREQUEST']._serialized_start=851
-  _globals['_GETBLOCKSREQUEST']._serialized_end=910
-  _globals['_LEDGER']._serialized_start=913
-  _globals['_LEDGER']._serialized_end=1387
-  _globals['_CONSENSUS']._serialized_start=1389
-  _globals['_CONSENSUS']._serialized_end=1466
+  _globals['_SUBMITRESPONSE']._serialized_end=470
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=472
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=532
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=534
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=603
+  _globals['_WAITCOMMITTEDREQUEST']._serialized_start=605
+  _globals['_WAITCOMMITTEDREQUEST']._serialized_end=666
+  _globals['_WAITCOMMITTEDRESPONSE']._serialized_start=668
+  _globals['_WAITCOMMITTEDRESPONSE']._serialized_end=745
+  _globals['_TIPREQUEST']._serialized_start=747
+  _globals['_TIPREQUEST']._serialized_end=759
+  _globals['_TIPRESPONSE']._serialized_start=761
+  _globals['_TIPRESPONSE']._serialized_end=863
+  _globals['_GETBLOCKSREQUEST']._serialized_start=865
+  _globals['_GETBLOCKSREQUEST']._serialized_end=924
+  _globals['_LEDGER']._serialized_start=927
+  _globals['_LEDGER']._serialized_end=1401
+  _globals['_CONSENSUS']._serialized_start=1403
+  _globals['_CONSENSUS']._serialized_end=1480
 # @@protoc_insertion_point(module_scope)

@@ -35,14 +35,16 @@ class SubmitRequest(_message.Message):
     def __init__(self, record: _Optional[_Union[_ledger_pb2.Record, _Mapping]] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
-    __slots__ = ("record_id", "accepted", "reason")
+    __slots__ = ("record_id", "accepted", "reason", "code")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     record_id: bytes
     accepted: bool
     reason: str
-    def __init__(self, record_id: _Optional[bytes] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    code: str
+    def __init__(self, record_id: _Optional[bytes] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("records",)
