@@ -150,19 +150,29 @@ class MpcParams:
     allowed_tuple_providers: tuple[str, ...] = ("dealer",)
     min_test_rows: int = DEFAULT_MIN_TEST_ROWS
 
+    def __post_init__(self) -> None:
+        # 0 on the wire stands for the default (`to_proto`), so it cannot be a value too.
+        if self.min_test_rows < 1:
+            raise ValueError(f"min_test_rows must be at least 1, not {self.min_test_rows}")
+
     def to_proto(self) -> identity_pb2.MpcParams:
         return identity_pb2.MpcParams(
             allowed_protocols=list(self.allowed_protocols),
             allowed_tuple_providers=list(self.allowed_tuple_providers),
-            min_test_rows=self.min_test_rows,
+            # Only when not the default, as with `QuotaParams`: a genesis from before the
+            # field keeps its chain id. So the default is part of what such a chain means
+            # and must never change (a new default needs a new field).
+            min_test_rows=0 if self.min_test_rows == DEFAULT_MIN_TEST_ROWS else self.min_test_rows,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "allowed_protocols": list(self.allowed_protocols),
             "allowed_tuple_providers": list(self.allowed_tuple_providers),
-            "min_test_rows": self.min_test_rows,
         }
+        if self.min_test_rows != DEFAULT_MIN_TEST_ROWS:
+            document["min_test_rows"] = self.min_test_rows
+        return document
 
 
 @dataclasses.dataclass(frozen=True)

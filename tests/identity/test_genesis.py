@@ -4,6 +4,8 @@ import pytest
 
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.genesis import (
+    DEFAULT_MIN_TEST_ROWS,
+    MpcParams,
     QuotaParams,
     assemble_genesis,
     load_genesis,
@@ -155,3 +157,21 @@ def test_quotas_are_read_from_the_genesis_and_default_ones_keep_the_chain_id(mem
         load_genesis(path)
     assert "quotas.user_window_blocks: must be an integer from 1 to 4294967295" in str(error.value)
     assert "quotas.user_bursts: unknown field" in str(error.value)
+
+
+def test_the_default_min_test_rows_keeps_the_chain_id_and_another_changes_it(member_dirs, tmp_path):
+    genesis, path = write_genesis(member_dirs, tmp_path)
+    document = json.loads(path.read_text())
+    assert "min_test_rows" not in document["mpc"]  # a genesis from before the field reads the same
+    assert genesis.to_proto().mpc.min_test_rows == 0
+    assert genesis.mpc.min_test_rows == DEFAULT_MIN_TEST_ROWS
+    del document["chain_id"]
+    document["mpc"]["min_test_rows"] = 50
+    path.write_text(json.dumps(document))
+    custom = load_genesis(path)
+    assert custom.mpc.min_test_rows == 50
+    assert custom.chain_id != genesis.chain_id
+    path.write_text(custom.to_json())
+    assert load_genesis(path) == custom
+    with pytest.raises(ValueError, match="at least 1"):
+        MpcParams(min_test_rows=0)  # 0 stands for the default on the wire
