@@ -265,14 +265,10 @@ class LedgerNode:
         """Callers of `wait_committed` waiting now (read from any thread: one int)."""
         return self._waiter_count
 
-    def user_active(self, user_id: str) -> bool:
-        """Whether ``user_id``'s key is bound on the committed ledger and not revoked."""
-        entry = self.state.user(user_id)  # one dict read: safe from any thread
-        return entry is not None and entry.active
-
     def user_refusal(self, user_id: str, tls_spki_sha256: bytes) -> str | None:
         """Why ``user_id`` may not connect with this TLS key now (`user_tls_refusal`)."""
-        return user_tls_refusal(self.state.user(user_id), user_id, tls_spki_sha256)
+        entry = self.state.user(user_id)  # one dict read: safe from any thread
+        return user_tls_refusal(entry, user_id, tls_spki_sha256)
 
     def add_commit_listener(self, listener: Callable[[int, list[ParsedRecord]], None]) -> None:
         """Call ``listener(height, records)`` on the loop thread after each block is durable.
