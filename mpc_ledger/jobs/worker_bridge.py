@@ -136,6 +136,9 @@ def worker_manifest(
     (``catalogue_path``: its catalogue entry; None for the dealer)."""
     train_spec = train_spec_for(manifest)
     data: dict[str, Any] = {}
+    if party.role == "dealer" and manifest.spec.alignment == "psi":
+        # the spec states no rows until the PSI; the intersection has at most these
+        data = {"max_rows": min(p.row_count for p in manifest.parties if p.role == "data")}
     if party.role == "data":
         assert catalogue_path is not None
         data = {

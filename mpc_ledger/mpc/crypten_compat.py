@@ -10,8 +10,10 @@ provides the name is therefore enough. The stand-in is registered only when
 the real module cannot be found, and only once.
 
 Everything else that must reach into CrypTen (installing the project's own
-communicator, the legacy ONNX exporter for ``crypten.nn.from_pytorch``) is
-added here too, so a CrypTen upgrade has one file to review.
+communicator, the legacy ONNX exporter for ``crypten.nn.from_pytorch``, the
+dealer's request schema on party 0's side and CrypTen's tuple generators on
+the dealer's, see `mpc_ledger.mpc.dealer`) is added here too, so a CrypTen
+upgrade has one file to review.
 """
 
 from __future__ import annotations
@@ -20,14 +22,21 @@ import importlib
 import importlib.util
 import sys
 import types
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from mpc_ledger.mpc.dealer import DealerRequest, RequestKind
+from mpc_ledger.mpc.errors import MpcError, ProtocolViolation
 
 __all__ = [
     "CRYPTEN_PROVIDER_NAMES",
     "STAND_IN_MODULES",
+    "dealer_request_for",
     "import_crypten",
     "install_communicator",
+    "install_dealer_client",
     "set_tuple_provider",
+    "start_dealer",
 ]
 
 _REGISTRATION = "torch.onnx._internal.registration"
@@ -91,13 +100,123 @@ def install_communicator(communicator_class: type, torch_distributed_stand_in: o
 
 
 def set_tuple_provider(provider: str) -> None:
-    """Point CrypTen's config at the dealer ("TTP") or trusted first party ("TFP")."""
+    """Point CrypTen's config at the dealer ("TTP") or trusted first party ("TFP").
+
+    For the dealer, party 0's client is made to send `DealerRequest`s first
+    (`install_dealer_client`): no path uses the dealer without the schema.
+    """
     if provider not in CRYPTEN_PROVIDER_NAMES:
         raise ValueError(
             f"unknown tuple provider {provider!r}; known: {list(CRYPTEN_PROVIDER_NAMES)}"
         )
     crypten = import_crypten()
+    if provider == "dealer":
+        install_dealer_client()
     crypten.cfg.mpc.provider = CRYPTEN_PROVIDER_NAMES[provider]
+
+
+# CrypTen's TTP provider names its requests after TTPServer's methods; each maps to one kind
+# of our schema ("additive" to one per op: only mul and matmul are served).
+_CRYPTEN_REQUESTS = {
+    "square": RequestKind.SQUARE,
+    "binary": RequestKind.BINARY_TRIPLE,
+    "wraps": RequestKind.WRAPS,
+    "B2A": RequestKind.B2A,
+}
+_ADDITIVE_OPS = {"mul": RequestKind.MUL_TRIPLE, "matmul": RequestKind.MATMUL_TRIPLE}
+
+
+def dealer_request_for(
+    function: str, device: str | None, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> DealerRequest:
+    """The `DealerRequest` for one of CrypTen's own ``ttp_request`` calls (on party 0).
+
+    MpcError for a call the dealer does not serve (a convolution, a GPU device):
+    this party's own program asked for it, so the job fails here, before any request.
+    """
+    if device not in (None, "cpu"):
+        raise MpcError(f"the dealer serves tensors on the CPU only, not on {device!r}")
+    if function == "additive":
+        size0, size1, op, *extra = args
+        kind = _ADDITIVE_OPS.get(op)
+        if kind is None or extra or kwargs:
+            raise MpcError(f"the dealer serves Beaver triples for mul and matmul only, not {op!r}")
+        return DealerRequest(kind, (tuple(size0), tuple(size1)))
+    kind = _CRYPTEN_REQUESTS.get(function)
+    if kind is None or kwargs:
+        raise MpcError(f"CrypTen asked the dealer for {function!r}, which it does not serve")
+    return DealerRequest(kind, tuple(tuple(size) for size in args))
+
+
+def install_dealer_client() -> None:
+    """Party 0 sends `DealerRequest`s instead of CrypTen's call by name. Idempotent.
+
+    Replaces ``ttp_request`` of CrypTen's (private) TTP client class; the rest
+    of the exchange is CrypTen's: the dealer answers with the result's size,
+    then broadcasts the tensor to party 0. The size is checked against the
+    request's own result shape before a buffer is made for it.
+    """
+    import_crypten()
+    ttp = importlib.import_module("crypten.mpc.provider.ttp_provider")
+    client_class = ttp.TTPClient._TTPClient__TTPClient
+    if getattr(client_class.ttp_request, _STAND_IN_MARK, False):
+        return
+    communicator = importlib.import_module("crypten.communicator")
+    torch = importlib.import_module("torch")
+
+    def ttp_request(self: Any, function: str, device: Any, *args: Any, **kwargs: Any) -> Any:
+        request = dealer_request_for(
+            function, None if device is None else str(device), args, kwargs
+        )
+        comm = communicator.get()
+        dealer_rank = comm.get_ttp_rank()
+        comm.send_obj(request.to_object(), dealer_rank, self.ttp_group)
+        size = comm.recv_obj(dealer_rank, self.ttp_group)
+        if not isinstance(size, torch.Size) or tuple(size) != request.result_shape:
+            raise ProtocolViolation(
+                f"rank {dealer_rank}",
+                f"the dealer (rank {dealer_rank}) answered {request.describe()} with size "
+                f"{size!r}, not {list(request.result_shape)}",
+            )
+        result = torch.empty(size, dtype=torch.long)
+        comm.broadcast(result, dealer_rank, self.comm_group)
+        return result
+
+    setattr(ttp_request, _STAND_IN_MARK, True)
+    client_class.ttp_request = ttp_request
+
+
+def start_dealer() -> Callable[[DealerRequest], Any]:
+    """Start CrypTen at the dealer's rank; return its generator of answers by kind.
+
+    Does what CrypTen's ``TTPServer()`` does before its loop (``crypten.init``,
+    the seed exchange with every party) but not the loop, which runs
+    ``getattr(self, name)`` on whatever party 0 sends; `mpc_ledger.mpc.dealer.serve`
+    runs instead. The generator calls TTPServer's own generation methods,
+    chosen here from a fixed table keyed by the request's kind.
+    """
+    crypten = import_crypten()
+    crypten.init()
+    ttp = importlib.import_module("crypten.mpc.provider.ttp_provider")
+    comm = crypten.communicator.get()
+    server = ttp.TTPServer.__new__(ttp.TTPServer)  # not __init__: that is CrypTen's loop
+    server.ttp_group = comm.ttp_group
+    server.comm_group = comm.ttp_comm_group
+    server.device = "cpu"
+    server._setup_generators()
+    table: dict[RequestKind, Callable[[tuple[Any, ...]], Any]] = {
+        RequestKind.MUL_TRIPLE: lambda shapes: server.additive(shapes[0], shapes[1], "mul"),
+        RequestKind.MATMUL_TRIPLE: lambda shapes: server.additive(shapes[0], shapes[1], "matmul"),
+        RequestKind.SQUARE: lambda shapes: server.square(shapes[0]),
+        RequestKind.BINARY_TRIPLE: lambda shapes: server.binary(shapes[0], shapes[1]),
+        RequestKind.WRAPS: lambda shapes: server.wraps(shapes[0]),
+        RequestKind.B2A: lambda shapes: server.B2A(shapes[0]),
+    }
+
+    def generate(request: DealerRequest) -> Any:
+        return table[request.kind](request.shapes)
+
+    return generate
 
 
 def install_legacy_onnx_export() -> None:

@@ -3,7 +3,8 @@
 The worker reads a job manifest (JSON; the jobs layer will write it from the
 ledger), installs the project's communicator into CrypTen, attaches to its
 own party daemon's relay over the Unix socket, runs the program (or, at the
-dealer's rank, CrypTen's trusted-third-party loop), and writes one JSON
+dealer's rank, the project's dealer loop, `mpc_ledger.mpc.dealer.serve`,
+bounded by the program), and writes one JSON
 result: the program's output, CrypTen's communication statistics, the
 transcript snapshot and the tuple provider used. It opens no port.
 
@@ -24,7 +25,10 @@ of their id columns over the same communicator (`mpc_ledger.mpc.psi`; the
 dealer takes no part), keep only the intersection's rows, in its canonical
 order, split them, and report ``{"event": "alignment", "method",
 "intersection_size", "train_rows", "test_rows", "transcript"}`` before
-training; the training spec's row counts are the intersection's.
+training; the training spec's row counts are the intersection's. The
+dealer's ``data`` is empty, or for a job aligned by PSI ``{"max_rows"}``:
+the smallest dataset's row count, which bounds the intersection and so the
+dealer's budget (`mpc_ledger.mpc.dealer.budget_for_program`).
 
 ``--events`` writes JSON lines to stdout for the party daemon's job runner:
 ``{"event": "progress", "epoch", "step", "elapsed_s"}``, after each epoch
@@ -69,6 +73,7 @@ from mpc_ledger.mpc.communicator import (
     MpcCommunicator,
     TorchDistributedShim,
 )
+from mpc_ledger.mpc.dealer import DealerChannel, budget_for_program, serve
 from mpc_ledger.mpc.errors import MpcError
 from mpc_ledger.mpc.model_codec import encode_model
 from mpc_ledger.mpc.programs import (
@@ -316,8 +321,12 @@ def run(
         "trusted_first_party_allowed": manifest.allow_trusted_first_party,
     }
     if rank == manifest.world_size:
-        crypten.mpc.provider.TTPServer()  # returns when party 0 says "terminate"
+        generate = crypten_compat.start_dealer()
+        budget = budget_for_program(manifest.program)
+        channel = DealerChannel(crypten.communicator.get(), manifest.members[0])
+        serve(channel, generate, budget)  # returns when party 0 says "terminate"
         result["output"] = None
+        result["dealer"] = {"requests": budget.requests, "elements": budget.elements}
     else:
         crypten.init()
         result["output"] = _run_program(crypten, manifest, rank, data, emit)

@@ -234,3 +234,27 @@ def test_a_file_that_no_longer_parses_is_refused_without_its_value_or_path(tmp_p
     with pytest.raises(LocalDataError) as caught:
         load_local_data(data, spec, 0)
     assert str(caught.value) == "dataset 'b/petals': this party's catalogue entry cannot be read"
+
+
+def test_the_dealer_of_a_psi_job_is_bounded_by_the_smallest_dataset():
+    from mpc_ledger.jobs.worker_bridge import worker_manifest
+    from mpc_ledger.mpc.dealer import budget_for_program
+
+    manifest = manifest_for(job_spec(alignment="psi", test_fraction=0.25))
+    rows = (60, 45)
+    parties = tuple(
+        dataclasses.replace(p, row_count=rows[p.rank], train_rows=0, test_rows=0)
+        if p.role == "data"
+        else p
+        for p in manifest.parties
+    )
+    manifest = dataclasses.replace(manifest, parties=parties)
+    dealer = manifest.parties[2]
+    program = worker_manifest(manifest, dealer, None, peer_timeout_s=5.0)["program"]
+    assert program["data"] == {"max_rows": 45}  # the intersection has at most 45 rows
+    budget = budget_for_program(program)
+    # the whole test set (at most 45 rows) through the model at once fits one request
+    assert budget.max_request_elements >= 45 * 3
+    no_rows = {**program, "data": {}}
+    with pytest.raises(ValueError, match="row counts"):
+        budget_for_program(no_rows)
