@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mpc_ledger.mpc.dealer import DealerRequest, RequestKind
+from mpc_ledger.mpc.dealer import DealerRequest, RequestKind, request_seed
 from mpc_ledger.mpc.errors import MpcError, ProtocolViolation
 
 __all__ = [
@@ -184,6 +185,78 @@ def install_dealer_client() -> None:
 
     setattr(ttp_request, _STAND_IN_MARK, True)
     client_class.ttp_request = ttp_request
+    _bind_tuples_to_requests(ttp, torch)
+
+
+# CrypTen's TTP provider methods that draw one request's randomness -> the name of the
+# request its party 0 sends for it (CrypTen's ``ttp_request`` function names).
+_TUPLE_METHODS = {
+    "generate_additive_triple": "additive",
+    "square": "square",
+    "generate_binary_triple": "binary",
+    "wrap_rng": "wraps",
+    "B2A_rng": "B2A",
+}
+
+
+def _request_of(function: str, bound: inspect.BoundArguments) -> DealerRequest:
+    """The request party 0 sends for this call of a TTP provider method (any party)."""
+    arguments = dict(bound.arguments)
+    arguments.pop("self", None)
+    device = arguments.pop("device", None)
+    extra_args = tuple(arguments.pop("args", ()))
+    extra_kwargs = dict(arguments.pop("kwargs", {}))
+    return dealer_request_for(
+        function,
+        None if device is None else str(device),
+        (*arguments.values(), *extra_args),
+        extra_kwargs,
+    )
+
+
+def _seeded_generator(torch: Any, seed: int) -> Any:
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed)
+    return generator
+
+
+def _bind_tuples_to_requests(ttp: Any, torch: Any) -> None:
+    """Each party draws a request's randomness from a generator of that request's own.
+
+    Before each of CrypTen's TTP provider methods runs, the party's generator
+    shared with the dealer is replaced by one seeded with `request_seed` (the
+    shared seed, this party's count of requests, the request's kind and shapes);
+    the dealer does the same for every party (`start_dealer`). See
+    `mpc_ledger.mpc.dealer` for why: an answer to a request the others did not
+    make is then unrelated to their shares.
+    """
+    provider = ttp.TrustedThirdParty
+    for method_name, function in _TUPLE_METHODS.items():
+        method = getattr(provider, method_name)
+        if getattr(method, _STAND_IN_MARK, False):
+            continue
+        signature = inspect.signature(method)
+
+        def bound_to_request(
+            self: Any,
+            *args: Any,
+            _method: Any = method,
+            _function: str = function,
+            _signature: inspect.Signature = signature,
+            **kwargs: Any,
+        ) -> Any:
+            request = _request_of(_function, _signature.bind(self, *args, **kwargs))
+            client = ttp.TTPClient.get()
+            if not hasattr(client, "mpc_ledger_shared_seed"):
+                client.mpc_ledger_shared_seed = client.generator.initial_seed()
+                client.mpc_ledger_requests = 0
+            client.mpc_ledger_requests += 1
+            seed = request_seed(client.mpc_ledger_shared_seed, client.mpc_ledger_requests, request)
+            client.generator = _seeded_generator(torch, seed)
+            return _method(self, *args, **kwargs)
+
+        setattr(bound_to_request, _STAND_IN_MARK, True)
+        setattr(provider, method_name, bound_to_request)
 
 
 def start_dealer() -> Callable[[DealerRequest], Any]:
@@ -204,6 +277,9 @@ def start_dealer() -> Callable[[DealerRequest], Any]:
     server.comm_group = comm.ttp_comm_group
     server.device = "cpu"
     server._setup_generators()
+    torch = importlib.import_module("torch")
+    shared_seeds = [generator.initial_seed() for generator in server.generators]
+    served = 0
     table: dict[RequestKind, Callable[[tuple[Any, ...]], Any]] = {
         RequestKind.MUL_TRIPLE: lambda shapes: server.additive(shapes[0], shapes[1], "mul"),
         RequestKind.MATMUL_TRIPLE: lambda shapes: server.additive(shapes[0], shapes[1], "matmul"),
@@ -214,6 +290,13 @@ def start_dealer() -> Callable[[DealerRequest], Any]:
     }
 
     def generate(request: DealerRequest) -> Any:
+        # Every party's generator bound to this request, as the parties bind theirs
+        # (`_bind_tuples_to_requests`): numbered by the dealer's own count.
+        nonlocal served
+        served += 1
+        server.generators = [
+            _seeded_generator(torch, request_seed(seed, served, request)) for seed in shared_seeds
+        ]
         return table[request.kind](request.shapes)
 
     return generate

@@ -30,6 +30,17 @@ opened in a multiplication. This module replaces that loop:
   makes it the job's abort reason, which the relay tells every party, so the
   job fails with that reason everywhere and party 0 receives no answer.
 
+* The randomness of every answer is bound to the request (`request_seed`):
+  for its n-th request, every party (and the dealer, for every party) draws
+  from a generator seeded by SHA-256 over the seed it shares with the dealer,
+  n, and the request's kind and shapes, not from one long stream. Party 0
+  alone says what it asks for, so without this a party 0 that asks for
+  something else than the others generate (a square where they draw a
+  triple, other shapes, a request more or fewer) would get an answer made of
+  their shares, e.g. the square of their mask a less their share of b. Now
+  a request that is not the one the others made is answered from
+  randomness unrelated to theirs: it can only make the job's result wrong.
+
 A request (kind, shapes) depends only on the job's shapes, not on data: it is
 also the unit an offline phase would produce ahead of time.
 """
@@ -38,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -59,6 +71,7 @@ __all__ = [
     "RequestKind",
     "budget_for_program",
     "parse_request",
+    "request_seed",
     "serve",
 ]
 
@@ -149,6 +162,31 @@ class DealerRequest:
             "kind": self.kind.value,
             "shapes": tuple(torch.Size(s) for s in self.shapes),
         }
+
+
+_SEED_TAG = b"mpc-ledger/dealer-request-seed/v1\x00"
+_SEED_MASK = (1 << 63) - 1  # torch.Generator.manual_seed takes a signed 64-bit value
+
+
+def request_seed(shared_seed: int, number: int, request: DealerRequest) -> int:
+    """The seed of one party's generator for the ``number``-th request (from 1). Pure.
+
+    ``shared_seed`` is the seed that party shares with the dealer (CrypTen's seed
+    exchange). Two requests that differ in their number, kind or any shape get
+    unrelated seeds, so an answer to a request the other parties did not make
+    says nothing about the shares they drew.
+    """
+    if number < 1:
+        raise ValueError(f"requests are numbered from 1, not {number}")
+    shapes = ";".join(",".join(map(str, shape)) for shape in request.shapes)
+    message = b"%b%d\x00%d\x00%b\x00%b" % (
+        _SEED_TAG,
+        shared_seed % (1 << 64),
+        number,
+        request.kind.value.encode(),
+        shapes.encode(),
+    )
+    return int.from_bytes(hashlib.sha256(message).digest()[:8], "big") & _SEED_MASK
 
 
 def _shown(value: object) -> str:

@@ -12,6 +12,13 @@ unmasks the value opened in that multiplication (epsilon = x - a) and writes
 x (decoded, every party's columns of the batch) to OUTPUT.attack.json.
 MODE ``oversized``: a mul triple in the dealer's schema, far larger than the job.
 MODE ``unknown``: a request kind outside the schema ("_get_additive_PRSS").
+MODE ``desync``: a request inside the schema that the other parties did not make:
+before its first triple, a square of 4 elements. CrypTen's dealer answered it from
+the same streams the others draw their triple from, so the answer is
+(r0 + a1[0:4])^2 - a1[4:8], made of party 1's share a1 of the triple's mask a.
+Party 0 records r0 (its own next 4 draws) and the answer, then goes on honestly.
+MODE ``record`` (for rank 1, an honest party): records the first 8 elements of
+its share of its first triple's a, for the test to check that relation.
 
 Every answer the dealer gives is recorded in OUTPUT.attack.json too. The script
 needs nothing of the dealer's schema module, so it runs against any version.
@@ -48,12 +55,44 @@ MESSAGES = {
 
 honest_triple = TrustedThirdParty.generate_additive_triple
 honest_reveal_batch = ArithmeticSharedTensor.reveal_batch
-state = {"mode": "", "report": None, "attacked": False, "mask": None, "answers": [], "stolen": None}
+state = {
+    "mode": "",
+    "report": None,
+    "attacked": False,
+    "mask": None,
+    "answers": [],
+    "stolen": None,
+    "desync": None,
+    "recorded": None,
+}
 
 
 def record():
-    document = {"answers": state["answers"], "stolen": state["stolen"]}
+    document = {
+        "answers": state["answers"],
+        "stolen": state["stolen"],
+        "desync": state["desync"],
+        "recorded": state["recorded"],
+    }
     state["report"].write_text(json.dumps(document))
+
+
+def desynchronising_triple(self, size0, size1, op, device=None, *args, **kwargs):
+    generator = TTPClient.get().get_generator(device=device)
+    r0 = generate_random_ring_element((4,), generator=generator)  # what the dealer draws for us
+    message = {"schema": "mpc-ledger/dealer-request/v1", "kind": "square"}
+    answer = ask({**message, "shapes": (torch.Size([4]),)})
+    state["desync"] = {"r0": r0.tolist(), "answer": answer.tolist()}
+    record()
+    return honest_triple(self, size0, size1, op, device, *args, **kwargs)
+
+
+def recording_triple(self, size0, size1, op, device=None, *args, **kwargs):
+    a, b, c = honest_triple(self, size0, size1, op, device, *args, **kwargs)
+    if state["recorded"] is None:
+        state["recorded"] = a.share.flatten()[:8].tolist()
+        record()
+    return a, b, c
 
 
 def ask(message):
@@ -75,9 +114,15 @@ def prss(size, **kwargs):
 
 
 def attacking_triple(self, size0, size1, op, device=None, *args, **kwargs):
+    if state["mode"] == "record":
+        return recording_triple(self, size0, size1, op, device, *args, **kwargs)
     if comm.get().get_rank() != 0 or state["attacked"]:
         return honest_triple(self, size0, size1, op, device, *args, **kwargs)
     state["attacked"] = True
+    if state["mode"] == "desync":
+        return desynchronising_triple(self, size0, size1, op, device, *args, **kwargs)
+    if state["mode"] == "record":
+        return recording_triple(self, size0, size1, op, device, *args, **kwargs)
     if state["mode"] != "prss":
         ask(MESSAGES[state["mode"]])
         raise SystemExit("the dealer answered a request outside its schema")

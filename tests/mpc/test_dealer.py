@@ -246,3 +246,24 @@ def test_party_0_maps_crypten_calls_onto_the_schema(function, args, kind, shapes
 def test_party_0_refuses_calls_the_dealer_does_not_serve(function, device, args, kwargs, reason):
     with pytest.raises(MpcError, match=reason):
         crypten_compat.dealer_request_for(function, device, args, kwargs)
+
+
+def test_request_seeds_differ_by_number_kind_and_shape_and_repeat_exactly():
+    from mpc_ledger.mpc.dealer import request_seed
+
+    triple = DealerRequest(RequestKind.MUL_TRIPLE, ((16, 30), (16, 30)))
+    square = DealerRequest(RequestKind.SQUARE, ((16, 30),))
+    other_shape = DealerRequest(RequestKind.MUL_TRIPLE, ((16, 30), (30, 16)))
+    seeds = {
+        request_seed(7, 1, triple),
+        request_seed(7, 2, triple),
+        request_seed(7, 1, square),
+        request_seed(7, 1, other_shape),
+        request_seed(8, 1, triple),
+        request_seed(-7, 1, triple),  # CrypTen's seeds are signed 64-bit values
+    }
+    assert len(seeds) == 6
+    assert request_seed(7, 1, triple) == request_seed(7, 1, triple)
+    assert all(0 <= seed < 2**63 for seed in seeds)
+    with pytest.raises(ValueError, match="from 1"):
+        request_seed(7, 0, triple)

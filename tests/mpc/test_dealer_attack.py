@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mpc_ledger.mpc.programs import TrainSpec, breast_cancer_split
 from mpc_ledger.mpc.worker import JobManifest
@@ -115,3 +116,27 @@ def test_a_request_kind_outside_the_schema_is_refused(cluster):
     workers, report, _ = attack(cluster, "unknown")
     assert report.get("answers", []) == []
     assert_refused_everywhere(workers, "request kind '_get_additive_PRSS' is not one of")
+
+
+def test_a_request_the_others_did_not_make_is_answered_from_unrelated_randomness(cluster):
+    """Party 0 asks for a square where the others draw a triple (inside the schema).
+
+    With one stream of randomness per party, the dealer's answer is
+    (r0 + a1[0:4])^2 - a1[4:8]: a function of party b's share of the triple's
+    mask, which party 0 must never see. Bound to the request it asked for, the
+    answer comes from randomness unrelated to what party b drew.
+    """
+    manifest, _ = vertical_training("dealer-attack-desync")
+    script = [sys.executable, str(HERE / "dealer_attacker.py")]
+    workers = cluster.launch(manifest, programs={0: [*script, "desync"], 1: [*script, "record"]})
+    wait_all(workers, 300)
+    logs = "\n".join(w.log() for w in workers)
+    reports = [json.loads(Path(str(w.output) + ".attack.json").read_text()) for w in workers[:2]]
+    desync, recorded = reports[0]["desync"], reports[1]["recorded"]
+    assert desync is not None and recorded is not None and len(recorded) == 8, logs
+    r0, answer = torch.tensor(desync["r0"]), torch.tensor(desync["answer"])
+    a1 = torch.tensor(recorded)
+    leaked = (r0 + a1[:4]) * (r0 + a1[:4]) - a1[4:]  # int64 arithmetic wraps like the ring
+    assert answer.shape == leaked.shape
+    assert not torch.equal(answer, leaked), "the dealer's answer is made of party b's shares"
+    assert (answer != leaked).all()
