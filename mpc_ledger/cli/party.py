@@ -13,7 +13,7 @@ from typing import Any
 from mpc_ledger.daemon.config import load_party, render_config
 from mpc_ledger.daemon.logs import configure_logging
 from mpc_ledger.daemon.parent import follow_parent
-from mpc_ledger.daemon.server import BindError, PartyDaemon
+from mpc_ledger.daemon.server import BindError, PartyDaemon, check_bindable
 from mpc_ledger.errors import UserError
 from mpc_ledger.identity import certs
 from mpc_ledger.identity.genesis import ROLES, check_member_id, parse_endpoint
@@ -115,6 +115,12 @@ def start_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     follow_parent()
     party.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Before the ledger is opened and replayed: a port that cannot be had is the
+    # operator's one-line error, not the end of a start-up that logged its progress.
+    try:
+        check_bindable(party.listen_address)
+    except BindError as exc:
+        raise UserError(str(exc), path=args.config, field="party.listen") from None
     ledger = LedgerService(party)
     jobs = JobsService(party, ledger)
     # The relay takes MPC traffic only from each job's participants, as the ledger says.
