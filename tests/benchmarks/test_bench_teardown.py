@@ -9,9 +9,11 @@ daemons in order and removes its temporary folder (its `finally:` blocks run).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -92,12 +94,16 @@ def test_a_killed_starter_of_a_relay_cluster_leaves_no_relay_daemon(tmp_path):
         kill_running(daemons)
 
 
-def test_a_ledger_benchmark_stopped_by_sigterm_stops_its_daemons_and_cleans_up(tmp_path):
-    bench = Starter(tmp_path, ROOT / "benchmarks" / "ledger_bench.py", "--smoke")
+def test_a_ledger_benchmark_stopped_by_sigterm_stops_its_daemons_and_cleans_up():
+    # Its own short folder, not pytest's: a daemon's relay socket lives in its data folder,
+    # and below pytest's (/tmp/pytest-of-root/pytest-NNN/test_...) the path passes the
+    # 107 bytes a Unix socket path may have once NNN has three digits.
+    tmp = Path(tempfile.mkdtemp(prefix="lb-"))
+    bench = Starter(tmp, ROOT / "benchmarks" / "ledger_bench.py", "--smoke")
     daemons: list[int] = []
     try:
         bench.wait_for("baseline, 1 validator alone", START_S)
-        [folder] = tmp_path.glob("ledger-bench-*")
+        [folder] = tmp.glob("ledger-bench-*")
         deadline = time.monotonic() + GONE_S
         while len(daemons) < 4:  # the four validators it starts next
             assert bench.process.poll() is None and time.monotonic() < deadline, bench.output()
@@ -111,4 +117,6 @@ def test_a_ledger_benchmark_stopped_by_sigterm_stops_its_daemons_and_cleans_up(t
     finally:
         bench.process.kill()
         kill_running(daemons)
-    assert not folder.exists(), "the benchmark left its temporary folder"
+        left = any(tmp.glob("ledger-bench-*"))
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not left, "the benchmark left its temporary folder"
