@@ -23,9 +23,14 @@ A scientist's jobs, e.g. in a notebook:
 
     job_id = client.submit_job("job.toml")       # signed by the user; waits for the commit
     for progress in client.watch(job_id):        # live, until the job ends
-        print(progress.state, progress.epoch, progress.step, progress.loss)
+        print(progress.state, progress.phase, progress.step, progress.steps, progress.loss)
     client.fetch_result(job_id, "model.pt")      # recipients; checked against the ledger
     client.jobs(); client.job_trail(job_id)      # from the committed blocks
+
+`steps` is 0 and `fraction` None until the total is known: a job aligned by
+PSI learns its training rows from its committed ``job_alignment``, and says
+its phase ("aligning: private set intersection") meanwhile. `jobs()` counts
+progress from the same records, once per committed epoch.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
-from mpc_ledger.jobs.spec import JobSpec, load_job_spec
+from mpc_ledger.jobs.progress import phase_of, total_steps
+from mpc_ledger.jobs.spec import JobSpec, load_job_spec, resolve_dealer, split_rows
 from mpc_ledger.ledger.client import LedgerCalls
 from mpc_ledger.ledger.records import make_record, member_of_user, parse_record
 from mpc_ledger.mpc import model_codec
@@ -239,6 +245,19 @@ class JobSummary:
     recipients: tuple[str, ...]
     reason: str = ""
     metrics: tuple[tuple[str, float], ...] = ()
+    # From the committed records, so per epoch, not per step (`watch` has the live step):
+    # epochs every data owner's digests are on the ledger for, the steps they make, the
+    # job's total (0: not known yet, a PSI job's before its alignment) and its phase.
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    phase: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        """Committed epochs' steps of all (0..1); None while the total is not known."""
+        return min(1.0, self.step / self.steps) if self.steps else None
 
     def to_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
@@ -264,6 +283,12 @@ class JobProgress:
     reason: str
     ended: bool
     metrics: tuple[tuple[str, float], ...]
+    phase: str = ""  # e.g. "aligning: private set intersection" (steps is 0 then); "" ended
+
+    @property
+    def fraction(self) -> float | None:
+        """Steps done of all (0..1); None while the total is not known."""
+        return min(1.0, self.step / self.steps) if self.steps else None
 
     @classmethod
     def from_proto(cls, message: jobs_service_pb2.JobProgress) -> JobProgress:
@@ -281,6 +306,7 @@ class JobProgress:
             reason=message.reason,
             ended=message.ended,
             metrics=tuple((m.name, m.value) for m in message.metrics),
+            phase=message.phase,
         )
 
 
@@ -340,6 +366,45 @@ def _detail(kind: str, payload: Any) -> str:
     return ""
 
 
+def _ledger_progress(
+    spec: JobSpec,
+    state: str,
+    trail: list[tuple[str, str, Any]],
+    row_counts: dict[str, int],
+    genesis: Genesis,
+) -> dict[str, Any]:
+    """`JobSummary`'s progress fields from a job's records (kind, author, payload), by the
+    rules the daemons use (`mpc_ledger.jobs.progress`)."""
+    owners = {member_of_user(d.dataset_id) or "" for d in spec.datasets}
+    alignments = [payload for kind, _, payload in trail if kind == "job_alignment"]
+    if spec.alignment == "psi":
+        train_rows = [alignments[0].train_rows] if alignments else []
+    else:
+        counts = [row_counts.get(d.dataset_id, 0) for d in spec.datasets]
+        train_rows = [split_rows(n, spec.test_fraction)[0] for n in counts]
+    steps = total_steps(spec.layout, spec.batch_size, spec.epochs, train_rows)
+    digests: dict[str, int] = {}
+    for kind, author, payload in trail:
+        if kind == "job_epoch_digests" and author in owners:
+            digests[author] = max(digests.get(author, 0), payload.epoch)
+    epoch = min((digests.get(o, 0) for o in owners), default=0)
+    if state == "completed":
+        epoch = spec.epochs
+    dealer, _ = resolve_dealer(spec, genesis)
+    started = {author for kind, author, _ in trail if kind == "job_started"}
+    return {
+        "epoch": epoch,
+        "epochs": spec.epochs,
+        "step": steps * epoch // spec.epochs if spec.epochs else 0,
+        "steps": steps,
+        "phase": phase_of(
+            state,
+            started_by_all=owners | ({dealer} if dealer else set()) <= started,
+            psi_unaligned=spec.alignment == "psi" and not alignments,
+        ),
+    }
+
+
 def _state_of(trail: list[tuple[str, str, Any]], owners: set[str]) -> tuple[str, str]:
     """(state, reason) of a job from its records (kind, author, payload), as the rules decide."""
     state, reason, approved = "pending", "", set()
@@ -385,13 +450,18 @@ class _JobMethods(LedgerCalls):
             raise JobError(f"job {reply.record_id.hex()} was accepted but has not committed yet")
         return str(reply.record_id.hex())
 
-    def _job_records(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
+    def _job_records(
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+    ) -> Iterator[tuple[Any, int, Any]]:
         """(block header, log index, parsed record) of every job record, in commit order."""
-        for item, log_index, parsed in self._job_items(job_id):
+        for item, log_index, parsed in self._job_items(job_id, kinds):
             yield item.block.header, log_index, parsed
 
-    def _job_items(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
-        """(committed block, log index, parsed record) of every job record, in commit order."""
+    def _job_items(
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+    ) -> Iterator[tuple[Any, int, Any]]:
+        """(committed block, log index, parsed record) of every record of ``kinds`` (every
+        job record), in commit order; with ``job_id``, only that job's."""
         height = 1
         while True:
             request_blocks = list(self.blocks(height, _BLOCKS_PER_CALL))
@@ -400,7 +470,7 @@ class _JobMethods(LedgerCalls):
                 first = header.log_size - header.records_count
                 for index, raw in enumerate(item.block.records):
                     parsed = parse_record(raw)
-                    if isinstance(parsed, str) or parsed.kind not in _JOB_KINDS:
+                    if isinstance(parsed, str) or parsed.kind not in kinds:
                         continue
                     if job_id is not None:
                         payload = getattr(parsed.body, parsed.kind)
@@ -432,9 +502,12 @@ class _JobMethods(LedgerCalls):
         """Every job on the ledger, oldest first, with its state from its committed records."""
         submissions: dict[bytes, tuple[Any, Any]] = {}
         trails: dict[bytes, list[tuple[str, str, Any]]] = {}
-        for header, _, parsed in self._job_records():
+        row_counts: dict[str, int] = {}  # a job's total steps need its datasets' rows
+        for header, _, parsed in self._job_records(kinds=(*_JOB_KINDS, "dataset_registration")):
             payload = getattr(parsed.body, parsed.kind)
-            if parsed.kind == "job_submission":
+            if parsed.kind == "dataset_registration":
+                row_counts[payload.dataset_id] = payload.row_count
+            elif parsed.kind == "job_submission":
                 submissions[parsed.id] = (header, parsed)
                 trails[parsed.id] = []
             elif payload.job_id in trails:
@@ -461,6 +534,9 @@ class _JobMethods(LedgerCalls):
                     recipients=tuple(spec.recipients),
                     reason=reason,
                     metrics=metrics,
+                    **_ledger_progress(
+                        JobSpec.from_proto(spec), state, trails[job_id], row_counts, self.genesis
+                    ),
                 )
             )
         return summaries

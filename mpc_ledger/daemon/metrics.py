@@ -94,6 +94,26 @@ class DaemonMetrics:
             ["job"],
             registry=registry,
         )
+        # Fed by the job runner: the total from the ledger (`mpc_ledger.jobs.progress`: 0
+        # until a PSI job's job_alignment commits), the steps from this party's worker.
+        self.job_steps = Gauge(
+            "mpc_ledger_job_steps",
+            "Training steps of the job in all (0: not known yet), by job",
+            ["job"],
+            registry=registry,
+        )
+        self.job_step = Gauge(
+            "mpc_ledger_job_step",
+            "Training steps this party's worker has done, by job",
+            ["job"],
+            registry=registry,
+        )
+        self.job_progress = Gauge(
+            "mpc_ledger_job_progress_ratio",
+            "Training steps done of the job's total (0 while it is not known), by job",
+            ["job"],
+            registry=registry,
+        )
         self._server: object | None = None
 
     def gauge_from(self, gauge: Gauge, read: Callable[[], float]) -> None:

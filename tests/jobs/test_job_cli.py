@@ -8,9 +8,15 @@ recipient is a/alice, so the model is on a's daemon; a/bob is another scientist 
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 
 import pytest
+
+from mpc_ledger.jobs.progress import PHASE_ALIGNING
+from mpc_ledger.jobs.spec import split_rows
+from mpc_ledger.testing.consortium import metric_value
 
 from .conftest import CLI_SHARED, cli, cli_job, cli_job_world, cli_policy, make_user
 
@@ -55,6 +61,13 @@ def test_a_scientist_submits_watches_and_fetches_a_job_through_thecli(world):
     watched = cli("job", "watch", job_id, "--profile", alice, timeout_s=180)
     assert "job completed: test_accuracy" in watched.stdout, watched.stdout
     assert "epoch 1/1" in watched.stdout
+    total = _psi_job_steps()
+    _check_watched_progress(watched.stdout, total)
+    for member_id in ("a", "b"):  # each data party's gauges, from its own worker
+        metrics = world["consortium"].scrape_metrics(member_id)
+        assert metric_value(metrics, f'mpc_ledger_job_steps{{job="{job_id}"}}') == total
+        assert metric_value(metrics, f'mpc_ledger_job_step{{job="{job_id}"}}') == total
+        assert metric_value(metrics, f'mpc_ledger_job_progress_ratio{{job="{job_id}"}}') == 1
 
     model = root / "model.pt"
     fetched = cli("job", "result", job_id, "-o", model, "--profile", alice)
@@ -74,6 +87,7 @@ def test_a_scientist_submits_watches_and_fetches_a_job_through_thecli(world):
     [job] = [j for j in listing if j["job_id"] == job_id]
     assert job["state"] == "completed" and job["submitter"] == "a/alice"
     assert "test_accuracy" in job["metrics"]
+    assert (job["epoch"], job["epochs"], job["step"], job["steps"]) == (1, 1, total, total)
 
     shown = json.loads(cli("job", "show", job_id, "--format", "json", "--profile", bob).stdout)
     kinds = [entry["kind"] for entry in shown]
@@ -88,6 +102,29 @@ def test_a_scientist_submits_watches_and_fetches_a_job_through_thecli(world):
     text = cli("job", "show", job_id, "--profile", alice).stdout
     assert "job_completed" in text and "test_accuracy" in text
     assert time.monotonic() - started < 120
+
+
+def _psi_job_steps() -> int:
+    """JOB's training steps: 1 epoch over the intersection's training rows, batches of 32."""
+    train_rows, _ = split_rows(CLI_SHARED, 0.25)
+    return math.ceil(train_rows / 32)
+
+
+def _check_watched_progress(stdout: str, total: int) -> None:
+    """`job watch` of a PSI job: its phase while the total is unknown (no bar stuck at 0%),
+    then `step N/total` and a percentage that never falls and ends at 100.0%."""
+    rows = re.findall(r"^(.*)  step \d+/(\S+)  elapsed", stdout, re.MULTILINE)  # (head, total)
+    totals = [shown_total for _, shown_total in rows]
+    assert totals and totals[-1] == str(total), stdout
+    first_known = totals.index(str(total))
+    assert set(totals[first_known:]) == {str(total)}, stdout
+    unknown = [head for head, _ in rows[:first_known]]
+    assert all("%" not in head for head in unknown), stdout
+    # the PSI takes seconds (the workers' start, the blinding, a commit): the watch sees it
+    assert any(PHASE_ALIGNING in head for head in unknown), stdout
+    percents = [float(p) for head, _ in rows[first_known:] for p in re.findall(r"([\d.]+)%", head)]
+    assert len(percents) == len(rows) - first_known, stdout
+    assert percents == sorted(percents) and percents[-1] == 100.0, stdout
 
 
 def test_an_invalid_spec_is_rejected_with_every_error(world):

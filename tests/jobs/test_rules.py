@@ -6,7 +6,12 @@ import math
 
 import pytest
 
+from mpc_ledger.cli.job import _listed_progress, progress_line
+from mpc_ledger.client import JobProgress, JobSummary, _ledger_progress
 from mpc_ledger.jobs import rules
+from mpc_ledger.jobs.api import build_progress
+from mpc_ledger.jobs.progress import PHASE_ALIGNING, PHASE_TRAINING, PHASE_WAITING, job_total_steps
+from mpc_ledger.jobs.runner import JobProgress as LocalProgress
 from mpc_ledger.jobs.spec import JobDatasetRef
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
@@ -412,6 +417,52 @@ def test_a_psi_job_is_aligned_by_every_data_owner_before_its_epochs(jobs):
         "rows_contributed: 'a' puts 50 rows into this job"
     )
     assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=50)) is None
+
+
+def test_a_psi_jobs_progress_knows_its_total_once_its_alignment_commits(jobs):
+    """Issue #17: a PSI job's phase until its job_alignment is on the ledger, then its total
+    steps (2 epochs of ceil(40 / 8) batches) in the daemon's progress, `job watch`'s line and
+    `job list`'s summary, which reads the same records from blocks."""
+    job_id = jobs.submitted(vertical_spec(alignment="psi"))
+    trail = []
+
+    def progress(local=None):
+        job = jobs.job(job_id)
+        message = build_progress(job, local, show_loss=False, now=0.0)
+        listed = _ledger_progress(job.spec, job.status, trail, {}, jobs.authors.genesis)
+        return JobProgress.from_proto(message), listed
+
+    def commit_all(*records):
+        commit(jobs.state, *records)
+        for record in map(parsed, records):
+            trail.append((record.kind, record.body.author, getattr(record.body, record.kind)))
+
+    assert progress()[0].phase == PHASE_WAITING
+    commit_all(jobs.decide("a", job_id), jobs.decide("b", job_id))
+    commit_all(*(jobs.start(m, job_id) for m in ("a", "b", "dealer")))
+    watched, listed = progress()
+    assert (watched.phase, watched.steps, watched.eta_s) == (PHASE_ALIGNING, 0, None)
+    assert "%" not in progress_line(watched) and "step 0/?" in progress_line(watched)
+    assert (listed["phase"], listed["steps"]) == (PHASE_ALIGNING, 0)
+    commit_all(align(jobs, "a", job_id), align(jobs, "b", job_id))
+    running = LocalProgress(job_id.hex(), "running", 2, epoch=0, step=4, elapsed_s=8.0)
+    watched, listed = progress(running)
+    assert (watched.phase, watched.step, watched.steps, watched.eta_s) == (
+        PHASE_TRAINING,
+        4,
+        10,
+        12,
+    )
+    assert "[#########...............]  40.0%" in progress_line(watched)
+    assert (listed["step"], listed["steps"], listed["phase"]) == (0, 10, PHASE_TRAINING)
+    commit_all(jobs.digests("a", job_id), jobs.digests("b", job_id))
+    listed = progress()[1]
+    assert (listed["epoch"], listed["step"], listed["steps"]) == (1, 5, 10)
+    summary = JobSummary("ab" * 32, "readmission", "a/alice", "running", "", 1, (), **listed)
+    assert _listed_progress(summary) == "50.0%  epoch 1/2  step 5/10"
+    # a row-order job's total is known from the start, from the registered row counts
+    plain = jobs.job(jobs.submitted(vertical_spec(alignment="row-order")))
+    assert job_total_steps(plain) == 2 * math.ceil(40 / 8)
 
 
 def test_alignment_refusals(jobs):
