@@ -154,7 +154,8 @@ def _bar(progress: JobProgress) -> str:
 def progress_line(progress: JobProgress) -> str:
     """One line: state, bar (or phase), epoch, step, elapsed, ETA, loss (when revealed)."""
     state = progress.state
-    if progress.local_state and progress.state == "running":
+    # this daemon's own worker, where it says more than "running" (starting, finishing)
+    if progress.state == "running" and progress.local_state not in ("", "running"):
         state = f"running/{progress.local_state}"
     parts = [
         f"{state:<18}",
