@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -85,8 +84,6 @@ __all__ = [
     "MpcCommunicator",
     "PendingRecv",
 ]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PEER_TIMEOUT_S = 60.0
 DEALER_TIMEOUT_FACTOR = 2.0
