@@ -3,10 +3,10 @@
 Format (``mpc-ledger/model-file/v1``, documented in `mpc_ledger/verify/FORMAT.md`): a
 safetensors file (an 8-byte header length, a JSON header, raw little-endian tensors; no
 pickle, so nothing in it can run code when it is read). Its tensors are the model's
-parameters under their PyTorch names, float32, so that
-``model.load_state_dict(safetensors.torch.load_file(path))`` works for them, and, when the
-job released them, ``preprocessing.mean`` and ``preprocessing.scale`` (float32, one per
-feature: the model takes ``(x - mean) / scale``). The header's ``__metadata__`` holds one
+parameters under their PyTorch names, float32, so that ``model.load_state_dict`` takes
+``safetensors.torch.load_file(path)`` once any ``preprocessing.*`` entries are dropped, and,
+when the job released them, ``preprocessing.mean`` and ``preprocessing.scale`` (float32, one
+per feature: the model takes ``(x - mean) / scale``). The header's ``__metadata__`` holds one
 entry, ``mpc_ledger``: a JSON document (`ModelFileInfo`) saying what the model is (job id,
 model hash, kind, hidden widths, loss, classes), what it takes (the feature columns in the
 model's input order, the label's name) and its preprocessing.
