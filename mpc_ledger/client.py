@@ -603,7 +603,12 @@ class _JobMethods(LedgerCalls):
         except model_codec.ModelFormatError as exc:  # a hash match makes this our own bug
             raise JobError(f"the served model is not a model encoding: {exc}") from None
         info = _model_file_info(job_id_bytes(job_id), spec, digest, tensors)
-        model_file.write_model_file(Path(path).expanduser(), info, tensors)
+        try:
+            model_file.write_model_file(Path(path).expanduser(), info, tensors)
+        except model_file.ModelFileError as exc:  # the ledger's model does not fit its spec
+            raise JobError(
+                f"the job's model does not fit its spec; nothing written: {exc}"
+            ) from None
         return digest.hex()
 
     def _download_model(self, job_id: str | bytes, timeout_s: float) -> bytes:
@@ -645,6 +650,7 @@ def _model_file_info(
         loss=spec.loss,
         features=features,
         label=spec.label,
+        # both or neither: a file with one of them is refused when it is written
         standardised=model_file.PREPROCESSING_MEAN in tensors,
         hidden=spec.model.hidden_sizes if spec.model.kind == "mlp" else (),
         classes=spec.model.classes if spec.loss == "cross_entropy" else 0,

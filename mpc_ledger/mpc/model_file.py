@@ -212,9 +212,11 @@ def write_model_file(
     target: Path, info: ModelFileInfo, tensors: Mapping[str, np.ndarray[Any, Any]]
 ) -> None:
     """The model file for ``tensors`` (the decoded canonical encoding) at ``target`` (0600),
-    via a partial file beside it."""
+    via a partial file beside it; `ModelFileError` (nothing written) if the tensors are not
+    the model ``info`` describes, as `read_model_file` would refuse the file."""
     import safetensors.numpy
 
+    _check_tensors(info, tensors, target)
     metadata = {METADATA_KEY: json.dumps(info.to_json(), sort_keys=True)}
     arrays = {name: np.ascontiguousarray(v, dtype=np.float32) for name, v in tensors.items()}
     encoded = safetensors.numpy.save(arrays, metadata=metadata)

@@ -8,6 +8,7 @@ CLI in tests/jobs/test_job_cli.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
@@ -20,6 +21,7 @@ from mpc_ledger.mpc.model_codec import encode_model, model_digest_of_encoding
 from mpc_ledger.mpc.model_file import (
     PREPROCESSING_MEAN,
     PREPROCESSING_SCALE,
+    ModelFileError,
     ModelFileInfo,
     write_model_file,
 )
@@ -181,13 +183,21 @@ def test_a_changed_header_byte_or_tensor_byte_is_refused(tmp_path, capsys):
 
 
 def test_metadata_of_another_version_or_model_is_refused(tmp_path, capsys):
-    # metadata naming four features for a model of three: its weights do not fit
-    path, _, _ = model_file(tmp_path, features=("age", "bmi", "crp", "sex"))
+    import safetensors.numpy
+
+    # metadata naming four features for a model of three: its weights do not fit, so the
+    # writer refuses it, and a reader refuses such a file written by other means
+    with pytest.raises(ModelFileError, match="needs float32 \\(1, 4\\)"):
+        model_file(tmp_path, features=("age", "bmi", "crp", "sex"))
+    assert list(tmp_path.iterdir()) == []
+    path, _, info = model_file(tmp_path)
+    tensors = safetensors.numpy.load(path.read_bytes())
+    document = dataclasses.replace(info, features=("age", "bmi", "crp", "sex")).to_json()
+    metadata = {"mpc_ledger": json.dumps(document)}
+    path.write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
     assert main(["model", "show", str(path)]) == 2
     err = capsys.readouterr().err
     assert "tensor 'weight' is float32 (1, 3); the metadata's model needs float32 (1, 4)" in err
-
-    import safetensors.numpy
 
     other = tmp_path / "other.safetensors"
     document = json.dumps({"format": "mpc-ledger/model-file/v9"})
