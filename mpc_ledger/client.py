@@ -24,7 +24,7 @@ A scientist's jobs, e.g. in a notebook:
     job_id = client.submit_job("job.toml")       # signed by the user; waits for the commit
     for progress in client.watch(job_id):        # live, until the job ends
         print(progress.state, progress.phase, progress.step, progress.steps, progress.loss)
-    client.fetch_result(job_id, "model.pt")      # recipients; checked against the ledger
+    client.fetch_result(job_id, "model.safetensors")  # recipients; checked against the ledger
     client.jobs(); client.job_trail(job_id)      # from the committed blocks
 
 `steps` is 0 and `fraction` None until the total is known: a job aligned by
@@ -39,7 +39,6 @@ import dataclasses
 import datetime as dt
 import hmac
 import json
-import os
 import secrets
 import time
 import tomllib
@@ -61,9 +60,10 @@ from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.progress import phase_of, total_steps
 from mpc_ledger.jobs.spec import JobSpec, load_job_spec, resolve_dealer, split_rows
+from mpc_ledger.jobs.worker_bridge import PROGRAM_MODELS
 from mpc_ledger.ledger.client import LedgerCalls
 from mpc_ledger.ledger.records import make_record, member_of_user, parse_record
-from mpc_ledger.mpc import model_codec
+from mpc_ledger.mpc import model_codec, model_file
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
     jobs_pb2,
@@ -553,11 +553,20 @@ class _JobMethods(LedgerCalls):
         """The model hash the job's committed `job_completed` record carries, in a block
         whose certificate (a quorum of the genesis validators) checks; `JobError` if the
         ledger has none (the job has not completed) or the block's certificate fails."""
+        return self._completed_job(job_id)[1]
+
+    def _completed_job(self, job_id: str | bytes) -> tuple[JobSpec, bytes]:
+        """The spec and the model hash of a completed job, each from a block whose
+        certificate checks (see `model_hash`)."""
         wanted = job_id_bytes(job_id)
+        spec: JobSpec | None = None
         for item, _, parsed in self._job_items(wanted):
-            if parsed.kind == "job_completed":
+            if parsed.kind == "job_submission":
                 self._check_certified(item)
-                return bytes(parsed.body.job_completed.model_hash)
+                spec = JobSpec.from_proto(parsed.body.job_submission.spec)
+            elif parsed.kind == "job_completed" and spec is not None:
+                self._check_certified(item)
+                return spec, bytes(parsed.body.job_completed.model_hash)
         raise JobError(f"job {wanted.hex()[:16]} has not completed on the ledger: no model yet")
 
     def _check_certified(self, item: Any) -> None:
@@ -573,11 +582,13 @@ class _JobMethods(LedgerCalls):
             )
 
     def fetch_result(self, job_id: str | bytes, path: Path | str, *, timeout_s: float = 60) -> str:
-        """Write the job's model to ``path`` (``torch.save`` of name -> tensor, 0600); return
-        its model hash (hex), which equals the ledger's. Recipients only: anyone else gets
-        `JobError` with the daemon's reason. Bytes that do not match the ledger's model hash
-        are refused with `JobError` and nothing is written."""
-        expected = self.model_hash(job_id)
+        """Write the job's model file to ``path`` (`mpc_ledger.mpc.model_file`: safetensors,
+        the parameters and any preprocessing the job released, and metadata from the job's
+        spec on the ledger; 0600); return its model hash (hex), which equals the ledger's.
+        Recipients only: anyone else gets `JobError` with the daemon's reason. Bytes that do
+        not match the ledger's model hash are refused with `JobError` and nothing is
+        written."""
+        spec, expected = self._completed_job(job_id)
         encoded = self._download_model(job_id, timeout_s)
         digest = model_codec.model_digest_of_encoding(iter([encoded]))
         if not hmac.compare_digest(digest, expected):
@@ -588,10 +599,16 @@ class _JobMethods(LedgerCalls):
                 "nothing was written"
             )
         try:
-            parameters = model_codec.decode_model(encoded)
+            tensors = model_codec.decode_model(encoded)
         except model_codec.ModelFormatError as exc:  # a hash match makes this our own bug
             raise JobError(f"the served model is not a model encoding: {exc}") from None
-        _write_torch_model(Path(path).expanduser(), parameters)
+        info = _model_file_info(job_id_bytes(job_id), spec, digest, tensors)
+        try:
+            model_file.write_model_file(Path(path).expanduser(), info, tensors)
+        except model_file.ModelFileError as exc:  # the ledger's model does not fit its spec
+            raise JobError(
+                f"the job's model does not fit its spec; nothing written: {exc}"
+            ) from None
         return digest.hex()
 
     def _download_model(self, job_id: str | bytes, timeout_s: float) -> bytes:
@@ -617,19 +634,27 @@ class _JobMethods(LedgerCalls):
         return b"".join(parts)
 
 
-def _write_torch_model(target: Path, parameters: dict[str, Any]) -> None:
-    """``torch.save`` of the parameters as tensors to ``target`` (0600), via a partial file."""
-    import torch
-
-    partial = target.with_name(target.name + ".partial")
-    model = {name: torch.from_numpy(values.copy()) for name, values in parameters.items()}
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(model, handle)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+def _model_file_info(
+    job_id: bytes, spec: JobSpec, digest: bytes, tensors: dict[str, Any]
+) -> model_file.ModelFileInfo:
+    """What the model file says of the model: from the job's spec (the features in the
+    model's input order: a vertical job's datasets in rank order, which is the spec's)."""
+    if spec.layout == "vertical":
+        features = tuple(name for ref in spec.datasets for name in ref.features)
+    else:
+        features = spec.datasets[0].features
+    return model_file.ModelFileInfo(
+        job_id=job_id.hex(),
+        model_hash=digest.hex(),
+        kind=PROGRAM_MODELS[spec.model.kind],
+        loss=spec.loss,
+        features=features,
+        label=spec.label,
+        # both or neither: a file with one of them is refused when it is written
+        standardised=model_file.PREPROCESSING_MEAN in tensors,
+        hidden=spec.model.hidden_sizes if spec.model.kind == "mlp" else (),
+        classes=spec.model.classes if spec.loss == "cross_entropy" else 0,
+    )
 
 
 class UserClient(_JobMethods):

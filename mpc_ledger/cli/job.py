@@ -2,6 +2,9 @@
 
 Every command talks to the user's own member's daemon over mTLS as the user
 (`mpc_ledger.client.UserClient`); `submit` signs the job with the user's key.
+`watch`'s last line, `show` and `list --format json` give a completed job's test
+metrics (`mpc_ledger.mpc.evaluation`); `result` writes the model file
+(`mpc_ledger.mpc.model_file`) that `mpc-ledger model predict` applies.
 `--profile DIR` defaults to the environment variable MPC_LEDGER_PROFILE.
 `watch` shows the job's phase where a bar would say nothing (before its total
 is known: a PSI job's, until its alignment commits), then a bar and an ETA;
@@ -60,9 +63,13 @@ def register(groups: Any) -> None:
     watch = command("watch", "live progress until the job ends (exit 1 if it did not complete)")
     watch.add_argument("job_id", metavar="JOB_ID")
     watch.set_defaults(handler=watch_command)
-    result = command("result", "(recipients) fetch the trained model")
+    result = command(
+        "result", "(recipients) fetch the trained model file (safetensors; see `model predict`)"
+    )
     result.add_argument("job_id", metavar="JOB_ID")
-    result.add_argument("-o", "--out", type=Path, required=True, help="file to write (0600)")
+    result.add_argument(
+        "-o", "--out", type=Path, required=True, help="file to write (0600), e.g. model.safetensors"
+    )
     result.set_defaults(handler=result_command)
     show = command("show", "the job's whole record trail", formats=True)
     show.add_argument("job_id", metavar="JOB_ID")
