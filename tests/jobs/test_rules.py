@@ -291,6 +291,38 @@ def test_one_rejection_ends_the_job(jobs):
     assert "is rejected" in check(jobs.state, jobs.abort("a/alice", job_id))
 
 
+class TakenTransitions(dict):
+    """`rules._TRANSITIONS` that remembers each transition the rules look up to apply."""
+
+    def __init__(self, table):
+        super().__init__(table)
+        self.taken = []
+
+    def __getitem__(self, key):
+        self.taken.append(key)
+        return super().__getitem__(key)
+
+
+def test_every_status_a_job_reaches_comes_from_the_transitions_table(jobs, monkeypatch):
+    """The table is the whole state machine: no rule sets a status past it (issue #14)."""
+    table = TakenTransitions(rules._TRANSITIONS)
+    monkeypatch.setattr(rules, "_TRANSITIONS", table)
+    rejected = jobs.submitted()
+    commit(jobs.state, jobs.decide("b", rejected, approve=False, reasons=("too few rows",)))
+    assert jobs.job(rejected).status == rules.REJECTED
+    assert set(table.taken) == {(rules.PENDING, "reject")}
+    table.taken.clear()
+    aborted = jobs.submitted()
+    jobs.approved(aborted)
+    commit(jobs.state, jobs.abort("a/alice", aborted))
+    assert jobs.job(aborted).status == rules.ABORTED
+    assert list(dict.fromkeys(table.taken)) == [
+        (rules.PENDING, "approve"),
+        (rules.PENDING, "approve-last"),
+        (rules.APPROVED, "abort"),
+    ]
+
+
 def test_decision_after_start_is_refused(jobs):
     job_id = jobs.submitted()
     jobs.running(job_id)
