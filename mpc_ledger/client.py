@@ -30,7 +30,9 @@ A scientist's jobs, e.g. in a notebook:
 `steps` is 0 and `fraction` None until the total is known: a job aligned by
 PSI learns its training rows from its committed ``job_alignment``, and says
 its phase ("aligning: private set intersection") meanwhile. `jobs()` counts
-progress from the same records, once per committed epoch.
+progress from the same records, once per committed epoch; a job's data owners
+are its datasets' registrants, read from their registrations as the ledger's
+rules read them.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import json
 import secrets
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,7 @@ from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
+from mpc_ledger.jobs.datasets import RegisteredDataset
 from mpc_ledger.jobs.progress import phase_of, total_steps
 from mpc_ledger.jobs.spec import JobSpec, load_job_spec, resolve_dealer, split_rows
 from mpc_ledger.jobs.worker_bridge import PROGRAM_MODELS
@@ -366,21 +369,31 @@ def _detail(kind: str, payload: Any) -> str:
     return ""
 
 
+def _dataset_owners(spec: JobSpec, datasets: Mapping[str, RegisteredDataset]) -> set[str]:
+    """The members whose registered datasets ``spec`` uses: each registration's author,
+    as the ledger's rules take it (`mpc_ledger.jobs.manifest`), not the member part of
+    the id, which agrees only while the two id patterns do."""
+    return {datasets[d.dataset_id].owner for d in spec.datasets if d.dataset_id in datasets}
+
+
 def _ledger_progress(
     spec: JobSpec,
     state: str,
     trail: list[tuple[str, str, Any]],
-    row_counts: dict[str, int],
+    datasets: Mapping[str, RegisteredDataset],
     genesis: Genesis,
 ) -> dict[str, Any]:
-    """`JobSummary`'s progress fields from a job's records (kind, author, payload), by the
-    rules the daemons use (`mpc_ledger.jobs.progress`)."""
-    owners = {member_of_user(d.dataset_id) or "" for d in spec.datasets}
+    """`JobSummary`'s progress fields from a job's records (kind, author, payload) and
+    the registered datasets by id, by the rules the daemons use (`mpc_ledger.jobs.progress`)."""
+    owners = _dataset_owners(spec, datasets)
     alignments = [payload for kind, _, payload in trail if kind == "job_alignment"]
     if spec.alignment == "psi":
         train_rows = [alignments[0].train_rows] if alignments else []
     else:
-        counts = [row_counts.get(d.dataset_id, 0) for d in spec.datasets]
+        counts = [
+            datasets[d.dataset_id].row_count if d.dataset_id in datasets else 0
+            for d in spec.datasets
+        ]
         train_rows = [split_rows(n, spec.test_fraction)[0] for n in counts]
     steps = total_steps(spec.layout, spec.batch_size, spec.epochs, train_rows)
     digests: dict[str, int] = {}
@@ -502,11 +515,14 @@ class _JobMethods(LedgerCalls):
         """Every job on the ledger, oldest first, with its state from its committed records."""
         submissions: dict[bytes, tuple[Any, Any]] = {}
         trails: dict[bytes, list[tuple[str, str, Any]]] = {}
-        row_counts: dict[str, int] = {}  # a job's total steps need its datasets' rows
+        # a job's owners and total steps come from its datasets' registrations
+        datasets: dict[str, RegisteredDataset] = {}
         for header, _, parsed in self._job_records(kinds=(*_JOB_KINDS, "dataset_registration")):
             payload = getattr(parsed.body, parsed.kind)
             if parsed.kind == "dataset_registration":
-                row_counts[payload.dataset_id] = payload.row_count
+                datasets[payload.dataset_id] = RegisteredDataset.from_registration(
+                    parsed.body.author, payload, parsed.id
+                )
             elif parsed.kind == "job_submission":
                 submissions[parsed.id] = (header, parsed)
                 trails[parsed.id] = []
@@ -514,9 +530,8 @@ class _JobMethods(LedgerCalls):
                 trails[payload.job_id].append((parsed.kind, parsed.body.author, payload))
         summaries = []
         for job_id, (header, parsed) in submissions.items():
-            spec = parsed.body.job_submission.spec
-            owners = {member_of_user(d.dataset_id) or "" for d in spec.datasets}
-            state, reason = _state_of(trails[job_id], owners)
+            spec = JobSpec.from_proto(parsed.body.job_submission.spec)
+            state, reason = _state_of(trails[job_id], _dataset_owners(spec, datasets))
             metrics = tuple(
                 (m.name, m.value)
                 for kind, _, payload in trails[job_id]
@@ -534,9 +549,7 @@ class _JobMethods(LedgerCalls):
                     recipients=tuple(spec.recipients),
                     reason=reason,
                     metrics=metrics,
-                    **_ledger_progress(
-                        JobSpec.from_proto(spec), state, trails[job_id], row_counts, self.genesis
-                    ),
+                    **_ledger_progress(spec, state, trails[job_id], datasets, self.genesis),
                 )
             )
         return summaries

@@ -64,6 +64,13 @@ class DaemonMetrics:
             "WaitCommitted calls waiting now (each is answered or forgotten at its timeout)",
             registry=registry,
         )
+        # Kinds are the gossip message's oneof names (consensus, record, tip_height).
+        self.gossip_dropped = Counter(
+            "mpc_ledger_gossip_dropped",
+            "Messages from peers dropped because the ledger loop's queue was full, by kind",
+            ["kind"],
+            registry=registry,
+        )
         self.consensus_rejections = Counter(
             "mpc_ledger_consensus_rejections",
             "Consensus messages from peers refused, by reason (a closed set of codes)",

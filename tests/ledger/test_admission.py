@@ -97,8 +97,12 @@ def committed_height(client: LedgerClient, record_id: bytes) -> int:
 
 
 def test_a_padded_record_gossiped_by_a_member_never_reaches_a_block(consortium, clients):
+    name = 'mpc_ledger_records_rejected_total{reason="malformed"}'
+    before = metric_value(consortium.scrape_metrics("a"), name, absent=0)
     note = clients["b"].note("padded, relayed")
     gossip(consortium, "b", "a", [ledger_service_pb2.GossipMessage(record=padded(note))])
+    # refused on arrival, and counted as a refusal (not dropped without a trace)
+    assert metric_value(consortium.scrape_metrics("a"), name, absent=0) == before + 1
     # a's loop takes events in order: once a later record is committed on a, the
     # padded one is either waiting in a's mempool or committed, had a let it in
     later = clients["a"].submit(clients["a"].note("after the padded one"))
