@@ -568,16 +568,16 @@ class _JobMethods(LedgerCalls):
         ledger has none (the job has not completed) or the block's certificate fails."""
         return self._completed_job(job_id)[1]
 
-    def _completed_job(self, job_id: str | bytes) -> tuple[JobSpec, bytes]:
-        """The spec and the model hash of a completed job, each from a block whose
-        certificate checks (see `model_hash`)."""
+    def _completed_job(self, job_id: str | bytes) -> tuple[JobSpec | None, bytes]:
+        """The spec (None if the ledger served no submission for it) and the model hash of
+        a completed job, each from a block whose certificate checks (see `model_hash`)."""
         wanted = job_id_bytes(job_id)
         spec: JobSpec | None = None
         for item, _, parsed in self._job_items(wanted):
             if parsed.kind == "job_submission":
                 self._check_certified(item)
                 spec = JobSpec.from_proto(parsed.body.job_submission.spec)
-            elif parsed.kind == "job_completed" and spec is not None:
+            elif parsed.kind == "job_completed":
                 self._check_certified(item)
                 return spec, bytes(parsed.body.job_completed.model_hash)
         raise JobError(f"job {wanted.hex()[:16]} has not completed on the ledger: no model yet")
@@ -602,6 +602,11 @@ class _JobMethods(LedgerCalls):
         not match the ledger's model hash are refused with `JobError` and nothing is
         written."""
         spec, expected = self._completed_job(job_id)
+        if spec is None:  # rules commit a job's completion only after its submission
+            raise JobError(
+                f"the ledger the daemon served has no submission for job "
+                f"{job_id_bytes(job_id).hex()[:16]}; nothing was written"
+            )
         encoded = self._download_model(job_id, timeout_s)
         digest = model_codec.model_digest_of_encoding(iter([encoded]))
         if not hmac.compare_digest(digest, expected):
