@@ -245,7 +245,7 @@ def _align(
         }
     )
     spec = dataclasses.replace(spec, train_rows_per_rank=(train,), test_rows_per_rank=(test,))
-    return spec, table.party_data(result.rows, train)
+    return spec, table.party_data(result.rows, train, pooled=spec.standardisation == "pooled")
 
 
 def _run_program(
