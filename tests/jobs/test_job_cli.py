@@ -63,7 +63,11 @@ def test_a_scientist_submits_watches_and_fetches_a_job_through_thecli(world):
     import torch
 
     weights = torch.load(model, weights_only=True)
-    assert sum(t.numel() for t in weights.values()) == 5 + 1  # 5 features and a bias
+    parameters = {n: t for n, t in weights.items() if not n.startswith("preprocessing.")}
+    assert sum(t.numel() for t in parameters.values()) == 5 + 1  # 5 features and a bias
+    # each owner's own columns' mean and deviation, which the model expects its inputs in
+    assert weights["preprocessing.mean"].shape == weights["preprocessing.scale"].shape == (5,)
+    assert bool((weights["preprocessing.scale"] > 0).all())
 
     refused = cli("job", "result", job_id, "-o", root / "bob.pt", "--profile", bob, ok=False)
     assert refused.returncode == 1
