@@ -30,6 +30,13 @@ no party chose, split as above. ``alignment = "row-order"`` instead says
 that row i of every dataset is the same entity, which each owner states by
 approving; the datasets must then have the same row count. Horizontal jobs
 have nothing to align ("row-order").
+
+Preprocessing fields, encoded so that a proto without them (an old record)
+means what jobs did before they existed and hashes as it did: TOML
+``shuffle`` (default true) is ``batch_order`` "shuffled", false is ""
+(rank order); TOML ``standardisation`` is, for a horizontal job, "pooled"
+(the default) or "per-party" (""), and for a vertical job "per-owner" ("",
+the only choice). `spec_problems` refuses any other encoding.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ JSON manifest (ranks, tuple provider, program). `train_spec_for` maps the
 job spec onto the training program's `TrainSpec` (the same on every party,
 so the SPMD contract holds): every model the spec accepts (logistic, linear
 and softmax regression, an MLP of 1 to 8 hidden layers with bce, mse or
-cross-entropy) and SGD with momentum and weight decay. It refuses only a job
+cross-entropy), SGD with momentum and weight decay, the batch order and the
+standardisation. It refuses only a job
 with no test rows (there would be no metric to report). `worker_manifest`
 adds this party's data source: its catalogue entry, the registered
 fingerprint, the feature and label columns and the row split.
@@ -20,7 +21,11 @@ read), and keeps the features, the label and (alignment "psi") the ids.
 the intersection's canonical order after the PSI), this party's own feature
 columns standardised with its own training rows' mean and deviation (local
 preprocessing; for a vertical job that is the same as standardising the
-joined table), train (first rows) and test (last rows) as
+joined table; the statistics go with the rows, for the model's recipients),
+or, for a horizontal job with pooled standardisation, raw (standardised
+under MPC, `mpc_ledger.mpc.preprocessing`), each value within
+``POOLED_VALUE_BOUND`` (2^16) or refused naming its column and row before
+CrypTen starts; train (first rows) and test (last rows) as
 `jobs.spec.split_rows` says. `load_local_data` does both for a job aligned
 by row order. For a cross-entropy job the label must be a class index, an
 integer in [0, classes): any other value is refused with its column and

@@ -14,10 +14,25 @@ layer, or an MLP with ReLU between its hidden layers; ``classes`` outputs
 for cross-entropy, else one), imported with ``crypten.nn.from_pytorch``
 (legacy ONNX exporter, see `crypten_compat`) and encrypted; mini-batch SGD
 (``crypten.optim.SGD``: momentum and weight decay as in ``torch.optim.SGD``,
-so `run_plaintext` is the exact reference) on the secret-shared data in row
-order; evaluation under MPC with only the aggregate metric revealed;
+so `run_plaintext` is the exact reference) on the secret-shared data, in rank
+order or (``batch_order = "shuffled"``) a new public permutation every epoch
+(`mpc_ledger.mpc.preprocessing`: each party permutes its own shares, no
+message; the result's ``batch_order_digest`` covers every epoch's order);
+evaluation under MPC with only the aggregate metric revealed;
 the trained parameters revealed only to ``spec.recipients`` (everyone else
-learns nothing about them). The first recipient then broadcasts the
+learns nothing about them).
+
+Standardisation: with ``standardisation = "pooled"`` (horizontal) each party
+shares its raw rows and the features are standardised under MPC with every
+party's training rows' pooled mean and deviation (`preprocessing`); otherwise
+each party standardised its own rows (vertical: its own columns) before
+sharing, and a vertical owner hands its columns' mean and deviation in
+`PartyData`, shared ``src`` = the owner. The model's recipients, and only
+they, receive the statistics with the parameters as ``preprocessing.mean``
+and ``preprocessing.scale`` (float32, one per feature, in the model's
+feature order: the pooled ones, or each owner's own), so the model digest
+covers them; a horizontal job standardised per party has no single
+statistic and releases none. The first recipient then broadcasts the
 model's digest (`model_digest`, SHA-256 over its canonical encoding) to the
 data parties, so rank 0 can put the hash of a model it never sees on the
 ledger. With ``spec.reveal_loss`` the mean training loss of each epoch is
