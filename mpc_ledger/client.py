@@ -23,9 +23,16 @@ A scientist's jobs, e.g. in a notebook:
 
     job_id = client.submit_job("job.toml")       # signed by the user; waits for the commit
     for progress in client.watch(job_id):        # live, until the job ends
-        print(progress.state, progress.epoch, progress.step, progress.loss)
-    client.fetch_result(job_id, "model.pt")      # recipients; checked against the ledger
+        print(progress.state, progress.phase, progress.step, progress.steps, progress.loss)
+    client.fetch_result(job_id, "model.safetensors")  # recipients; checked against the ledger
     client.jobs(); client.job_trail(job_id)      # from the committed blocks
+
+`steps` is 0 and `fraction` None until the total is known: a job aligned by
+PSI learns its training rows from its committed ``job_alignment``, and says
+its phase ("aligning: private set intersection") meanwhile. `jobs()` counts
+progress from the same records, once per committed epoch; a job's data owners
+are its datasets' registrants, read from their registrations as the ledger's
+rules read them.
 """
 
 from __future__ import annotations
@@ -34,11 +41,10 @@ import dataclasses
 import datetime as dt
 import hmac
 import json
-import os
 import secrets
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +60,13 @@ from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity import keys
 from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
-from mpc_ledger.jobs.spec import JobSpec, load_job_spec
+from mpc_ledger.jobs.datasets import RegisteredDataset
+from mpc_ledger.jobs.progress import phase_of, total_steps
+from mpc_ledger.jobs.spec import JobSpec, load_job_spec, resolve_dealer, split_rows
+from mpc_ledger.jobs.worker_bridge import PROGRAM_MODELS
 from mpc_ledger.ledger.client import LedgerCalls
 from mpc_ledger.ledger.records import make_record, member_of_user, parse_record
-from mpc_ledger.mpc import model_codec
+from mpc_ledger.mpc import model_codec, model_file
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import (
     jobs_pb2,
@@ -239,6 +248,19 @@ class JobSummary:
     recipients: tuple[str, ...]
     reason: str = ""
     metrics: tuple[tuple[str, float], ...] = ()
+    # From the committed records, so per epoch, not per step (`watch` has the live step):
+    # epochs every data owner's digests are on the ledger for, the steps they make, the
+    # job's total (0: not known yet, a PSI job's before its alignment) and its phase.
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    phase: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        """Committed epochs' steps of all (0..1); None while the total is not known."""
+        return min(1.0, self.step / self.steps) if self.steps else None
 
     def to_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
@@ -264,6 +286,12 @@ class JobProgress:
     reason: str
     ended: bool
     metrics: tuple[tuple[str, float], ...]
+    phase: str = ""  # e.g. "aligning: private set intersection" (steps is 0 then); "" ended
+
+    @property
+    def fraction(self) -> float | None:
+        """Steps done of all (0..1); None while the total is not known."""
+        return min(1.0, self.step / self.steps) if self.steps else None
 
     @classmethod
     def from_proto(cls, message: jobs_service_pb2.JobProgress) -> JobProgress:
@@ -281,6 +309,7 @@ class JobProgress:
             reason=message.reason,
             ended=message.ended,
             metrics=tuple((m.name, m.value) for m in message.metrics),
+            phase=message.phase,
         )
 
 
@@ -340,6 +369,55 @@ def _detail(kind: str, payload: Any) -> str:
     return ""
 
 
+def _dataset_owners(spec: JobSpec, datasets: Mapping[str, RegisteredDataset]) -> set[str]:
+    """The members whose registered datasets ``spec`` uses: each registration's author,
+    as the ledger's rules take it (`mpc_ledger.jobs.manifest`), not the member part of
+    the id, which agrees only while the two id patterns do."""
+    return {datasets[d.dataset_id].owner for d in spec.datasets if d.dataset_id in datasets}
+
+
+def _ledger_progress(
+    spec: JobSpec,
+    state: str,
+    trail: list[tuple[str, str, Any]],
+    datasets: Mapping[str, RegisteredDataset],
+    genesis: Genesis,
+) -> dict[str, Any]:
+    """`JobSummary`'s progress fields from a job's records (kind, author, payload) and
+    the registered datasets by id, by the rules the daemons use (`mpc_ledger.jobs.progress`)."""
+    owners = _dataset_owners(spec, datasets)
+    alignments = [payload for kind, _, payload in trail if kind == "job_alignment"]
+    if spec.alignment == "psi":
+        train_rows = [alignments[0].train_rows] if alignments else []
+    else:
+        counts = [
+            datasets[d.dataset_id].row_count if d.dataset_id in datasets else 0
+            for d in spec.datasets
+        ]
+        train_rows = [split_rows(n, spec.test_fraction)[0] for n in counts]
+    steps = total_steps(spec.layout, spec.batch_size, spec.epochs, train_rows)
+    digests: dict[str, int] = {}
+    for kind, author, payload in trail:
+        if kind == "job_epoch_digests" and author in owners:
+            digests[author] = max(digests.get(author, 0), payload.epoch)
+    epoch = min((digests.get(o, 0) for o in owners), default=0)
+    if state == "completed":
+        epoch = spec.epochs
+    dealer, _ = resolve_dealer(spec, genesis)
+    started = {author for kind, author, _ in trail if kind == "job_started"}
+    return {
+        "epoch": epoch,
+        "epochs": spec.epochs,
+        "step": steps * epoch // spec.epochs if spec.epochs else 0,
+        "steps": steps,
+        "phase": phase_of(
+            state,
+            started_by_all=owners | ({dealer} if dealer else set()) <= started,
+            psi_unaligned=spec.alignment == "psi" and not alignments,
+        ),
+    }
+
+
 def _state_of(trail: list[tuple[str, str, Any]], owners: set[str]) -> tuple[str, str]:
     """(state, reason) of a job from its records (kind, author, payload), as the rules decide."""
     state, reason, approved = "pending", "", set()
@@ -385,13 +463,18 @@ class _JobMethods(LedgerCalls):
             raise JobError(f"job {reply.record_id.hex()} was accepted but has not committed yet")
         return str(reply.record_id.hex())
 
-    def _job_records(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
+    def _job_records(
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+    ) -> Iterator[tuple[Any, int, Any]]:
         """(block header, log index, parsed record) of every job record, in commit order."""
-        for item, log_index, parsed in self._job_items(job_id):
+        for item, log_index, parsed in self._job_items(job_id, kinds):
             yield item.block.header, log_index, parsed
 
-    def _job_items(self, job_id: bytes | None = None) -> Iterator[tuple[Any, int, Any]]:
-        """(committed block, log index, parsed record) of every job record, in commit order."""
+    def _job_items(
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+    ) -> Iterator[tuple[Any, int, Any]]:
+        """(committed block, log index, parsed record) of every record of ``kinds`` (every
+        job record), in commit order; with ``job_id``, only that job's."""
         height = 1
         while True:
             request_blocks = list(self.blocks(height, _BLOCKS_PER_CALL))
@@ -400,7 +483,7 @@ class _JobMethods(LedgerCalls):
                 first = header.log_size - header.records_count
                 for index, raw in enumerate(item.block.records):
                     parsed = parse_record(raw)
-                    if isinstance(parsed, str) or parsed.kind not in _JOB_KINDS:
+                    if isinstance(parsed, str) or parsed.kind not in kinds:
                         continue
                     if job_id is not None:
                         payload = getattr(parsed.body, parsed.kind)
@@ -432,18 +515,23 @@ class _JobMethods(LedgerCalls):
         """Every job on the ledger, oldest first, with its state from its committed records."""
         submissions: dict[bytes, tuple[Any, Any]] = {}
         trails: dict[bytes, list[tuple[str, str, Any]]] = {}
-        for header, _, parsed in self._job_records():
+        # a job's owners and total steps come from its datasets' registrations
+        datasets: dict[str, RegisteredDataset] = {}
+        for header, _, parsed in self._job_records(kinds=(*_JOB_KINDS, "dataset_registration")):
             payload = getattr(parsed.body, parsed.kind)
-            if parsed.kind == "job_submission":
+            if parsed.kind == "dataset_registration":
+                datasets[payload.dataset_id] = RegisteredDataset.from_registration(
+                    parsed.body.author, payload, parsed.id
+                )
+            elif parsed.kind == "job_submission":
                 submissions[parsed.id] = (header, parsed)
                 trails[parsed.id] = []
             elif payload.job_id in trails:
                 trails[payload.job_id].append((parsed.kind, parsed.body.author, payload))
         summaries = []
         for job_id, (header, parsed) in submissions.items():
-            spec = parsed.body.job_submission.spec
-            owners = {member_of_user(d.dataset_id) or "" for d in spec.datasets}
-            state, reason = _state_of(trails[job_id], owners)
+            spec = JobSpec.from_proto(parsed.body.job_submission.spec)
+            state, reason = _state_of(trails[job_id], _dataset_owners(spec, datasets))
             metrics = tuple(
                 (m.name, m.value)
                 for kind, _, payload in trails[job_id]
@@ -461,6 +549,7 @@ class _JobMethods(LedgerCalls):
                     recipients=tuple(spec.recipients),
                     reason=reason,
                     metrics=metrics,
+                    **_ledger_progress(spec, state, trails[job_id], datasets, self.genesis),
                 )
             )
         return summaries
@@ -477,11 +566,20 @@ class _JobMethods(LedgerCalls):
         """The model hash the job's committed `job_completed` record carries, in a block
         whose certificate (a quorum of the genesis validators) checks; `JobError` if the
         ledger has none (the job has not completed) or the block's certificate fails."""
+        return self._completed_job(job_id)[1]
+
+    def _completed_job(self, job_id: str | bytes) -> tuple[JobSpec, bytes]:
+        """The spec and the model hash of a completed job, each from a block whose
+        certificate checks (see `model_hash`)."""
         wanted = job_id_bytes(job_id)
+        spec: JobSpec | None = None
         for item, _, parsed in self._job_items(wanted):
-            if parsed.kind == "job_completed":
+            if parsed.kind == "job_submission":
                 self._check_certified(item)
-                return bytes(parsed.body.job_completed.model_hash)
+                spec = JobSpec.from_proto(parsed.body.job_submission.spec)
+            elif parsed.kind == "job_completed" and spec is not None:
+                self._check_certified(item)
+                return spec, bytes(parsed.body.job_completed.model_hash)
         raise JobError(f"job {wanted.hex()[:16]} has not completed on the ledger: no model yet")
 
     def _check_certified(self, item: Any) -> None:
@@ -497,11 +595,13 @@ class _JobMethods(LedgerCalls):
             )
 
     def fetch_result(self, job_id: str | bytes, path: Path | str, *, timeout_s: float = 60) -> str:
-        """Write the job's model to ``path`` (``torch.save`` of name -> tensor, 0600); return
-        its model hash (hex), which equals the ledger's. Recipients only: anyone else gets
-        `JobError` with the daemon's reason. Bytes that do not match the ledger's model hash
-        are refused with `JobError` and nothing is written."""
-        expected = self.model_hash(job_id)
+        """Write the job's model file to ``path`` (`mpc_ledger.mpc.model_file`: safetensors,
+        the parameters and any preprocessing the job released, and metadata from the job's
+        spec on the ledger; 0600); return its model hash (hex), which equals the ledger's.
+        Recipients only: anyone else gets `JobError` with the daemon's reason. Bytes that do
+        not match the ledger's model hash are refused with `JobError` and nothing is
+        written."""
+        spec, expected = self._completed_job(job_id)
         encoded = self._download_model(job_id, timeout_s)
         digest = model_codec.model_digest_of_encoding(iter([encoded]))
         if not hmac.compare_digest(digest, expected):
@@ -512,10 +612,16 @@ class _JobMethods(LedgerCalls):
                 "nothing was written"
             )
         try:
-            parameters = model_codec.decode_model(encoded)
+            tensors = model_codec.decode_model(encoded)
         except model_codec.ModelFormatError as exc:  # a hash match makes this our own bug
             raise JobError(f"the served model is not a model encoding: {exc}") from None
-        _write_torch_model(Path(path).expanduser(), parameters)
+        info = _model_file_info(job_id_bytes(job_id), spec, digest, tensors)
+        try:
+            model_file.write_model_file(Path(path).expanduser(), info, tensors)
+        except model_file.ModelFileError as exc:  # the ledger's model does not fit its spec
+            raise JobError(
+                f"the job's model does not fit its spec; nothing written: {exc}"
+            ) from None
         return digest.hex()
 
     def _download_model(self, job_id: str | bytes, timeout_s: float) -> bytes:
@@ -541,19 +647,27 @@ class _JobMethods(LedgerCalls):
         return b"".join(parts)
 
 
-def _write_torch_model(target: Path, parameters: dict[str, Any]) -> None:
-    """``torch.save`` of the parameters as tensors to ``target`` (0600), via a partial file."""
-    import torch
-
-    partial = target.with_name(target.name + ".partial")
-    model = {name: torch.from_numpy(values.copy()) for name, values in parameters.items()}
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(model, handle)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+def _model_file_info(
+    job_id: bytes, spec: JobSpec, digest: bytes, tensors: dict[str, Any]
+) -> model_file.ModelFileInfo:
+    """What the model file says of the model: from the job's spec (the features in the
+    model's input order: a vertical job's datasets in rank order, which is the spec's)."""
+    if spec.layout == "vertical":
+        features = tuple(name for ref in spec.datasets for name in ref.features)
+    else:
+        features = spec.datasets[0].features
+    return model_file.ModelFileInfo(
+        job_id=job_id.hex(),
+        model_hash=digest.hex(),
+        kind=PROGRAM_MODELS[spec.model.kind],
+        loss=spec.loss,
+        features=features,
+        label=spec.label,
+        # both or neither: a file with one of them is refused when it is written
+        standardised=model_file.PREPROCESSING_MEAN in tensors,
+        hidden=spec.model.hidden_sizes if spec.model.kind == "mlp" else (),
+        classes=spec.model.classes if spec.loss == "cross_entropy" else 0,
+    )
 
 
 class UserClient(_JobMethods):

@@ -7,10 +7,12 @@ label at hospital-a); each hospital holds only some of the patients, in its own
 order, so the job aligns them by a private set intersection of the patient ids
 (alignment "psi", the default); each hospital registers its dataset;
 hospital-a binds the scientist hospital-a/alice; alice submits a logistic
-regression job, watches it, fetches the model (she is its recipient); the
-model's accuracy on patients no hospital holds is printed next to plaintext
-PyTorch training on the patients the hospitals share; then the job's record
-trail, and an export of the ledger verified offline against the genesis.
+regression job, watches it, reads its test metrics (accuracy, precision,
+recall, F1, log-loss, computed under MPC), fetches the model file (she is its
+recipient) and applies it with `mpc-ledger model predict` to patients no
+hospital holds; that accuracy is printed next to plaintext PyTorch training on
+the patients the hospitals share; then the job's record trail, and an export
+of the ledger verified offline against the genesis.
 Stopped by SIGTERM, SIGHUP or Ctrl-C, it stops its consortium first (exit
 128 + the signal); killed, its `dev up` stops the consortium on its own.
 
@@ -56,8 +58,9 @@ def say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def run(*args: Any, cwd: Path, capture: bool = False, check: bool = True) -> str:
-    """`mpc-ledger ARGS`, printed first; its output goes to ours (and is returned if captured)."""
+def run(*args: Any, cwd: Path, capture: bool = False, check: bool = True, echo: bool = True) -> str:
+    """`mpc-ledger ARGS`, printed first; its output goes to ours (and is returned if captured;
+    ``echo=False``: only returned)."""
     words = [str(a) for a in args]
     print(f"$ mpc-ledger {shlex.join(words)}", flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -65,7 +68,8 @@ def run(*args: Any, cwd: Path, capture: bool = False, check: bool = True) -> str
         result = subprocess.run(
             [*CLI, *words], cwd=cwd, env=env, capture_output=True, text=True, check=False
         )
-        sys.stdout.write(result.stdout)
+        if echo:
+            sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
         output = result.stdout
     else:
@@ -182,6 +186,8 @@ def split_data(work: Path, rows: int) -> dict[str, Any]:
         "y_train": labels[shared[:n_train]],
         "x_test": (features[n_pool:] - mean) / std,
         "y_test": labels[n_pool:],
+        "x_test_as_held": features[n_pool:],  # as the hospitals' files hold such patients
+        "ids_test": ids[n_pool:],
     }
 
 
@@ -227,6 +233,47 @@ def accuracy_of(weights: dict[str, Any], x: np.ndarray, y: np.ndarray) -> float:
     return float((predicted == y).mean())
 
 
+def write_evaluation_rows(work: Path, split: dict[str, Any], standardised: bool) -> Path:
+    """The evaluation patients as a CSV, by column name (with their ids, which `model
+    predict` skips): as the hospitals hold them when the model file standardises them
+    itself, else standardised like the shared patients (close to what the workers did)."""
+    x = split["x_test_as_held"] if standardised else split["x_test"]
+    header = ["patient_id", *column_names()]
+    lines = [",".join(header)]
+    for patient, row in zip(split["ids_test"], x, strict=True):
+        lines.append(",".join([str(patient), *map(str, row)]))
+    path = work / "evaluation.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def predicted_accuracy(predictions: Path, y: np.ndarray) -> float:
+    """The accuracy of `model predict`'s CSV (probability,label) against the labels."""
+    import csv
+
+    with predictions.open() as handle:
+        labels = [int(row["label"]) for row in csv.DictReader(handle)]
+    return float((np.array(labels) == y).mean())
+
+
+def print_metrics(listing: str, job_id: str) -> None:
+    """The job's test metrics from `job list --format json` (the ledger's job_completed)."""
+    import json
+
+    [job] = [j for j in json.loads(listing) if j["job_id"] == job_id]
+    names = {
+        "test_accuracy": "accuracy",
+        "test_precision": "precision",
+        "test_recall": "recall",
+        "test_f1": "F1",
+        "test_log_loss": "log-loss",
+    }
+    print("  the job's test metrics, computed under MPC on its own test rows (on the ledger):")
+    ordered = [n for n in names if n in job["metrics"]]
+    for name in ordered + sorted(set(job["metrics"]) - set(ordered)):
+        print(f"    {names.get(name, name):<10} {job['metrics'][name]:.4f}")
+
+
 def plaintext(split: dict[str, Any], epochs: int) -> tuple[float, float]:
     """The same model, loss, optimiser, epochs and batches in plain PyTorch: (accuracy, s)."""
     import torch
@@ -248,8 +295,6 @@ def plaintext(split: dict[str, Any], epochs: int) -> tuple[float, float]:
 
 
 def demo(work: Path, rows: int, epochs: int) -> None:
-    import torch
-
     started = time.monotonic()
     say(f"a local consortium in {work}: three hospitals, a dealer, an auditor (n = 4 validators)")
     consortium = Consortium(work)
@@ -298,12 +343,24 @@ def demo(work: Path, rows: int, epochs: int) -> None:
         run("job", "watch", job_id, "--profile", "alice", cwd=work)
         run("job", "list", "--profile", "alice", cwd=work)
 
+        listing = run("job", "list", "--format", "json", "--profile", "alice", cwd=work,
+                      capture=True, echo=False)  # fmt: skip
+        print_metrics(listing, job_id)
+
         say("alice, the job's recipient, fetches the model from hospital-a's daemon")
-        run("job", "result", job_id, "-o", "model.pt", "--profile", "alice", cwd=work)
+        run("job", "result", job_id, "-o", "model.safetensors", "--profile", "alice", cwd=work)
+        shown = run("model", "show", "model.safetensors", cwd=work, capture=True)
+
+        say("alice applies the model to patients no hospital holds, on her own machine")
+        standardised = "preprocessing  standardise" in shown
+        rows = write_evaluation_rows(work, split, standardised)
+        run("model", "predict", "model.safetensors", "--input", rows.relative_to(work),
+            "--output", "predictions.csv", cwd=work)  # fmt: skip
+        head = (work / "predictions.csv").read_text().splitlines()[:4]
+        print("$ head -4 predictions.csv\n" + "\n".join(head), flush=True)
 
         say("the MPC-trained model against plaintext training on the shared patients")
-        weights = torch.load(work / "model.pt", weights_only=True)
-        mpc_accuracy = accuracy_of(weights, split["x_test"], split["y_test"])
+        mpc_accuracy = predicted_accuracy(work / "predictions.csv", split["y_test"])
         plain_accuracy, plain_s = plaintext(split, epochs)
         n_test = len(split["y_test"])
         print(

@@ -2,7 +2,13 @@
 
 Every command talks to the user's own member's daemon over mTLS as the user
 (`mpc_ledger.client.UserClient`); `submit` signs the job with the user's key.
+`watch`'s last line, `show` and `list --format json` give a completed job's test
+metrics (`mpc_ledger.mpc.evaluation`); `result` writes the model file
+(`mpc_ledger.mpc.model_file`) that `mpc-ledger model predict` applies.
 `--profile DIR` defaults to the environment variable MPC_LEDGER_PROFILE.
+`watch` shows the job's phase where a bar would say nothing (before its total
+is known: a PSI job's, until its alignment commits), then a bar and an ETA;
+`list` a running job's progress as the ledger has it (per committed epoch).
 
 Exit codes: 0 success; 1 the operation failed (the ledger refused the job, a
 daemon refused or did not answer, `watch` saw the job aborted or rejected);
@@ -21,9 +27,10 @@ from typing import Any
 
 import grpc
 
-from mpc_ledger.client import JobError, JobProgress, UserClient, job_id_bytes
+from mpc_ledger.client import JobError, JobProgress, JobSummary, UserClient, job_id_bytes
 from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.errors import UserError
+from mpc_ledger.jobs.progress import PHASE_TRAINING
 from mpc_ledger.jobs.spec import load_job_spec
 
 __all__ = ["register"]
@@ -56,9 +63,13 @@ def register(groups: Any) -> None:
     watch = command("watch", "live progress until the job ends (exit 1 if it did not complete)")
     watch.add_argument("job_id", metavar="JOB_ID")
     watch.set_defaults(handler=watch_command)
-    result = command("result", "(recipients) fetch the trained model")
+    result = command(
+        "result", "(recipients) fetch the trained model file (safetensors; see `model predict`)"
+    )
     result.add_argument("job_id", metavar="JOB_ID")
-    result.add_argument("-o", "--out", type=Path, required=True, help="file to write (0600)")
+    result.add_argument(
+        "-o", "--out", type=Path, required=True, help="file to write (0600), e.g. model.safetensors"
+    )
     result.set_defaults(handler=result_command)
     show = command("show", "the job's whole record trail", formats=True)
     show.add_argument("job_id", metavar="JOB_ID")
@@ -104,15 +115,28 @@ def list_command(args: argparse.Namespace) -> int:
         if not jobs:
             print("no jobs on the ledger")
             return 0
-        print(f"{'JOB':<64}  {'STATE':<10} {'NAME':<24} {'SUBMITTER':<20} SUBMITTED")
+        print(
+            f"{'JOB':<64}  {'STATE':<10} {'NAME':<24} {'SUBMITTER':<20} {'SUBMITTED':<24} PROGRESS"
+        )
         for job in jobs:
             print(
                 f"{job.job_id}  {job.state:<10} {job.name[:24]:<24} "
-                f"{job.submitter:<20} {job.submitted}"
+                f"{job.submitter:<20} {job.submitted:<24} {_listed_progress(job)}".rstrip()
             )
         return 0
 
     return _run(args, action)
+
+
+def _listed_progress(job: JobSummary) -> str:
+    """A running job's committed epochs and their steps, or its phase before it trains
+    (the ledger's view: `watch` shows the live step)."""
+    if job.state != "running":
+        return ""
+    fraction = job.fraction
+    if fraction is None or job.phase != PHASE_TRAINING:
+        return job.phase
+    return f"{fraction * 100:.1f}%  epoch {job.epoch}/{job.epochs}  step {job.step}/{job.steps}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -122,16 +146,27 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
-def progress_line(progress: JobProgress) -> str:
-    """One line: state, bar, epoch, step, elapsed, ETA, loss (when revealed)."""
-    fraction = progress.step / progress.steps if progress.steps else 0.0
+def _bar(progress: JobProgress) -> str:
+    """The bar once the job trains; before that its phase ("aligning: ..."), since a bar
+    at 0% says nothing of a job whose total is not known yet (a PSI job's, before its
+    alignment commits)."""
+    fraction = progress.fraction
+    if progress.phase and (fraction is None or progress.phase != PHASE_TRAINING):
+        return f"{progress.phase:<{_BAR + 9}}"  # as wide as the bar and its percentage
+    fraction = fraction or 0.0  # a daemon without phases, before the total is known
     filled = min(_BAR, int(fraction * _BAR))
+    return f"[{'#' * filled}{'.' * (_BAR - filled)}] {fraction * 100:5.1f}%"
+
+
+def progress_line(progress: JobProgress) -> str:
+    """One line: state, bar (or phase), epoch, step, elapsed, ETA, loss (when revealed)."""
     state = progress.state
-    if progress.local_state and progress.state == "running":
+    # this daemon's own worker, where it says more than "running" (starting, finishing)
+    if progress.state == "running" and progress.local_state not in ("", "running"):
         state = f"running/{progress.local_state}"
     parts = [
         f"{state:<18}",
-        f"[{'#' * filled}{'.' * (_BAR - filled)}] {fraction * 100:5.1f}%",
+        _bar(progress),
         f"epoch {progress.epoch}/{progress.epochs}",
         f"step {progress.step}/{progress.steps or '?'}",
         f"elapsed {_duration(progress.elapsed_s)}",

@@ -19,6 +19,7 @@ from mpc_ledger.cli import (
     dev,
     job,
     ledger,
+    model,
     party,
     status,
     user,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.register(groups)
     user.register(groups)
     job.register(groups)
+    model.register(groups)
     dev.register(groups)
     return parser
 

@@ -64,6 +64,13 @@ class DaemonMetrics:
             "WaitCommitted calls waiting now (each is answered or forgotten at its timeout)",
             registry=registry,
         )
+        # Kinds are the gossip message's oneof names (consensus, record, tip_height).
+        self.gossip_dropped = Counter(
+            "mpc_ledger_gossip_dropped",
+            "Messages from peers dropped because the ledger loop's queue was full, by kind",
+            ["kind"],
+            registry=registry,
+        )
         self.consensus_rejections = Counter(
             "mpc_ledger_consensus_rejections",
             "Consensus messages from peers refused, by reason (a closed set of codes)",
@@ -91,6 +98,26 @@ class DaemonMetrics:
         self.mpc_rounds = Gauge(
             "mpc_ledger_mpc_rounds",
             "MPC communication rounds this party's worker took part in, by job",
+            ["job"],
+            registry=registry,
+        )
+        # Fed by the job runner: the total from the ledger (`mpc_ledger.jobs.progress`: 0
+        # until a PSI job's job_alignment commits), the steps from this party's worker.
+        self.job_steps = Gauge(
+            "mpc_ledger_job_steps",
+            "Training steps of the job in all (0: not known yet), by job",
+            ["job"],
+            registry=registry,
+        )
+        self.job_step = Gauge(
+            "mpc_ledger_job_step",
+            "Training steps this party's worker has done, by job",
+            ["job"],
+            registry=registry,
+        )
+        self.job_progress = Gauge(
+            "mpc_ledger_job_progress_ratio",
+            "Training steps done of the job's total (0 while it is not known), by job",
             ["job"],
             registry=registry,
         )

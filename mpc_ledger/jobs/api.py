@@ -1,9 +1,12 @@
 """The `Jobs` gRPC service (protos/mpc_ledger/v1/jobs_service.proto): thin.
 
 `Progress` combines the ledger's state of the job (`rules.job_state`, read
-on the node's loop thread) with this daemon's `ProgressRegistry` (its own
-worker's epoch, step and elapsed time). The training loss goes only to the
-job's submitter, and only when the runner recorded it (the spec reveals it).
+on the node's loop thread: its phase and total steps, `mpc_ledger.jobs.progress`;
+a PSI job's total is known once its ``job_alignment`` commits) with this
+daemon's `ProgressRegistry` (its own worker's epoch, step and elapsed time).
+The ETA is only given while both the total and a step are known. The
+training loss goes only to the job's submitter, and only when the runner
+recorded it (the spec reveals it).
 
 `Result` streams this daemon's ``<data_dir>/jobs/<job>/model.bin`` (the
 model's canonical encoding, whose hash the job's `job_completed` record
@@ -16,7 +19,6 @@ bytes against the ledger's model hash before it writes anything.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any, NoReturn, Protocol
 
 import grpc
 
+from mpc_ledger.jobs.progress import job_phase, job_total_steps
 from mpc_ledger.jobs.rules import ABORTED, COMPLETED, REJECTED, JobState, job_state
 from mpc_ledger.jobs.runner import JobProgress, ProgressRegistry
 from mpc_ledger.ledger.state import LedgerState
@@ -60,20 +63,12 @@ class JobsBackend(Protocol):
     def query(self, read: Callable[[LedgerState], Any]) -> Any: ...
 
 
-def _steps_per_epoch(job: JobState) -> int:
-    rows = [p.train_rows for p in job.manifest.parties if p.role == "data"]
-    if not rows or job.spec.batch_size <= 0:
-        return 0
-    total = sum(rows) if job.spec.layout == "horizontal" else max(rows)
-    return math.ceil(total / job.spec.batch_size)
-
-
 def build_progress(
     job: JobState, local: JobProgress | None, *, show_loss: bool, now: float
 ) -> jobs_service_pb2.JobProgress:
     """One progress message from the ledger's job state and this daemon's worker, if any."""
     epochs = job.spec.epochs
-    steps = _steps_per_epoch(job) * epochs
+    steps = job_total_steps(job)  # 0 for a PSI job until its alignment commits
     message = jobs_service_pb2.JobProgress(
         job_id=job.job_id,
         state=job.status,
@@ -83,6 +78,7 @@ def build_progress(
         reason=job.reason,
         ended=job.status in ENDED_STATES,
         metrics=[jobs_pb2.Metric(name=n, value=v) for n, v in job.metrics],
+        phase=job_phase(job),
     )
     if local is not None:
         message.local_state = local.status

@@ -8,7 +8,9 @@ encoding (see `datasets`) sees typed values, never text.
 CSV rules (the only place text becomes values):
 
 * UTF-8 (a byte-order mark is skipped); the first row is the header, with
-  exactly the schema's column names, in any order.
+  exactly the schema's column names, in any order (``read_rows(...,
+  extra_columns=True)``, which `mpc-ledger model predict` uses: at least them;
+  other columns are skipped).
 * An empty field is null (so a string column cannot hold the empty string
   in a CSV file); a null in a column that is not nullable is an error.
 * int64: an optional sign and decimal digits. float64: a decimal number,
@@ -217,13 +219,19 @@ def file_format(path: Path) -> str:
     return found
 
 
-def read_rows(path: Path, schema: DatasetSchema) -> Iterator[tuple[Value, ...]]:
-    """Typed rows in schema order; raises `DataFileError` naming every problem found."""
+def read_rows(
+    path: Path, schema: DatasetSchema, *, extra_columns: bool = False
+) -> Iterator[tuple[Value, ...]]:
+    """Typed rows in schema order; raises `DataFileError` naming every problem found.
+
+    ``extra_columns``: the file may hold columns the schema does not name (they are
+    skipped, never parsed); by default they are an error, as a dataset's file must match
+    its registered schema exactly."""
     problems = _Problems(path)
     if file_format(path) == "csv":
-        yield from _read_csv(Path(path), schema, problems)
+        yield from _read_csv(Path(path), schema, problems, extra_columns)
     else:
-        yield from _read_parquet(Path(path), schema, problems)
+        yield from _read_parquet(Path(path), schema, problems, extra_columns)
     problems.raise_if_any()
 
 
@@ -257,7 +265,11 @@ class _Problems:
 
 
 def _header_order(
-    header: Sequence[str], schema: DatasetSchema, problems: _Problems, where: str
+    header: Sequence[str],
+    schema: DatasetSchema,
+    problems: _Problems,
+    where: str,
+    extra_columns: bool,
 ) -> list[int]:
     """For each schema column, its position in the file's header. A header name that is not
     the schema's may be a cell (a file without a header): only the operator sees it."""
@@ -271,7 +283,7 @@ def _header_order(
             )
         positions[name] = index
     missing = [name for name in schema.names if name not in positions]
-    extra = [name for name in header if schema.column(name) is None]
+    extra = [] if extra_columns else [n for n in header if schema.column(n) is None]
     if missing or extra:
         reasons, details = [], []
         if missing:
@@ -286,7 +298,7 @@ def _header_order(
 
 
 def _read_csv(
-    path: Path, schema: DatasetSchema, problems: _Problems
+    path: Path, schema: DatasetSchema, problems: _Problems, extra_columns: bool
 ) -> Iterator[tuple[Value, ...]]:
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -301,7 +313,7 @@ def _read_csv(
             header = next(reader, None)
             if header is None:
                 raise problems.fatal("line 1", "empty file; the first line must be the header")
-            order = _header_order(header, schema, problems, "line 1 (header)")
+            order = _header_order(header, schema, problems, "line 1 (header)", extra_columns)
             for fields in reader:
                 line = reader.line_num
                 if len(fields) != len(header):
@@ -366,7 +378,7 @@ def _parse_text(text: str, column: Column) -> tuple[Value, tuple[str, str] | Non
 
 
 def _read_parquet(
-    path: Path, schema: DatasetSchema, problems: _Problems
+    path: Path, schema: DatasetSchema, problems: _Problems, extra_columns: bool
 ) -> Iterator[tuple[Value, ...]]:
     try:
         import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
@@ -383,7 +395,7 @@ def _read_parquet(
         detail = f"not a readable Parquet file: {exc}"
         raise problems.fatal("", "not a readable Parquet file", detail) from None
     arrow_schema = parquet.schema_arrow
-    _header_order(arrow_schema.names, schema, problems, "schema")
+    _header_order(arrow_schema.names, schema, problems, "schema", extra_columns)
     for column in schema.columns:
         arrow_type = arrow_schema.field(column.name).type
         if not _arrow_type_fits(pa, arrow_type, column.type):

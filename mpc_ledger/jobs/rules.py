@@ -12,7 +12,9 @@ will be applied.
 
 A job's life is a small explicit state machine, kept as data in
 `_TRANSITIONS` (h11 style): (status, event) -> next status; an event that
-is not in the table is refused with the job's status as the reason.
+is not in the table is refused with the job's status as the reason. Every
+`_apply_*` takes a job's next status from the table, never from a constant,
+so the table is the whole state machine.
 
     pending --approve (last owner)--> approved --start--> running --complete--> completed
        |  \\--reject--> rejected          |                  |
@@ -350,7 +352,8 @@ def _apply_decision(view: StateView, record: ParsedRecord) -> None:
     assert job is not None  # checked before
     decisions = (*job.decisions, (record.body.author, message.approve))
     if not message.approve:
-        status, reason = REJECTED, f"{record.body.author}: " + "; ".join(message.reasons)
+        status = _TRANSITIONS[(job.status, "reject")]
+        reason = f"{record.body.author}: " + "; ".join(message.reasons)
         job = dataclasses.replace(job, reason=reason, ended_by=record.body.author)
     elif {owner for owner, approve in decisions if approve} == set(job.owners):
         status = _TRANSITIONS[(job.status, "approve-last")]

@@ -41,7 +41,8 @@ A `_JobRun` does, in this order, each step bounded by `RunnerOptions`:
    the transcript after the PSI) before anything else; a data owner whose
    policy's ``min_rows`` exceeds the intersection's training rows aborts
    the job instead (its approval counted the registered rows).
-   Its JSON lines feed the progress registry and, at each epoch end, a
+   Its JSON lines feed the progress registry, the step gauges (the total
+   from the ledger: `mpc_ledger.jobs.progress`) and, at each epoch end, a
    ``job_epoch_digests`` record with its transcript snapshot (data ranks;
    the dealer serves tuples and has no epochs).
 4. On success: rank 0 waits (bounded) until every data party's last epoch
@@ -88,6 +89,7 @@ from mpc_ledger.jobs.catalogue import entry_path, find_entry
 from mpc_ledger.jobs.datafiles import DataFileError, fingerprint_file
 from mpc_ledger.jobs.manifest import ManifestParty
 from mpc_ledger.jobs.policy import PolicyDecision, evaluate, load_policy
+from mpc_ledger.jobs.progress import job_total_steps
 from mpc_ledger.jobs.rules import (
     ABORTED,
     APPROVED,
@@ -148,7 +150,7 @@ class LedgerAccess(Protocol):
     def query(self, read: Callable[[LedgerState], T], timeout_s: float = 10.0) -> T: ...
 
 
-# -- progress (in memory, for a future `job watch`) -----------------------------------------
+# -- progress (in memory, for `job watch`: mpc_ledger.jobs.api) -----------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,6 +438,7 @@ class _JobRun(threading.Thread):
         self._process: subprocess.Popen[bytes] | None = None
         self._killed: str | None = None
         self._kill_lock = threading.Lock()
+        self._steps_total = job_total_steps(job)  # 0: a PSI job's, until its alignment commits
         runner.progress.begin(self.job_hex, job.spec.epochs)
 
     # -- control from other threads -------------------------------------------------------
@@ -652,6 +655,7 @@ class _JobRun(threading.Thread):
             if "loss" in event and self.job.spec.reveal_training_loss:
                 changes["loss"] = float(event["loss"])
             self.runner.progress.update(self.job_hex, **changes)
+            self._count_steps(changes["step"])
         if kind == "alignment" and self.party.role == "data":
             self._align(event)
         if kind in ("epoch", "result") and isinstance(event.get("transcript"), dict):
@@ -663,6 +667,20 @@ class _JobRun(threading.Thread):
                     job_id=self.job.job_id, epoch=int(event["epoch"]), channels=channels
                 )
                 self.runner.submit("job_epoch_digests", digests, wait=True, job_id=self.job.job_id)
+
+    def _count_steps(self, step: int) -> None:
+        """The step gauges: this worker's steps, and the job's total from the ledger, read
+        again while it is unknown (a PSI job's, until its job_alignment commits)."""
+        metrics = self.runner.metrics
+        if metrics is None:
+            return
+        if not self._steps_total:
+            job = self.runner.job(self.job.job_id)
+            self._steps_total = job_total_steps(job) if job is not None else 0
+        total = self._steps_total
+        metrics.job_steps.labels(self.job_hex).set(total)
+        metrics.job_step.labels(self.job_hex).set(step)
+        metrics.job_progress.labels(self.job_hex).set(min(1.0, step / total) if total else 0.0)
 
     def _count_rounds(self, transcript: dict[str, Any]) -> None:
         """The rounds gauge: communicator operations that sent on any of this party's
@@ -698,6 +716,8 @@ class _JobRun(threading.Thread):
         if not self.runner.submit("job_alignment", alignment, wait=True, job_id=self.job.job_id):
             self._fail("its job_alignment record was not committed")
             self.kill("its job_alignment record was not committed")
+            return
+        self._count_steps(0)  # the total is on the ledger now
 
     def _finish(self, result: dict[str, Any]) -> None:
         self.runner.progress.update(self.job_hex, status="finishing")

@@ -14,7 +14,7 @@ it is given to the validators by gossip, which is fire-and-forget. For the
 runner's own records `_LedgerAccess` wants a confirmed acceptance, so it
 also submits them through a validator's Ledger `Submit` RPC over mTLS,
 trying each validator until one accepts (or already holds the record from
-the gossip).
+the gossip: a refusal with the code `RefusalCode.DUPLICATE`).
 
 It also keeps the count of jobs by state (`JobTally`) for the daemon's
 `mpc_ledger_jobs{state}` gauge and its `Status` reply: loaded from the
@@ -42,6 +42,7 @@ from mpc_ledger.jobs.rules import JOBS_TABLE, STATUSES, job_state
 from mpc_ledger.jobs.runner import JobRunner, ProgressRegistry, RunnerOptions
 from mpc_ledger.ledger.node import LedgerNode, SubmitResult
 from mpc_ledger.ledger.records import ParsedRecord
+from mpc_ledger.ledger.refusals import RefusalCode
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.mpc.relay import socket_path_for
@@ -85,7 +86,8 @@ class _LedgerAccess:
             except grpc.RpcError as exc:
                 reasons.append(f"{validator.id}: {describe_rpc_error(exc)}")
                 continue
-            if reply.accepted or reply.reason.startswith("duplicate"):
+            # The code, never the words: a reason is for people and may start with anything.
+            if reply.accepted or reply.code == RefusalCode.DUPLICATE:
                 return result  # accepted now, or already arrived by gossip
             reasons.append(f"{validator.id}: {reply.reason}")
         return SubmitResult(result.record_id, False, "; ".join(reasons))

@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # the daemon never imports torch: only the worker does
     from mpc_ledger.mpc.programs import PartyData, TrainSpec
 
 __all__ = [
+    "PROGRAM_MODELS",
     "DataChangedError",
     "LocalDataError",
     "LocalTable",
@@ -68,7 +69,8 @@ __all__ = [
     "worker_manifest",
 ]
 
-_MODELS = {
+# the job spec's model kinds as the training program (and a model file) names them
+PROGRAM_MODELS = {
     "logistic_regression": "logistic",
     "linear_regression": "linear",
     "softmax_regression": "softmax",
@@ -93,7 +95,7 @@ class DataChangedError(LocalDataError):
 def train_spec_for(manifest: JobManifest) -> dict[str, Any]:
     """The `TrainSpec` fields (as JSON) of the job; `UnsupportedJobError` if it cannot run."""
     spec = manifest.spec
-    model = _MODELS.get(spec.model.kind)
+    model = PROGRAM_MODELS.get(spec.model.kind)
     if model is None:  # spec_problems refuses it first; kept for a spec from a newer release
         raise UnsupportedJobError(f"model {spec.model.kind!r} is not supported by this runner")
     optimiser = spec.optimiser

@@ -33,11 +33,6 @@ __all__ = ["ConsensusServicer", "LedgerServicer", "gossip_record"]
 
 log = logging.getLogger(__name__)
 
-QUEUE_MAX_MESSAGES = 20_000
-BATCH_MAX_MESSAGES = 512
-BATCH_MAX_BYTES = 4 * 1024 * 1024
-BACKOFF_MIN_S = 0.05
-BACKOFF_MAX_S = 2.0
 GET_BLOCKS_MAX = 1000
 WAIT_COMMITTED_MAX_MS = 60_000
 SUBMIT_BATCH_MAX = 10_000

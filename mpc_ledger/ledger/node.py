@@ -19,6 +19,23 @@ Batching is what makes the ledger fast: one fsync covers every vote and
 block of a batch. Nothing a peer sends can block the loop: links have bounded
 queues, and invalid input becomes a logged rejection.
 
+The loop's queue is bounded too (`NodeOptions.queue_max_events`), and what
+happens when it is full depends on who posts:
+
+* network input (`on_gossip`: votes, proposals, gossiped records, heights) is
+  dropped and counted (`NodeStats.gossip_dropped`, the metric
+  ``mpc_ledger_gossip_dropped_total{kind}``), like a full socket buffer: a
+  peer must never stall the thread that reads its stream, and consensus
+  recovers lost messages by its timeouts and re-gossip;
+* callers that want an answer (`submit`, `wait_committed`, `query`,
+  `on_certified`) wait for room up to their own timeout, then get the answer
+  a timeout gets (a refusal with the code ``busy``, None, TimeoutError);
+* the loop itself never waits on its own queue (it would wait for itself).
+
+A caller of `wait_committed` that gives up cancels its future and leaves it
+for the loop to forget (a deque the loop drains before each batch), so a
+record that never commits keeps no waiter, however often it is waited for.
+
 A member without the validator role runs the same loop without a core: it
 follows the chain by fetching certified blocks from validators and checking
 every certificate.
@@ -26,11 +43,14 @@ every certificate.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import heapq
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -70,6 +90,11 @@ __all__ = ["CatchUpOutcome", "CatchUpVerdict", "LedgerNode", "NodeOptions", "Sub
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# How long the catch-up fetcher's thread waits for room in the loop's queue per block.
+CERTIFIED_POST_TIMEOUT_S = 30.0
+# A flood of dropped gossip logs one warning per this interval (the metric counts all).
+DROP_LOG_INTERVAL_S = 10.0
+
 
 @dataclasses.dataclass(frozen=True)
 class NodeOptions:
@@ -77,6 +102,9 @@ class NodeOptions:
     announce_interval_ms: int = 1000
     # Events handled per loop iteration at most (bounds one fsync's batch).
     batch_max: int = 2000
+    # Events waiting for the loop at most (see the module docstring for a full queue):
+    # room for a full SubmitBatch (10_000) and every peer's link backlog at once.
+    queue_max_events: int = 50_000
     mempool_max_records: int = 50_000
 
 
@@ -149,7 +177,12 @@ class LedgerNode:
         self.mempool = Mempool(max_records=self.options.mempool_max_records)
         quotas = genesis.quotas
         self._submit_rate = TokenBuckets(quotas.user_submit_per_s, quotas.user_submit_burst)
-        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue(self.options.queue_max_events)
+        # (record id, future) of `wait_committed` callers that gave up; the loop forgets them.
+        self._abandoned: collections.deque[
+            tuple[bytes, concurrent.futures.Future[tuple[int, int]]]
+        ] = collections.deque()
+        self._last_drop_log = -math.inf
         self._timers: list[tuple[float, int, Timeout]] = []
         self._timer_seq = itertools.count()
         self._waiters: dict[bytes, list[concurrent.futures.Future[tuple[int, int]]]] = {}
@@ -199,7 +232,9 @@ class LedgerNode:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping.set()
-        self._events.put(("stop", None))
+        # Only to wake an idle loop: a full queue means it is awake and sees `_stopping`.
+        with contextlib.suppress(queue.Full):
+            self._events.put_nowait(("stop", None))
         if self._thread is not None:
             self._thread.join(timeout_s)
         for futures in self._waiters.values():
@@ -228,6 +263,7 @@ class LedgerNode:
 
     def submit_many(self, raws: Sequence[bytes], *, timeout_s: float = 10.0) -> list[SubmitResult]:
         results: list[SubmitResult | concurrent.futures.Future[SubmitResult]] = []
+        deadline = time.monotonic() + timeout_s
         for raw in raws:
             parsed = parse_record(raw)
             if isinstance(parsed, str):
@@ -235,9 +271,12 @@ class LedgerNode:
                 results.append(SubmitResult(b"", False, parsed, RefusalCode.MALFORMED))
                 continue
             future: concurrent.futures.Future[SubmitResult] = concurrent.futures.Future()
-            self._events.put(("submit", (parsed, future, True)))
-            results.append(future)
-        deadline = time.monotonic() + timeout_s
+            if self._post(("submit", (parsed, future, True)), deadline - time.monotonic()):
+                results.append(future)
+            else:
+                self._count_refusal(RefusalCode.BUSY)
+                reason = f"busy: the ledger node's queue stayed full for {timeout_s:g} s"
+                results.append(SubmitResult(parsed.id, False, reason, RefusalCode.BUSY))
         return [
             r if isinstance(r, SubmitResult) else r.result(max(0.0, deadline - time.monotonic()))
             for r in results
@@ -251,14 +290,27 @@ class LedgerNode:
     def wait_committed(self, record_id: bytes, timeout_s: float) -> tuple[int, int] | None:
         """(height, log index) once ``record_id`` is committed; None on timeout."""
         future: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
-        self._events.put(("wait", (record_id, future)))
-        try:
-            return future.result(timeout_s)
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-            # The loop owns the waiters: it forgets this one (a record that never
-            # commits would otherwise keep every timed-out waiter forever).
-            self._events.put(("unwait", (record_id, future)))
+        deadline = time.monotonic() + timeout_s
+        if not self._post(("wait", (record_id, future)), timeout_s):
             return None
+        try:
+            return future.result(max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.CancelledError:
+            return None  # the node stopped
+        except concurrent.futures.TimeoutError:
+            pass
+        if not future.cancel():  # the loop is answering it right now
+            return future.result(timeout_s)
+        # The loop owns the waiters: it forgets this one (a record that never commits
+        # would otherwise keep every timed-out waiter for ever). A deque, not the queue:
+        # giving up must not wait for room.
+        self._abandoned.append((record_id, future))
+        return None
+
+    @property
+    def queued_events(self) -> int:
+        """Events waiting for the loop now (approximate; at most `queue_max_events`)."""
+        return self._events.qsize()
 
     @property
     def waiters(self) -> int:
@@ -285,15 +337,18 @@ class LedgerNode:
         another thread could see a block half applied.
         """
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._events.put(("query", (read, future)))
-        result: T = future.result(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        if not self._post(("query", (read, future)), timeout_s):
+            raise TimeoutError(f"the ledger node's queue stayed full for {timeout_s:g} s")
+        result: T = future.result(max(0.0, deadline - time.monotonic()))
         return result
 
     def on_gossip(self, sender: str, message: Any) -> None:
-        """A message from a peer link (already authenticated as ``sender``)."""
+        """A message from a peer link (already authenticated as ``sender``); dropped and
+        counted when the loop's queue is full (never waits: see the module docstring)."""
         kind = message.WhichOneof("kind")
         if kind == "consensus":
-            self._events.put(("consensus", (sender, message.consensus)))
+            self._post_gossip(kind, ("consensus", (sender, message.consensus)))
         elif kind == "record":
             raw = message.record.SerializeToString(deterministic=True)
             parsed = parse_record(raw)
@@ -301,17 +356,53 @@ class LedgerNode:
                 log.debug("refused a record gossiped by %s: %s", sender, parsed)
                 self._count_refusal(RefusalCode.MALFORMED)
             else:
-                self._events.put(("submit", (parsed, None, False)))
+                self._post_gossip(kind, ("submit", (parsed, None, False)))
         elif kind == "tip_height":
-            self._events.put(("peer_height", (sender, message.tip_height)))
+            self._post_gossip(kind, ("peer_height", (sender, message.tip_height)))
 
     def on_certified(
         self, item: consensus_pb2.CommittedBlock
     ) -> concurrent.futures.Future[CatchUpVerdict]:
         """A certified block fetched from a peer (catch-up); the future says what became of it."""
         future: concurrent.futures.Future[CatchUpVerdict] = concurrent.futures.Future()
-        self._events.put(("certified", (item, future)))
+        if not self._post(("certified", (item, future)), CERTIFIED_POST_TIMEOUT_S):
+            # What a verdict not given in time says: the fetcher stops, blaming no one.
+            future.set_exception(TimeoutError("the ledger node's queue stayed full"))
         return future
+
+    def _post(self, event: tuple[str, Any], timeout_s: float) -> bool:
+        """Queue ``event`` for the loop, waiting up to ``timeout_s`` for room; False if none."""
+        # The loop waiting for room in its own queue would wait for ever.
+        wait = timeout_s > 0 and threading.current_thread() is not self._thread
+        try:
+            if wait:
+                self._events.put(event, timeout=timeout_s)
+            else:
+                self._events.put_nowait(event)
+        except queue.Full:
+            return False
+        return True
+
+    def _post_gossip(self, kind: str, event: tuple[str, Any]) -> None:
+        try:
+            self._events.put_nowait(event)
+        except queue.Full:
+            self._count_dropped(kind)
+
+    def _count_dropped(self, kind: str) -> None:
+        # Called from gRPC threads; a lost increment of a statistic is harmless.
+        self.stats.gossip_dropped += 1
+        if self.metrics is not None:
+            self.metrics.gossip_dropped.labels(kind).inc()
+        now = time.monotonic()
+        if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:  # a flood logs once a while
+            self._last_drop_log = now
+            log.warning(
+                "the ledger loop's queue is full (%d events): dropping gossip from peers "
+                "(%d dropped so far)",
+                self.options.queue_max_events,
+                self.stats.gossip_dropped,
+            )
 
     def blocks(self, from_height: int, limit: int) -> list[consensus_pb2.CommittedBlock]:
         return self._store.blocks(from_height, limit)
@@ -344,6 +435,10 @@ class LedgerNode:
                 batch.append(self._events.get_nowait())
         except queue.Empty:
             pass
+        # Before the batch: whatever is answered in it was posted after these callers
+        # gave up, so an answer is a barrier (their waits, if still queued, are skipped).
+        while self._abandoned:
+            self._remove_waiter(*self._abandoned.popleft())
         ready = Ready()
         for kind, payload in batch:
             if kind == "stop":
@@ -364,8 +459,6 @@ class LedgerNode:
             self._on_submit(*payload)
         elif kind == "wait":
             self._add_waiter(*payload)
-        elif kind == "unwait":
-            self._remove_waiter(*payload)
         elif kind == "certified":
             item, verdict = payload
             verdict.set_result(self._on_certified(item, ready))
@@ -385,8 +478,8 @@ class LedgerNode:
     ) -> None:
         location = self._store.record_location(record_id)
         if location is not None:
-            future.set_result(location)
-        elif not future.done():
+            _answer(future, location)
+        elif not future.cancelled():  # a caller that gave up already is not kept
             self._waiters.setdefault(record_id, []).append(future)
             self._waiter_count += 1
 
@@ -405,8 +498,7 @@ class LedgerNode:
         futures = self._waiters.pop(record_id, [])
         self._waiter_count -= len(futures)
         for future in futures:
-            if not future.done():
-                future.set_result(location)
+            _answer(future, location)
 
     def _validate_records(self, height: int, raws: Sequence[bytes]) -> str | None:
         """The core's records validator: the state must be exactly at ``height - 1``."""
@@ -646,6 +738,13 @@ class LedgerNode:
         self._height_at_last_announce = int(self._tip.height)
 
 
+def _answer(future: concurrent.futures.Future[T], value: T) -> None:
+    """Set ``future``'s result unless its caller cancelled it (gave up waiting): marking
+    it running first makes the caller's `cancel` fail from then on, so the two never race."""
+    if future.set_running_or_notify_cancel():
+        future.set_result(value)
+
+
 def _parsed_records(block: consensus_pb2.Block) -> list[ParsedRecord]:
     records = []
     for raw in block.records:
@@ -661,4 +760,5 @@ class NodeStats:
     records_committed: int = 0
     records_refused: int = 0
     rejections: int = 0
+    gossip_dropped: int = 0  # network input dropped because the loop's queue was full
     last_commit_monotonic: float = dataclasses.field(default_factory=time.monotonic)

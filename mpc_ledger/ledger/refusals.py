@@ -28,6 +28,7 @@ class RefusalCode(StrEnum):
     QUOTA_EXCEEDED = "quota-exceeded"
     RATE_LIMITED = "rate-limited"
     MEMPOOL_FULL = "mempool-full"
+    BUSY = "busy"  # the node's event queue stayed full for the submitter's whole timeout
 
 
 @dataclass(frozen=True, slots=True)

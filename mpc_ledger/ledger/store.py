@@ -13,8 +13,9 @@ Contract (what the node relies on):
 * Blocks are stored as the exact bytes that were certified; readers get them
   back unchanged.
 
-`MemoryBlockStore` (in `mpc_ledger.testing.stores`) keeps the same contract
-in memory; the same conformance tests run against both.
+There is one implementation, `SqliteBlockStore`; `BlockStore` is the
+protocol the node needs. An in-memory store for the simulator does not exist
+yet: when it comes, the same conformance tests should run against both.
 """
 
 from __future__ import annotations

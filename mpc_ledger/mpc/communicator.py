@@ -8,8 +8,18 @@ Theory of operation:
   collectives (broadcast, reduce, all_reduce with SUM and BXOR, gather,
   all_gather, scatter, barrier; batched variants as one frame), objects
   (send_obj, recv_obj, broadcast_obj), the dealer's groups, and the
-  communication statistics (rounds, bytes, seconds), counted always and the
-  way CrypTen counts them (8 bytes per element, each party's own view).
+  communication statistics.
+* Statistics come in two sets, counted the way CrypTen counts them (a round
+  per call, 8 bytes per element, each party's own view). CrypTen's own
+  (``comm_rounds``, ``comm_bytes``, ``comm_time``: what
+  ``crypten.reset_communication_stats``, ``get_communication_stats`` and
+  ``crypten.print_communication_stats`` see) keep CrypTen's contract: counted
+  only while ``crypten.cfg.communicator.verbose`` is on, reset by the reset,
+  printed through ``crypten.log``; the seed exchange CrypTen's dealer does on
+  ``torch.distributed`` directly (`TorchDistributedShim`) is not in them, as
+  it is not in CrypTen's. The project's (`transport_stats`: rounds, bytes,
+  seconds) are counted always and never reset: the worker's result, the
+  benchmarks and the transcript's rounds rely on them.
 * Every collective is built from point-to-point frames. A frame gets its
   label (`labels.Mailbox`) when the operation is issued, so receives that
   are posted early, waited on late (irecv) or satisfied by an early frame
@@ -33,11 +43,12 @@ methods in tests.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import logging
+import importlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -73,8 +84,6 @@ __all__ = [
     "MpcCommunicator",
     "PendingRecv",
 ]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PEER_TIMEOUT_S = 60.0
 DEALER_TIMEOUT_FACTOR = 2.0
@@ -160,6 +169,13 @@ class _SentHandle:
 
     def is_completed(self) -> bool:
         return True
+
+
+def _crypten_verbose() -> bool:
+    """CrypTen's ``cfg.communicator.verbose``; off where CrypTen is not loaded (no CrypTen
+    program runs then: the transport's own tests, the PSI)."""
+    crypten = sys.modules.get("crypten")
+    return crypten is not None and bool(crypten.cfg.communicator.verbose)
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -268,6 +284,10 @@ class MpcCommunicator:
         )
         self._assembler = ChunkAssembler()
         self._name_text = f"rank{setup.rank}"
+        self.transport_rounds = 0
+        self.transport_bytes = 0
+        self.transport_time_s = 0.0
+        self._crypten_counting_paused = False
         self.reset_communication_stats()
         self.link = setup.link_factory()
 
@@ -296,25 +316,58 @@ class MpcCommunicator:
     def close(self, *, abort_reason: str | None = None) -> None:
         self.link.close(abort_reason=abort_reason)
 
-    # --- statistics (always counted) -------------------------------------------------
+    # --- statistics ----------------------------------------------------------------------
+
+    # CrypTen's contract (crypten/communicator/communicator.py): counted only in verbose
+    # mode; bytes stay as CrypTen adds them (a float once an object is counted).
 
     def reset_communication_stats(self) -> None:
         self.comm_rounds = 0
-        self.comm_bytes = 0
+        self.comm_bytes: float = 0
         self.comm_time = 0.0
 
     def get_communication_stats(self) -> dict[str, Any]:
         return {"rounds": self.comm_rounds, "bytes": self.comm_bytes, "time": self.comm_time}
 
     def print_communication_stats(self) -> None:
-        stats = self.get_communication_stats()
-        log.info("rounds %d, bytes %d, time %.3fs", stats["rounds"], stats["bytes"], stats["time"])
+        crypten = importlib.import_module("crypten")  # loaded: CrypTen is what calls this
+        crypten.log("====Communication Stats====")
+        crypten.log(f"Rounds: {self.comm_rounds}")
+        crypten.log(f"Bytes: {self.comm_bytes}")
+        crypten.log(f"Communication time: {self.comm_time}")
 
-    def _count(self, elements: float, started: float) -> None:
-        self.comm_rounds += 1
-        self.comm_bytes += int(elements * self.BYTES_PER_ELEMENT)
-        self.comm_time += time.perf_counter() - started
+    def transport_stats(self) -> dict[str, Any]:
+        """The project's own counts, whatever CrypTen's verbose mode: rounds, bytes, time_s."""
+        return {
+            "rounds": self.transport_rounds,
+            "bytes": self.transport_bytes,
+            "time_s": self.transport_time_s,
+        }
+
+    @contextlib.contextmanager
+    def not_counted_by_crypten(self) -> Iterator[None]:
+        """Calls CrypTen makes on torch.distributed itself, which its statistics omit."""
+        self._crypten_counting_paused = True
+        try:
+            yield
+        finally:
+            self._crypten_counting_paused = False
+
+    def _count(
+        self, elements: float, started: float, crypten_elements: float | None = None
+    ) -> None:
+        """One round of ``elements``; ``crypten_elements`` where CrypTen counts otherwise."""
+        elapsed_s = time.perf_counter() - started
+        self.transport_rounds += 1
+        self.transport_bytes += int(elements * self.BYTES_PER_ELEMENT)
+        self.transport_time_s += elapsed_s
         self.transcript.end_round()
+        if not self._crypten_counting_paused and _crypten_verbose():
+            self.comm_rounds += 1
+            self.comm_bytes += (elements if crypten_elements is None else crypten_elements) * (
+                self.BYTES_PER_ELEMENT
+            )
+            self.comm_time += elapsed_s
 
     def snapshot(self, label: str) -> TranscriptSnapshot:
         return self.transcript.snapshot(label)
@@ -522,8 +575,10 @@ class MpcCommunicator:
             received = self._receive_tensors(src, seq, tensors, operation="broadcast")
             for target, value in zip(tensors, received, strict=True):
                 target.data.copy_(value)
+        elements = sum(t.nelement() for t in tensors)
         multiplier = len(others) if self.rank == src else 1
-        self._count(sum(t.nelement() for t in tensors) * multiplier, started)
+        crypten_multiplier = self.world_size - 1 if self.rank == src else 1  # any group
+        self._count(elements * multiplier, started, elements * crypten_multiplier)
         return input
 
     def reduce(self, input: Any, dst: int, op: Any = None, batched: bool = False) -> Any:
@@ -641,13 +696,17 @@ class MpcCommunicator:
     def broadcast_obj(self, obj: Any, src: int, group: Group | None = None) -> Any:
         started = time.perf_counter()
         others = self._others(group)
+        # CrypTen counts the object it was given (None at a receiver) to every other party.
+        crypten_elements = sys.getsizeof(obj) / self.BYTES_PER_ELEMENT * (self.world_size - 1)
         if self.rank == src:
             if obj is None:
                 raise MpcError("the source of broadcast_obj must provide the object")
             self._post([self._object_frame(dst, obj) for dst in others])
         else:
             obj = self._receive_object(src, self._mailbox.reserve(src), "broadcast_obj")
-        self._count(sys.getsizeof(obj) / self.BYTES_PER_ELEMENT * len(others), started)
+        self._count(
+            sys.getsizeof(obj) / self.BYTES_PER_ELEMENT * len(others), started, crypten_elements
+        )
         return obj
 
 
@@ -667,13 +726,19 @@ class TorchDistributedShim:
         return instance
 
     def isend(self, tensor: torch.Tensor, dst: int, group: Any = None, **_: Any) -> _SentHandle:
-        return self._communicator().isend(tensor, dst)
+        communicator = self._communicator()
+        with communicator.not_counted_by_crypten():
+            return communicator.isend(tensor, dst)
 
     def irecv(self, tensor: torch.Tensor, src: int, group: Any = None, **_: Any) -> PendingRecv:
-        return self._communicator().irecv(tensor, src)
+        communicator = self._communicator()
+        with communicator.not_counted_by_crypten():
+            return communicator.irecv(tensor, src)
 
     def barrier(self, group: Any = None, **_: Any) -> None:
-        self._communicator().barrier(group if isinstance(group, Group) else None)
+        communicator = self._communicator()
+        with communicator.not_counted_by_crypten():
+            communicator.barrier(group if isinstance(group, Group) else None)
 
     def __getattr__(self, name: str) -> Any:
         raise MpcError(

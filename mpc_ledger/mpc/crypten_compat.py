@@ -12,8 +12,8 @@ the real module cannot be found, and only once.
 Everything else that must reach into CrypTen (installing the project's own
 communicator, the legacy ONNX exporter for ``crypten.nn.from_pytorch``, the
 dealer's request schema on party 0's side and CrypTen's tuple generators on
-the dealer's, see `mpc_ledger.mpc.dealer`) is added here too, so a CrypTen
-upgrade has one file to review.
+the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a comparison's result,
+`fixed_point`) is added here too, so a CrypTen upgrade has one file to review.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "CRYPTEN_PROVIDER_NAMES",
     "STAND_IN_MODULES",
     "dealer_request_for",
+    "fixed_point",
     "import_crypten",
     "install_communicator",
     "install_dealer_client",
@@ -334,3 +335,20 @@ def install_legacy_onnx_export() -> None:
 
     setattr(export_pytorch_model, _STAND_IN_MARK, True)
     converter._export_pytorch_model = export_pytorch_model  # type: ignore[attr-defined]
+
+
+def fixed_point(tensor: Any) -> Any:
+    """A copy of ``tensor`` (an arithmetic MPCTensor) in CrypTen's default fixed-point
+    encoding.
+
+    CrypTen encodes the 0/1 results of comparisons and of a one-hot argmax with scale 1.
+    Arithmetic between two tensors re-encodes as needed, but ``crypten.stack`` and
+    ``crypten.cat`` keep the first tensor's encoder for all of them, so such a result is
+    re-encoded before it is stacked with others (exact: the shares are multiplied by the
+    scale, locally).
+    """
+    from crypten.encoder import FixedPointEncoder
+
+    result = tensor.clone()
+    result._tensor.encode_(FixedPointEncoder())
+    return result

@@ -196,6 +196,9 @@ def _shown(value: object) -> str:
     return text if len(text) <= _NAME_SHOWN_CHARS else text[:_NAME_SHOWN_CHARS] + "...'"
 
 
+_MAX_DIM = 2**63 - 1
+
+
 def _shape(value: object, where: str) -> Shape:
     if not isinstance(value, torch.Size | tuple | list):
         raise BadDealerRequest(f"{where} is a {type(value).__name__}, not a shape")
@@ -203,8 +206,11 @@ def _shape(value: object, where: str) -> Shape:
         raise BadDealerRequest(f"{where} has {len(value)} dimensions (at most {MAX_DIMS})")
     dims = []
     for dim in value:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
-            raise BadDealerRequest(f"{where} has a dimension {_shown(dim)}, not an int >= 0")
+        # A dimension is an int64 to torch; the object encoding also carries uint64 (seeds).
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim <= _MAX_DIM:
+            raise BadDealerRequest(
+                f"{where} has a dimension {_shown(dim)}, not an int in 0..2**63-1"
+            )
         dims.append(dim)
     return tuple(dims)
 

@@ -16,6 +16,11 @@ Theory of operation:
   refuses chunks that disagree with the first one or exceed the size limit.
 * `frame_problem` validates an untrusted (reassembled) frame and returns a
   reason, never raises or asserts.
+* One tensor's rules (`encode_tensor`, `spec_problem`, `data_problem`,
+  `decode_tensor`) are shared with the object encoding (`objects`), where a
+  tensor travels inside an `MpcObject`: the same dtypes, dimensions and exact
+  byte count. A bool tensor's bytes must each be 0 or 1 (torch would keep
+  any other byte as an invalid bool).
 """
 
 from __future__ import annotations
@@ -35,10 +40,15 @@ __all__ = [
     "ChunkAssembler",
     "FrameError",
     "canonical_header",
+    "data_problem",
+    "decode_tensor",
     "decode_tensors",
+    "encode_tensor",
     "encode_tensors",
     "frame_data_bytes",
     "frame_problem",
+    "spec_problem",
+    "spec_size_bytes",
     "split_chunks",
 ]
 
@@ -69,11 +79,43 @@ class FrameError(Exception):
     """A frame that cannot be encoded, or an untrusted one that is malformed."""
 
 
-def _spec_bytes(spec: mpc_pb2.TensorSpec) -> int:
+def spec_size_bytes(spec: mpc_pb2.TensorSpec) -> int:
+    """The byte count a spec declares (its dtype must be one of `DTYPES`)."""
     count = 1
     for dim in spec.shape:
         count *= dim
     return count * DTYPES[spec.dtype][1].itemsize
+
+
+def spec_problem(spec: mpc_pb2.TensorSpec) -> str | None:
+    """Why an untrusted tensor spec is malformed (dtype, dimensions), or None."""
+    if spec.dtype not in DTYPES:
+        return f"dtype {spec.dtype[:32]!r} is not one of {list(DTYPES)}"
+    if len(spec.shape) > MAX_DIMS:
+        return f"{len(spec.shape)} dimensions (limit {MAX_DIMS})"
+    if any(dim < 0 for dim in spec.shape):
+        return f"negative dimension in {list(spec.shape)}"
+    return None
+
+
+def data_problem(spec: mpc_pb2.TensorSpec, raw: bytes) -> str | None:
+    """Why a valid spec's raw bytes are not a tensor of it (byte count, bool bytes), or None."""
+    expected = spec_size_bytes(spec)
+    if expected != len(raw):
+        return f"spec declares {expected} bytes but {len(raw)} came"
+    if spec.dtype == "bool" and raw.count(0) + raw.count(1) != len(raw):
+        return "a bool tensor with a byte that is neither 0 nor 1"
+    return None
+
+
+def encode_tensor(tensor: torch.Tensor) -> tuple[mpc_pb2.TensorSpec, bytes]:
+    """One tensor's spec and raw little-endian bytes; FrameError for a dtype we do not carry."""
+    name = _NAME_OF.get(tensor.dtype)
+    if name is None:
+        raise FrameError(f"tensor dtype {tensor.dtype} cannot be sent (allowed: {list(DTYPES)})")
+    array = tensor.detach().cpu().contiguous().numpy()
+    raw = array.astype(DTYPES[name][1], copy=False).tobytes()
+    return mpc_pb2.TensorSpec(dtype=name, shape=list(tensor.shape)), raw
 
 
 def encode_tensors(
@@ -83,18 +125,21 @@ def encode_tensors(
     specs: list[mpc_pb2.TensorSpec] = []
     parts: list[bytes] = []
     for tensor in tensors:
-        name = _NAME_OF.get(tensor.dtype)
-        if name is None:
-            raise FrameError(
-                f"tensor dtype {tensor.dtype} cannot be sent (allowed: {list(DTYPES)})"
-            )
-        specs.append(mpc_pb2.TensorSpec(dtype=name, shape=list(tensor.shape)))
-        array = tensor.detach().cpu().contiguous().numpy()
-        parts.append(array.astype(DTYPES[name][1], copy=False).tobytes())
+        spec, raw = encode_tensor(tensor)
+        specs.append(spec)
+        parts.append(raw)
     data = b"".join(parts)
     if len(data) > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {len(data)} bytes exceeds the limit of {MAX_FRAME_BYTES}")
     return specs, data
+
+
+def decode_tensor(spec: mpc_pb2.TensorSpec, data: bytes, offset: int = 0) -> torch.Tensor:
+    """The tensor ``spec`` declares at ``offset`` of ``data``, already checked (own copy)."""
+    numpy_dtype = DTYPES[spec.dtype][1]
+    count = spec_size_bytes(spec) // numpy_dtype.itemsize
+    array = np.frombuffer(data, dtype=numpy_dtype, count=count, offset=offset)
+    return torch.from_numpy(array.copy()).reshape(tuple(spec.shape))
 
 
 def decode_tensors(specs: Sequence[mpc_pb2.TensorSpec], data: bytes) -> list[torch.Tensor]:
@@ -102,18 +147,13 @@ def decode_tensors(specs: Sequence[mpc_pb2.TensorSpec], data: bytes) -> list[tor
     tensors: list[torch.Tensor] = []
     offset = 0
     for spec in specs:
-        size = _spec_bytes(spec)
-        itemsize = DTYPES[spec.dtype][1].itemsize
-        array = np.frombuffer(
-            data, dtype=DTYPES[spec.dtype][1], count=size // itemsize, offset=offset
-        )
-        tensors.append(torch.from_numpy(array.copy()).reshape(tuple(spec.shape)))
-        offset += size
+        tensors.append(decode_tensor(spec, data, offset))
+        offset += spec_size_bytes(spec)
     return tensors
 
 
 def frame_data_bytes(frame: mpc_pb2.MpcFrame) -> int:
-    return sum(_spec_bytes(spec) for spec in frame.tensors)
+    return sum(spec_size_bytes(spec) for spec in frame.tensors)
 
 
 def _u64(value: int) -> bytes:
@@ -159,17 +199,17 @@ def frame_problem(frame: mpc_pb2.MpcFrame) -> str | None:
             return f"{len(frame.tensors)} tensors in one frame (limit {MAX_TENSORS_PER_FRAME})"
         expected = 0
         for index, spec in enumerate(frame.tensors):
-            if spec.dtype not in DTYPES:
-                return f"tensor {index}: dtype {spec.dtype!r} is not one of {list(DTYPES)}"
-            if len(spec.shape) > MAX_DIMS:
-                return f"tensor {index}: {len(spec.shape)} dimensions (limit {MAX_DIMS})"
-            if any(dim < 0 for dim in spec.shape):
-                return f"tensor {index}: negative dimension in {list(spec.shape)}"
-            expected += _spec_bytes(spec)
+            problem = spec_problem(spec)
+            if problem is not None:
+                return f"tensor {index}: {problem}"
+            expected += spec_size_bytes(spec)
             if expected > MAX_FRAME_BYTES:
                 return f"declared size exceeds the limit of {MAX_FRAME_BYTES} bytes"
         if expected != len(frame.data):
             return f"specs declare {expected} bytes but the frame carries {len(frame.data)}"
+        problem = _bool_data_problem(frame)
+        if problem is not None:
+            return problem
         if frame.HasField("object"):
             return "tensor frame also carries an object"
         return None
@@ -184,6 +224,18 @@ def frame_problem(frame: mpc_pb2.MpcFrame) -> str | None:
             return "barrier frame with a payload"
         return None
     return f"unknown frame kind {frame.kind}"
+
+
+def _bool_data_problem(frame: mpc_pb2.MpcFrame) -> str | None:
+    offset = 0
+    for index, spec in enumerate(frame.tensors):
+        size = spec_size_bytes(spec)
+        if spec.dtype == "bool":
+            problem = data_problem(spec, frame.data[offset : offset + size])
+            if problem is not None:
+                return f"tensor {index}: {problem}"
+        offset += size
+    return None
 
 
 def split_chunks(

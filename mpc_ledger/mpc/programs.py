@@ -18,7 +18,9 @@ so `run_plaintext` is the exact reference) on the secret-shared data, in rank
 order or (``batch_order = "shuffled"``) a new public permutation every epoch
 (`mpc_ledger.mpc.preprocessing`: each party permutes its own shares, no
 message; the result's ``batch_order_digest`` covers every epoch's order);
-evaluation under MPC with only the aggregate metric revealed;
+evaluation under MPC with only aggregates revealed (`mpc_ledger.mpc.evaluation`:
+accuracy, precision, recall, F1 and log-loss for a binary model, accuracy
+and macro-F1 for a multiclass one, MSE, MAE and R² for a regression);
 the trained parameters revealed only to ``spec.recipients`` (everyone else
 learns nothing about them).
 
@@ -42,8 +44,8 @@ never leaves the shares.
 Cross-entropy labels are class indices 0..classes-1 in a (rows, 1) column;
 the label owner one-hot encodes them *before* anything is shared (CrypTen's
 cross-entropy takes one-hot targets), and refuses a value that is not a
-class index before it sends a byte. Accuracy is computed under MPC from the
-one-hot argmax of the outputs.
+class index before it sends a byte. The predicted class is the one-hot argmax
+of the outputs, under MPC.
 
 `run_training` reports progress through two optional callbacks: after a
 step (at most every ``progress_interval_s``) and after each epoch, where
@@ -60,6 +62,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mpc_ledger.mpc.evaluation import encrypted_metrics, plain_metrics
 from mpc_ledger.mpc.model_codec import encode_model, model_digest_of_encoding
 from mpc_ledger.mpc.preprocessing import (
     BatchOrderDigest,
@@ -469,7 +472,7 @@ def run_training(
             on_epoch(report)
     train_seconds = time.perf_counter() - started
     model.eval()
-    metric_name, metric = _evaluate(spec, model(x_test), y_test)
+    metrics = _evaluate(crypten, spec, model(x_test), y_test)
     revealed: dict[str, list[Any]] = {}
     for name, parameter in model.named_parameters():
         _reveal(spec, rank, revealed, _parameter_name(name), parameter)
@@ -478,7 +481,7 @@ def run_training(
         _reveal(spec, rank, revealed, SCALE_NAME, statistics[1])
     digest = _share_model_digest(crypten, spec, revealed if rank == spec.recipients[0] else None)
     return {
-        metric_name: metric,
+        **metrics,
         "train_seconds": train_seconds,
         "model": revealed if rank in spec.recipients else None,
         "model_hash": digest.hex(),
@@ -560,23 +563,10 @@ def _share_model_digest(crypten: Any, spec: TrainSpec, revealed: dict[str, Any] 
     return bytes(int(v) & 0xFF for v in buffer.tolist())
 
 
-def _evaluate(spec: TrainSpec, output: Any, labels: Any) -> tuple[str, float]:
-    """Only the aggregate is revealed, to every party."""
-    if spec.loss == "mse":
-        error = output - labels
-        mse = (error * error).mean().get_plain_text()
-        return "test_mse", float(mse.item())
-    if spec.loss == "cross_entropy":
-        # encrypted one-hot of the largest output; a (fixed-point) tie marks every tied
-        # class, so such a row counts as correct if the label is among them
-        predicted = output.argmax(dim=1, one_hot=True)
-        correct = (predicted * labels).sum(dim=1)
-        accuracy = correct.mean().get_plain_text()
-        return "test_accuracy", float(accuracy.item())
-    predicted = output > 0  # encrypted 0/1
-    correct = predicted * labels + (1 - predicted) * (1 - labels)
-    accuracy = correct.mean().get_plain_text()
-    return "test_accuracy", float(accuracy.item())
+def _evaluate(crypten: Any, spec: TrainSpec, output: Any, labels: Any) -> dict[str, float]:
+    """The test metrics (`mpc_ledger.mpc.evaluation`): only aggregates are opened, once,
+    to every data party."""
+    return encrypted_metrics(crypten, spec.loss, output, labels)
 
 
 def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -613,13 +603,10 @@ def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any
     train_seconds = time.perf_counter() - started
     with torch.no_grad():
         output = model(torch.from_numpy(full["x_test"]))
-        y_test = _plain_targets(spec, torch.from_numpy(full["y_test"]))
-        if spec.loss == "mse":
-            result = {"test_mse": float(((output - y_test) ** 2).mean())}
-        elif spec.loss == "cross_entropy":
-            result = {"test_accuracy": float((output.argmax(dim=1) == y_test).float().mean())}
-        else:
-            result = {"test_accuracy": float(((output > 0).float() == y_test).float().mean())}
+        labels = torch.from_numpy(full["y_test"])
+        if spec.loss == "cross_entropy":  # the MPC run's labels are one-hot
+            labels = one_hot_labels(labels, spec.classes)
+        result = plain_metrics(spec.loss, output, labels)
     parameters = {name: p.detach().tolist() for name, p in model.named_parameters()}
     return {**result, "train_seconds": train_seconds, "model": {**parameters, **statistics}}
 

@@ -5,8 +5,10 @@ ledger), installs the project's communicator into CrypTen, attaches to its
 own party daemon's relay over the Unix socket, runs the program (or, at the
 dealer's rank, the project's dealer loop, `mpc_ledger.mpc.dealer.serve`,
 bounded by the program), and writes one JSON
-result: the program's output, CrypTen's communication statistics, the
-transcript snapshot and the tuple provider used. It opens no port.
+result: the program's output, the communication statistics (the
+communicator's own, always counted, `MpcCommunicator.transport_stats`; over
+gloo CrypTen's, in its verbose mode), the transcript snapshot and the tuple
+provider used. It opens no port.
 
 Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 0..world_size-1, then the dealer when the provider is "dealer");
@@ -287,7 +289,11 @@ def _run_program(
 
 
 def _communicator_stats(crypten: Any) -> dict[str, Any]:
-    stats = crypten.communicator.get().get_communication_stats()
+    """Our own always-on counts over the relay; CrypTen's (verbose mode) over gloo."""
+    communicator = crypten.communicator.get()
+    if isinstance(communicator, MpcCommunicator):
+        return communicator.transport_stats()
+    stats = communicator.get_communication_stats()
     return {
         "rounds": int(stats["rounds"]),
         "bytes": int(stats["bytes"]),

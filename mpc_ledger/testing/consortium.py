@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import tomllib
+import urllib.request
 from pathlib import Path
 
 from mpc_ledger.cli.main import main
 from mpc_ledger.daemon.config import Party, load_party
 from mpc_ledger.identity.genesis import Genesis, load_genesis
 
-__all__ = ["LocalConsortium", "make_consortium"]
+__all__ = ["LocalConsortium", "make_consortium", "metric_value"]
 
 
 @dataclasses.dataclass
@@ -30,6 +33,20 @@ class LocalConsortium:
 
     def party(self, member_id: str) -> Party:
         return load_party(self.config(member_id))
+
+    def scrape_metrics(self, member_id: str) -> str:
+        """The member's daemon's Prometheus text (`[metrics] listen`, which init sets)."""
+        address = tomllib.loads(self.config(member_id).read_text())["metrics"]["listen"]
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+            return str(response.read().decode())
+
+
+def metric_value(text: str, name: str, absent: float | None = None) -> float:
+    """``name``'s value in Prometheus ``text``; ``absent`` when it is not there (a labelled
+    series not yet counted), else an AssertionError."""
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match or absent is not None, f"{name} not in metrics"
+    return float(match.group(1)) if match else float(absent or 0)
 
 
 def make_consortium(root: Path, parties: str = "a,b,c", *extra: str) -> LocalConsortium:

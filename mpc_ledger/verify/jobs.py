@@ -8,8 +8,8 @@ order, to :meth:`JobAudit.observe` together with where it sits
 (:class:`RecordContext`) and the ledger state as of that record. After the
 last block it calls :meth:`JobAudit.finish`, which checks each job it saw
 and fills the report: one :class:`~mpc_ledger.verify.report.Section` per job
-(who submitted, datasets and fingerprints, approvals and policy hashes,
-timeline, the transcript table, the result) and a ``jobs`` failure for each
+(who submitted, datasets and fingerprints, the test metrics, approvals and
+policy hashes, timeline, the transcript table, the result) and a ``jobs`` failure for each
 broken rule, naming the job, the block height and the record.
 
 The audit restates the job rules from the records themselves rather than
@@ -543,10 +543,11 @@ class JobAudit:
             fields.append(("alignment", f"{job.alignment}: {size} ids in common"))
         else:
             fields.append(("alignment", job.alignment))
+        metrics: list[list[str]] = []
         if job.completed:
-            model_hash, metrics, _ = job.completed[0]
+            model_hash, completed_metrics, _ = job.completed[0]
             fields.append(("model hash", model_hash.hex()))
-            fields.append(("metrics", ", ".join(f"{n}={v:g}" for n, v in metrics)))
+            metrics = [[name, f"{value:.6g}"] for name, value in completed_metrics]
         if job.aborted is not None:
             author, reason, _ = job.aborted
             fields.append(("aborted", f"by {author}: {reason}"))
@@ -556,10 +557,14 @@ class JobAudit:
             [owner, "approve" if approve else "reject", policy.hex(), str(at.height)]
             for owner, approve, policy, at in job.decisions
         ]
+        # the test metrics as the job_completed record states them (each already clipped to
+        # its range by the workers); an aborted job has none
+        tables = [Table("Test metrics", ["metric", "value"], metrics)] if metrics else []
         return Section(
             title=f"Job {job.short} ({job.name})",
             fields=fields,
             tables=[
+                *tables,
                 Table("Approvals", ["owner", "decision", "policy hash", "height"], approvals),
                 Table(
                     "Timeline",

@@ -15,10 +15,11 @@ import tomllib
 
 import pytest
 import yaml
-from deploy_helpers import DEPLOY, tool
 
 from mpc_ledger.daemon.config import load_party
 from mpc_ledger.identity.genesis import load_genesis, parse_endpoint
+
+from .deploy_helpers import DEPLOY, tool
 
 COMPOSE = DEPLOY / "compose"
 MEMBERS = ("a", "b", "c", "dealer", "auditor")

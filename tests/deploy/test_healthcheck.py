@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from deploy_helpers import SCRIPTS, load_script
 
 from mpc_ledger.testing.consortium import make_consortium
 from mpc_ledger.testing.processes import DaemonProcess
+
+from .deploy_helpers import SCRIPTS, load_script
 
 SCRIPT = SCRIPTS / "party_healthcheck.py"
 

@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 import yaml
-from deploy_helpers import DEPLOY, load_documents, load_script, tool, validate_kubernetes
+
+from .deploy_helpers import DEPLOY, load_documents, load_script, tool, validate_kubernetes
 
 KUBERNETES = DEPLOY / "kubernetes"
 MANIFESTS = ("namespace.yaml", "statefulset.yaml", "service.yaml", "networkpolicy.yaml")

@@ -18,11 +18,12 @@ import tomllib
 
 import pytest
 import yaml
-from deploy_helpers import SCRIPTS, load_script, validate_kubernetes
 
 from mpc_ledger.daemon.config import load_party
 from mpc_ledger.errors import UserError
 from mpc_ledger.testing.processes import run_cli
+
+from .deploy_helpers import SCRIPTS, load_script, validate_kubernetes
 
 pytestmark = pytest.mark.integration  # runs the real CLI in child processes
 

@@ -9,11 +9,12 @@ import subprocess
 import sys
 
 import pytest
-from deploy_helpers import DEPLOY, ROOT
 
 from mpc_ledger.daemon.config import load_party
 from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.testing.consortium import make_consortium
+
+from .deploy_helpers import DEPLOY, ROOT
 
 README = (DEPLOY / "README.md").read_text()
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_helpers import DEPLOY, tool
+
+from .deploy_helpers import DEPLOY, tool
 
 UNIT = DEPLOY / "systemd" / "mpc-ledger-party@.service"
 REQUIRED = {

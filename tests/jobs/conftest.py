@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import nacl.signing
 import pytest
 
-from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.datasets import Column, DatasetSchema, FingerprintBuilder, make_registration
 from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpec
-from mpc_ledger.ledger.records import make_record
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
+from mpc_ledger.testing.authors import Authors
 from mpc_ledger.testing.consortium import make_consortium
 from mpc_ledger.testing.processes import DaemonProcess, live_pids, run_cli, stop_all
 
@@ -73,34 +70,6 @@ def vertical_spec(**changes) -> JobSpec:
         seed=7,
     )
     return dataclasses.replace(spec, **changes)
-
-
-class Authors:
-    """Signers for every member of the consortium, and for users made up on demand."""
-
-    def __init__(self, consortium):
-        self.genesis = consortium.genesis
-        self.chain_id = self.genesis.chain_id
-        self.signers = {
-            member_id: Signer(consortium.party(member_id).identity.signing_key, self.chain_id)
-            for member_id in consortium.ids
-        }
-        self.user_keys: dict[str, nacl.signing.SigningKey] = {}
-
-    def user_signer(self, user_id: str) -> Signer:
-        key = self.user_keys.setdefault(user_id, nacl.signing.SigningKey.generate())
-        return Signer(key, self.chain_id)
-
-    def record(self, author: str, signer: Signer | None = None, **payload) -> ledger_pb2.Record:
-        body = ledger_pb2.RecordBody(author=author, nonce=secrets.randbits(63), **payload)
-        if signer is None:
-            signer = self.signers.get(author) or self.user_signer(author)
-        return make_record(signer, body)
-
-    def bind(self, member: str, user_id: str, roles=("scientist",)):
-        key = bytes(self.user_signer(user_id).public_key)
-        binding = ledger_pb2.UserKeyBinding(user_id=user_id, public_key=key, roles=list(roles))
-        return self.record(member, bind_user=binding)
 
 
 @pytest.fixture(scope="session")

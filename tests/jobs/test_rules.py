@@ -6,11 +6,17 @@ import math
 
 import pytest
 
+from mpc_ledger.cli.job import _listed_progress, progress_line
+from mpc_ledger.client import JobProgress, JobSummary, _JobMethods, _ledger_progress
 from mpc_ledger.jobs import rules
+from mpc_ledger.jobs.api import build_progress
+from mpc_ledger.jobs.progress import PHASE_ALIGNING, PHASE_TRAINING, PHASE_WAITING, job_total_steps
+from mpc_ledger.jobs.runner import JobProgress as LocalProgress
 from mpc_ledger.jobs.spec import JobDatasetRef
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.proto.v1 import jobs_pb2
+from mpc_ledger.testing.chains import ChainBuilder
 
 from .conftest import ASSAYS, COHORT, raw, registration, vertical_spec
 
@@ -286,6 +292,38 @@ def test_one_rejection_ends_the_job(jobs):
     assert "is rejected" in check(jobs.state, jobs.abort("a/alice", job_id))
 
 
+class TakenTransitions(dict):
+    """`rules._TRANSITIONS` that remembers each transition the rules look up to apply."""
+
+    def __init__(self, table):
+        super().__init__(table)
+        self.taken = []
+
+    def __getitem__(self, key):
+        self.taken.append(key)
+        return super().__getitem__(key)
+
+
+def test_every_status_a_job_reaches_comes_from_the_transitions_table(jobs, monkeypatch):
+    """The table is the whole state machine: no rule sets a status past it (issue #14)."""
+    table = TakenTransitions(rules._TRANSITIONS)
+    monkeypatch.setattr(rules, "_TRANSITIONS", table)
+    rejected = jobs.submitted()
+    commit(jobs.state, jobs.decide("b", rejected, approve=False, reasons=("too few rows",)))
+    assert jobs.job(rejected).status == rules.REJECTED
+    assert set(table.taken) == {(rules.PENDING, "reject")}
+    table.taken.clear()
+    aborted = jobs.submitted()
+    jobs.approved(aborted)
+    commit(jobs.state, jobs.abort("a/alice", aborted))
+    assert jobs.job(aborted).status == rules.ABORTED
+    assert list(dict.fromkeys(table.taken)) == [
+        (rules.PENDING, "approve"),
+        (rules.PENDING, "approve-last"),
+        (rules.APPROVED, "abort"),
+    ]
+
+
 def test_decision_after_start_is_refused(jobs):
     job_id = jobs.submitted()
     jobs.running(job_id)
@@ -412,6 +450,53 @@ def test_a_psi_job_is_aligned_by_every_data_owner_before_its_epochs(jobs):
         "rows_contributed: 'a' puts 50 rows into this job"
     )
     assert check(jobs.state, jobs.proof("a", job_id, rows_contributed=50)) is None
+
+
+def test_a_psi_jobs_progress_knows_its_total_once_its_alignment_commits(jobs):
+    """Issue #17: a PSI job's phase until its job_alignment is on the ledger, then its total
+    steps (2 epochs of ceil(40 / 8) batches) in the daemon's progress, `job watch`'s line and
+    `job list`'s summary, which reads the same records from blocks."""
+    job_id = jobs.submitted(vertical_spec(alignment="psi"))
+    trail = []
+
+    def progress(local=None):
+        job = jobs.job(job_id)
+        message = build_progress(job, local, show_loss=False, now=0.0)
+        datasets = rules.registered_datasets(jobs.state, job.spec.dataset_ids)
+        listed = _ledger_progress(job.spec, job.status, trail, datasets, jobs.authors.genesis)
+        return JobProgress.from_proto(message), listed
+
+    def commit_all(*records):
+        commit(jobs.state, *records)
+        for record in map(parsed, records):
+            trail.append((record.kind, record.body.author, getattr(record.body, record.kind)))
+
+    assert progress()[0].phase == PHASE_WAITING
+    commit_all(jobs.decide("a", job_id), jobs.decide("b", job_id))
+    commit_all(*(jobs.start(m, job_id) for m in ("a", "b", "dealer")))
+    watched, listed = progress()
+    assert (watched.phase, watched.steps, watched.eta_s) == (PHASE_ALIGNING, 0, None)
+    assert "%" not in progress_line(watched) and "step 0/?" in progress_line(watched)
+    assert (listed["phase"], listed["steps"]) == (PHASE_ALIGNING, 0)
+    commit_all(align(jobs, "a", job_id), align(jobs, "b", job_id))
+    running = LocalProgress(job_id.hex(), "running", 2, epoch=0, step=4, elapsed_s=8.0)
+    watched, listed = progress(running)
+    assert (watched.phase, watched.step, watched.steps, watched.eta_s) == (
+        PHASE_TRAINING,
+        4,
+        10,
+        12,
+    )
+    assert "[#########...............]  40.0%" in progress_line(watched)
+    assert (listed["step"], listed["steps"], listed["phase"]) == (0, 10, PHASE_TRAINING)
+    commit_all(jobs.digests("a", job_id), jobs.digests("b", job_id))
+    listed = progress()[1]
+    assert (listed["epoch"], listed["step"], listed["steps"]) == (1, 5, 10)
+    summary = JobSummary("ab" * 32, "readmission", "a/alice", "running", "", 1, (), **listed)
+    assert _listed_progress(summary) == "50.0%  epoch 1/2  step 5/10"
+    # a row-order job's total is known from the start, from the registered row counts
+    plain = jobs.job(jobs.submitted(vertical_spec(alignment="row-order")))
+    assert job_total_steps(plain) == 2 * math.ceil(40 / 8)
 
 
 def test_alignment_refusals(jobs):
@@ -577,3 +662,48 @@ def test_a_whole_job_fits_in_one_block_in_order(authors, jobs):
     for record in [*setup, submission, *decisions]:  # the committed path applies unchecked
         state.apply(parsed(record))
     assert rules.job_state(state, job_id).status == rules.APPROVED
+
+
+class BlockReader(_JobMethods):
+    """`UserClient`'s job methods over certified blocks held here (no daemon to ask)."""
+
+    def __init__(self, genesis, blocks):
+        self.genesis = genesis
+        self._blocks = blocks
+
+    def blocks(self, from_height, max_blocks=1000, timeout_s=30):
+        yield from self._blocks[from_height - 1 : from_height - 1 + max_blocks]
+
+
+def test_job_list_takes_a_jobs_owners_from_its_datasets_registrations(jobs_consortium):
+    """Issue #14: `jobs()` finds who owns a dataset where the rules do, in its registration,
+    not in the member part of its id (right only while two id patterns agree). The ledger
+    refuses ids outside their registrant's namespace, so only a chain built here can hold
+    registrations whose ids name someone else, and tell the two ways apart."""
+    keys = {m: jobs_consortium.party(m).identity.signing_key for m in jobs_consortium.ids}
+    chain = ChainBuilder(jobs_consortium.genesis, keys)
+    reader = BlockReader(jobs_consortium.genesis, chain.blocks)
+    chain.commit(
+        [
+            chain.record("c", dataset_registration=registration("a/cohort", COHORT, 50)),
+            chain.record("a", dataset_registration=registration("b/assays", ASSAYS, 50)),
+        ]
+    )
+    spec = vertical_spec().to_proto()
+    submission = chain.record("a/alice", job_submission=jobs_pb2.JobSubmission(spec=spec))
+    job_id = parse_record(submission).id
+    chain.commit([submission])
+
+    def decision(member):
+        message = jobs_pb2.JobDecision(job_id=job_id, approve=True, policy_hash=POLICY_HASH)
+        return chain.record(member, job_decision=message)
+
+    chain.commit([decision("c"), decision("a")])  # the registrants, so every owner
+    assert [job.state for job in reader.jobs()] == [rules.APPROVED]
+    started = jobs_pb2.JobStarted(job_id=job_id)  # the client reads who, not what
+    chain.commit([chain.record(m, job_started=started) for m in ("c", "a", "dealer")])
+    digests = jobs_pb2.JobEpochDigests(job_id=job_id, epoch=1)
+    chain.commit([chain.record(m, job_epoch_digests=digests) for m in ("c", "a")])
+    (job,) = reader.jobs()
+    assert (job.state, job.phase, job.epoch) == (rules.RUNNING, PHASE_TRAINING, 1)
+    assert job.steps == 2 * math.ceil(40 / 8) and job.step == job.steps // 2

@@ -238,8 +238,15 @@ def test_an_approved_job_runs_to_completion_on_every_party(world):
     assert compare_transcripts(proofs) == []
     [(author, completed)] = kinds(records, "job_completed")
     assert author == "a" and len(completed.model_hash) == 32
-    [metric] = completed.metrics
-    assert metric.name == "test_accuracy" and 0.5 < metric.value <= 1.0
+    metrics = {m.name: m.value for m in completed.metrics}
+    assert sorted(metrics) == [
+        "test_accuracy",
+        "test_f1",
+        "test_log_loss",
+        "test_precision",
+        "test_recall",
+    ]
+    assert 0.5 < metrics["test_accuracy"] <= 1.0 and metrics["test_log_loss"] > 0
     for member_id in ("a", "dealer"):
         assert not (world.data_dir(member_id) / "jobs" / job_id.hex() / "model.pt").exists()
     model = world.data_dir("b") / "jobs" / job_id.hex() / "model.pt"

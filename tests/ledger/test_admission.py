@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import tomllib
-import urllib.request
 
 import nacl.signing
 import pytest
@@ -30,7 +28,7 @@ from mpc_ledger.proto.v1 import (
     ledger_service_pb2,
     ledger_service_pb2_grpc,
 )
-from mpc_ledger.testing.consortium import make_consortium
+from mpc_ledger.testing.consortium import make_consortium, metric_value
 from mpc_ledger.testing.processes import DaemonProcess, stop_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,19 +54,6 @@ def clients(consortium):
     yield clients
     for client in clients.values():
         client.close()
-
-
-def scrape(consortium, member_id: str) -> str:
-    address = tomllib.loads(consortium.config(member_id).read_text())["metrics"]["listen"]
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
-        return str(response.read().decode())
-
-
-def metric(text: str, name: str, absent: float | None = None) -> float:
-    """``name``'s value; ``absent`` when it is not there (a labelled counter not yet counted)."""
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
-    assert match or absent is not None, f"{name} not in metrics"
-    return float(match.group(1)) if match else float(absent or 0)
 
 
 def padded(record: ledger_pb2.Record) -> ledger_pb2.Record:
@@ -112,8 +97,12 @@ def committed_height(client: LedgerClient, record_id: bytes) -> int:
 
 
 def test_a_padded_record_gossiped_by_a_member_never_reaches_a_block(consortium, clients):
+    name = 'mpc_ledger_records_rejected_total{reason="malformed"}'
+    before = metric_value(consortium.scrape_metrics("a"), name, absent=0)
     note = clients["b"].note("padded, relayed")
     gossip(consortium, "b", "a", [ledger_service_pb2.GossipMessage(record=padded(note))])
+    # refused on arrival, and counted as a refusal (not dropped without a trace)
+    assert metric_value(consortium.scrape_metrics("a"), name, absent=0) == before + 1
     # a's loop takes events in order: once a later record is committed on a, the
     # padded one is either waiting in a's mempool or committed, had a let it in
     later = clients["a"].submit(clients["a"].note("after the padded one"))
@@ -125,7 +114,7 @@ def test_a_padded_record_gossiped_by_a_member_never_reaches_a_block(consortium, 
 
 def test_a_padded_consensus_vote_is_refused_as_malformed(consortium, clients):
     name = 'mpc_ledger_consensus_rejections_total{reason="malformed"}'
-    before = metric(scrape(consortium, "a"), name, absent=0)
+    before = metric_value(consortium.scrape_metrics("a"), name, absent=0)
     genesis = consortium.genesis
     signer = Signer(consortium.party("b").identity.signing_key, genesis.chain_id)
     body = consensus_pb2.VoteBody(
@@ -143,7 +132,7 @@ def test_a_padded_consensus_vote_is_refused_as_malformed(consortium, clients):
     # a round trip through a's loop: the gossip was handled before this commits
     reply = clients["a"].submit(clients["a"].note("after the padded vote"))
     assert committed(clients["a"], reply.record_id)
-    assert metric(scrape(consortium, "a"), name, absent=0) >= before + 1
+    assert metric_value(consortium.scrape_metrics("a"), name, absent=0) >= before + 1
 
 
 # -- finding 6: memory a user can make a daemon hold ---------------------------------------
@@ -156,7 +145,7 @@ def test_timed_out_waits_for_commits_leave_no_waiters_behind(consortium, clients
     note = client.submit(client.note("a barrier through a's loop"))
     assert note.accepted, note.reason  # answered by the loop: every wait before it was seen
     assert committed(client, note.record_id)
-    assert metric(scrape(consortium, "a"), "mpc_ledger_commit_waiters") == 0
+    assert metric_value(consortium.scrape_metrics("a"), "mpc_ledger_commit_waiters") == 0
 
 
 def rejected_series(text: str) -> dict[str, float]:
@@ -165,7 +154,7 @@ def rejected_series(text: str) -> dict[str, float]:
 
 
 def test_unsigned_records_with_invented_authors_add_no_metric_series(consortium, clients):
-    before = rejected_series(scrape(consortium, "a"))
+    before = rejected_series(consortium.scrape_metrics("a"))
     junk = [
         ledger_pb2.Record(
             body=ledger_pb2.RecordBody(
@@ -179,7 +168,7 @@ def test_unsigned_records_with_invented_authors_add_no_metric_series(consortium,
     replies = clients["a"].stub.SubmitBatch(
         ledger_service_pb2.SubmitBatchRequest(records=junk), timeout=120
     )
-    after = rejected_series(scrape(consortium, "a"))
+    after = rejected_series(consortium.scrape_metrics("a"))
     assert len(after) <= len(before) + 1
     assert set(after) <= {code.value for code in RefusalCode}
     assert {r.code for r in replies.results} == {RefusalCode.UNKNOWN_AUTHOR}

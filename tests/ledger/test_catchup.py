@@ -4,11 +4,9 @@ certificates that serve what each test scripts."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
 import time
 
-import grpc
 import nacl.signing
 import pytest
 
@@ -16,8 +14,6 @@ from mpc_ledger.daemon.peers import PeerSet
 from mpc_ledger.ledger.catchup import BlockFetcher, PenaltyBox
 from mpc_ledger.ledger.node import CatchUpOutcome, LedgerNode
 from mpc_ledger.ledger.store import SqliteBlockStore
-from mpc_ledger.net import mtls
-from mpc_ledger.proto.v1 import ledger_service_pb2_grpc
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
 
@@ -118,42 +114,6 @@ def test_the_penalty_box_holds_a_peer_for_a_while_and_longer_each_time():
 
 
 # -- the fetcher against real gRPC servers with members' certificates ------------------
-
-
-class ScriptedLedger(ledger_service_pb2_grpc.LedgerServicer):
-    """Serves ``script(from_height, max_blocks)``; a None item breaks the stream there."""
-
-    def __init__(self, script):
-        self._script = script
-        self.asked = 0
-
-    def GetBlocks(self, request, context):
-        self.asked += 1
-        for item in self._script(request.from_height, request.max_blocks):
-            if item is None:
-                context.abort(grpc.StatusCode.INTERNAL, "stream broken on purpose")
-            yield item
-
-
-@pytest.fixture
-def serve(consortium):
-    servers = []
-
-    def start(member_id, script):
-        servicer = ScriptedLedger(script)
-        server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
-        ledger_service_pb2_grpc.add_LedgerServicer_to_server(servicer, server)
-        identity = consortium.party(member_id).identity
-        server.add_secure_port(
-            consortium.genesis.member(member_id).endpoint, mtls.server_credentials(identity)
-        )
-        server.start()
-        servers.append(server)
-        return servicer
-
-    yield start
-    for server in servers:
-        server.stop(grace=None)
 
 
 class Clock:

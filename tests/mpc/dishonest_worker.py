@@ -5,6 +5,9 @@
 MODE ``tamper``: alters the payload of its 10th tensor frame after hashing it.
 MODE ``phantom``: hashes a frame it did not send (sends the real one).
 MODE ``replay``: sends its 3rd frame again after its 8th.
+
+``tamper`` and ``phantom`` say on stderr (its log) which rank the altered frame was for,
+so a test can expect exactly that channel's digests to disagree.
 """
 
 import sys
@@ -12,6 +15,8 @@ import sys
 from mpc_ledger.mpc import worker
 from mpc_ledger.mpc.communicator import MpcCommunicator
 from mpc_ledger.proto.v1 import mpc_pb2
+
+ALTERED = "dishonest worker: altered its frame to rank"
 
 
 def altered(frame):
@@ -53,7 +58,10 @@ class Dishonest(MpcCommunicator):
         if frame.kind != mpc_pb2.FRAME_KIND_TENSORS or len(frame.data) < 8:
             return frame
         self.tensor_frames += 1
-        return altered(frame) if self.tensor_frames == 10 else frame
+        if self.tensor_frames != 10:
+            return frame
+        print(f"{ALTERED} {frame.receiver_rank}", file=sys.stderr, flush=True)
+        return altered(frame)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,25 @@
-"""The communicator's collectives, labels and checks over in-memory links (no sockets, no CrypTen).
+"""The communicator's collectives, labels and checks over in-memory links (no sockets).
+
+CrypTen is imported only for its verbose setting, which decides what its statistics count.
 
 Each party runs in its own thread with its own `MpcCommunicator` instance;
 `MemoryHub` stands in for the relay.
 """
 
+import sys
 from concurrent import futures
 
 import pytest
 import torch
 from torch.distributed import ReduceOp
 
-from mpc_ledger.mpc.communicator import CommunicatorSetup, Group, MpcCommunicator
+from mpc_ledger.mpc.communicator import (
+    CommunicatorSetup,
+    Group,
+    MpcCommunicator,
+    TorchDistributedShim,
+)
+from mpc_ledger.mpc.crypten_compat import import_crypten
 from mpc_ledger.mpc.errors import (
     PeerFailedError,
     PeerTimeoutError,
@@ -114,11 +123,30 @@ def test_point_to_point_broadcast_reduce_gather_scatter_barrier_objects():
     assert compare_transcripts(transcripts) == []
 
 
-def test_statistics_are_counted_without_verbose_mode():
+def test_our_statistics_count_always_and_cryptens_only_in_verbose_mode():
+    crypten = import_crypten()
     _, comms = parties(2)
-    spmd(comms, lambda c: c.all_reduce(torch.zeros(4, dtype=torch.long)))
-    stats = comms[0].get_communication_stats()
-    assert stats["rounds"] == 1 and stats["bytes"] == 2 * 4 * 8 and stats["time"] > 0
+
+    def exchange(comm):
+        comm.all_reduce(torch.zeros(4, dtype=torch.long))
+        comm.broadcast_obj({"seed": 2**63} if comm.rank == 0 else None, 0)
+
+    spmd(comms, exchange)
+    assert [c.get_communication_stats() for c in comms] == [
+        {"rounds": 0, "bytes": 0, "time": 0}
+    ] * 2
+    with crypten.cfg.temp_override({"communicator.verbose": True}):
+        spmd(comms, exchange)
+    sender, receiver = (c.get_communication_stats() for c in comms)
+    assert sender["rounds"] == receiver["rounds"] == 2 and sender["time"] > 0
+    # CrypTen counts the object given to broadcast_obj: the dict at the source, None elsewhere
+    assert sender["bytes"] == 2 * 4 * 8 + sys.getsizeof({"seed": 2**63})
+    assert receiver["bytes"] == 2 * 4 * 8 + sys.getsizeof(None)
+    ours = comms[0].transport_stats()
+    assert ours["rounds"] == 4 and ours["bytes"] == 2 * (2 * 4 * 8 + sys.getsizeof({"seed": 0}))
+    comms[0].reset_communication_stats()
+    assert comms[0].get_communication_stats() == {"rounds": 0, "bytes": 0, "time": 0}
+    assert comms[0].transport_stats() == ours
 
 
 def test_dealer_groups_and_ranks():
@@ -208,3 +236,23 @@ def test_large_tensors_are_chunked_and_hashed_once():
     assert torch.equal(comms[1].recv(torch.zeros_like(big), 0), big)
     assert compare_transcripts({0: comms[0].snapshot("e"), 1: comms[1].snapshot("e")}) == []
     assert comms[1].snapshot("e").channel(0, 1).messages == 1
+
+
+def test_cryptens_statistics_omit_the_dealer_seed_exchange_it_makes_on_torch_distributed():
+    crypten = import_crypten()
+    _, comms = parties(2)
+    shim = TorchDistributedShim()
+    try:
+        with crypten.cfg.temp_override({"communicator.verbose": True}):
+            MpcCommunicator.instance = comms[0]
+            shim.isend(torch.tensor([5]), 1)
+            MpcCommunicator.instance = comms[1]
+            received = torch.zeros(1, dtype=torch.long)
+            shim.irecv(received, 0).wait()
+            comms[1].send(torch.tensor([6]), 0)  # through the communicator: counted
+    finally:
+        MpcCommunicator.instance = None
+    assert received.item() == 5
+    assert comms[0].get_communication_stats()["rounds"] == 0
+    assert comms[1].get_communication_stats()["rounds"] == 1
+    assert comms[0].transport_stats()["rounds"] == 1 and comms[1].transport_stats()["rounds"] == 2

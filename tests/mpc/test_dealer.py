@@ -78,6 +78,17 @@ def test_the_requests_crypten_makes_parse(value, kind, result):
         ({"schema": SCHEMA, "kind": 3, "shapes": ((4,),)}, "kind 3 is not one of"),
         ("square", "a str is not a dealer request"),
         (None, "a NoneType is not a dealer request"),
+        # tensors travel in objects (crypten.load_from_party); the schema stays closed to them
+        (torch.tensor([4, 4]), "a Tensor is not a dealer request"),
+        ({"schema": SCHEMA, "kind": "square", "shapes": (torch.tensor([4]),)}, "a Tensor, not"),
+        ({"schema": SCHEMA, "kind": "square", "shapes": torch.tensor([[4]])}, "is a Tensor, not"),
+        ({"schema": SCHEMA, "kind": "square", "shapes": ((torch.tensor(4),),)}, "not an int"),
+        ({"schema": SCHEMA, "kind": torch.tensor(1), "shapes": ((4,),)}, "is not one of"),
+        ({"schema": torch.tensor(1), "kind": "square", "shapes": ((4,),)}, "is not 'mpc-"),
+        (
+            {"schema": SCHEMA, "kind": "matmul_triple", "shapes": ((2**63, 2), (2, 3))},
+            "shape 0 has a dimension 9223372036854775808, not an int in 0..2**63-1",
+        ),
     ],
 )
 def test_anything_outside_the_schema_is_refused_with_its_reason(value, reason):

@@ -64,6 +64,15 @@ def test_malformed_frames_get_a_reason(mutate, reason):
     assert problem is not None and reason in problem
 
 
+def test_a_bool_tensor_with_a_byte_other_than_0_or_1_is_refused():
+    frame = tensor_frame([torch.arange(2), torch.tensor([True, False, True])])
+    assert frames.frame_problem(frame) is None
+    frame.data = frame.data[:-2] + b"\x02\x01"
+    assert (
+        frames.frame_problem(frame) == "tensor 1: a bool tensor with a byte that is neither 0 nor 1"
+    )
+
+
 def test_canonical_header_separates_every_label_field():
     base = tensor_frame([torch.arange(4)])
     variants = []

@@ -147,7 +147,10 @@ class JobChain:
         message = jobs_pb2.JobCompleted(
             job_id=self.job_id,
             model_hash=MODEL,
-            metrics=[jobs_pb2.Metric(name="test_accuracy", value=0.9)],
+            metrics=[
+                jobs_pb2.Metric(name="test_accuracy", value=0.9),
+                jobs_pb2.Metric(name="test_log_loss", value=0.31415926),
+            ],
         )
         return self.record("a", job_completed=message)
 
@@ -213,6 +216,11 @@ def jobs_failures(report: Report) -> list[str]:
     return [f.message for f in report.failures if f.check == "jobs"]
 
 
+def table(section, title):
+    (found,) = [t for t in section.tables if t.title == title]
+    return found
+
+
 def test_a_consistent_job_verifies_with_its_section(jobs_consortium, tmp_path):
     chain = run_job(JobChain(jobs_consortium))
     path = export_chain(jobs_consortium, chain.builder, tmp_path / "x")
@@ -227,7 +235,9 @@ def test_a_consistent_job_verifies_with_its_section(jobs_consortium, tmp_path):
     assert fields["participants"] == "a, b, dealer"
     fingerprint = chain.job.manifest.party("b").dataset_fingerprint.hex()
     assert fingerprint in fields["dataset b/assays"]
-    approvals, timeline, transcripts = section.tables
+    metrics, approvals, timeline, transcripts = section.tables
+    assert metrics.title == "Test metrics"
+    assert metrics.rows == [["test_accuracy", "0.9"], ["test_log_loss", "0.314159"]]
     assert [row[:3] for row in approvals.rows] == [
         ["a", "approve", POLICY.hex()],
         ["b", "approve", POLICY.hex()],
@@ -238,6 +248,7 @@ def test_a_consistent_job_verifies_with_its_section(jobs_consortium, tmp_path):
     assert ["epoch 2", "0->1 (a -> b)", "yes", "20", "2000"] in transcripts.rows
     for fmt in ("text", "json", "html"):
         assert chain.job_id.hex()[:16] in render(report, fmt)
+        assert "test_log_loss" in render(report, fmt) and "0.314159" in render(report, fmt)
     # the CLI: exit 0, and --job selects the job by its id (or a prefix of it)
     genesis = jobs_consortium.genesis_path
     assert run_cli_inprocess("verify", path, "--genesis", genesis) == 0
@@ -259,7 +270,7 @@ def test_mismatching_transcript_digests_name_the_link_and_epoch(jobs_consortium,
     assert "sender's record at height" in failure.message
     assert failure.height == 6 and failure.record_id is not None
     (section,) = report.jobs
-    assert ["epoch 2", "0->1 (a -> b)", "no", "20", "2000"] in section.tables[2].rows
+    assert ["epoch 2", "0->1 (a -> b)", "no", "20", "2000"] in table(section, "Transcripts").rows
     assert dict(section.fields)["result"] == "FAILED"
 
 
@@ -312,7 +323,7 @@ def test_a_psi_job_shows_its_alignment_and_checks_the_psi_transcript(jobs_consor
     assert report.ok, report.failures
     (section,) = report.jobs
     assert dict(section.fields)["alignment"] == "psi: 50 ids in common"
-    timeline, transcripts = section.tables[1], section.tables[2]
+    timeline, transcripts = table(section, "Timeline"), table(section, "Transcripts")
     assert [row[3:5] for row in timeline.rows if row[3] == "aligned"] == [
         ["aligned", "a"],
         ["aligned", "b"],

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mpc_ledger.proto.v1 import jobs_pb2 as mpc__ledger_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mpc_ledger/v1/jobs_service.proto\x12\rmpc_ledger.v1\x1a\x18mpc_ledger/v1/jobs.proto\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\"\x86\x02\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\x12\r\n\x05state\x18\x02 \x01(\t\x12\x13\n\x0blocal_state\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\r\x12\x0e\n\x06\x65pochs\x18\x05 \x01(\r\x12\x0c\n\x04step\x18\x06 \x01(\x04\x12\r\n\x05steps\x18\x07 \x01(\x04\x12\x11\n\telapsed_s\x18\x08 \x01(\x01\x12\r\n\x05\x65ta_s\x18\t \x01(\x01\x12\x10\n\x08has_loss\x18\n \x01(\x08\x12\x0c\n\x04loss\x18\x0b \x01(\x01\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\r\n\x05\x65nded\x18\r \x01(\x08\x12&\n\x07metrics\x18\x0e \x03(\x0b\x32\x15.mpc_ledger.v1.Metric\"/\n\nModelChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x32\x85\x01\n\x04Jobs\x12?\n\x08Progress\x12\x15.mpc_ledger.v1.JobRef\x1a\x1a.mpc_ledger.v1.JobProgress0\x01\x12<\n\x06Result\x12\x15.mpc_ledger.v1.JobRef\x1a\x19.mpc_ledger.v1.ModelChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mpc_ledger/v1/jobs_service.proto\x12\rmpc_ledger.v1\x1a\x18mpc_ledger/v1/jobs.proto\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\"\x95\x02\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\x12\r\n\x05state\x18\x02 \x01(\t\x12\x13\n\x0blocal_state\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\r\x12\x0e\n\x06\x65pochs\x18\x05 \x01(\r\x12\x0c\n\x04step\x18\x06 \x01(\x04\x12\r\n\x05steps\x18\x07 \x01(\x04\x12\x11\n\telapsed_s\x18\x08 \x01(\x01\x12\r\n\x05\x65ta_s\x18\t \x01(\x01\x12\x10\n\x08has_loss\x18\n \x01(\x08\x12\x0c\n\x04loss\x18\x0b \x01(\x01\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\r\n\x05\x65nded\x18\r \x01(\x08\x12&\n\x07metrics\x18\x0e \x03(\x0b\x32\x15.mpc_ledger.v1.Metric\x12\r\n\x05phase\x18\x0f \x01(\t\"/\n\nModelChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x32\x85\x01\n\x04Jobs\x12?\n\x08Progress\x12\x15.mpc_ledger.v1.JobRef\x1a\x1a.mpc_ledger.v1.JobProgress0\x01\x12<\n\x06Result\x12\x15.mpc_ledger.v1.JobRef\x1a\x19.mpc_ledger.v1.ModelChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBREF']._serialized_start=77
   _globals['_JOBREF']._serialized_end=101
   _globals['_JOBPROGRESS']._serialized_start=104
-  _globals['_JOBPROGRESS']._serialized_end=366
-  _globals['_MODELCHUNK']._serialized_start=368
-  _globals['_MODELCHUNK']._serialized_end=415
-  _globals['_JOBS']._serialized_start=418
-  _globals['_JOBS']._serialized_end=551
+  _globals['_JOBPROGRESS']._serialized_end=381
+  _globals['_MODELCHUNK']._serialized_start=383
+  _globals['_MODELCHUNK']._serialized_end=430
+  _globals['_JOBS']._serialized_start=433
+  _globals['_JOBS']._serialized_end=566
 # @@protoc_insertion_point(module_scope)

@@ -14,7 +14,7 @@ class JobRef(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = ("job_id", "state", "local_state", "epoch", "epochs", "step", "steps", "elapsed_s", "eta_s", "has_loss", "loss", "reason", "ended", "metrics")
+    __slots__ = ("job_id", "state", "local_state", "epoch", "epochs", "step", "steps", "elapsed_s", "eta_s", "has_loss", "loss", "reason", "ended", "metrics", "phase")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LOCAL_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class JobProgress(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     state: str
     local_state: str
@@ -43,7 +44,8 @@ class JobProgress(_message.Message):
     reason: str
     ended: bool
     metrics: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.Metric]
-    def __init__(self, job_id: _Optional[bytes] = ..., state: _Optional[str] = ..., local_state: _Optional[str] = ..., epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., eta_s: _Optional[float] = ..., has_loss: _Optional[bool] = ..., loss: _Optional[float] = ..., reason: _Optional[str] = ..., ended: _Optional[bool] = ..., metrics: _Optional[_Iterable[_Union[_jobs_pb2.Metric, _Mapping]]] = ...) -> None: ...
+    phase: str
+    def __init__(self, job_id: _Optional[bytes] = ..., state: _Optional[str] = ..., local_state: _Optional[str] = ..., epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., eta_s: _Optional[float] = ..., has_loss: _Optional[bool] = ..., loss: _Optional[float] = ..., reason: _Optional[str] = ..., ended: _Optional[bool] = ..., metrics: _Optional[_Iterable[_Union[_jobs_pb2.Metric, _Mapping]]] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class ModelChunk(_message.Message):
     __slots__ = ("data", "total_bytes")

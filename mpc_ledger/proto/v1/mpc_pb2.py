@@ -24,43 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mpc_ledger/v1/mpc.proto\x12\rmpc_ledger.v1\"*\n\nTensorSpec\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\"\xc9\x02\n\tMpcObject\x12\x0e\n\x04none\x18\x01 \x01(\x08H\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x15\n\x0b\x66loat_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x32\n\nlist_value\x18\x06 \x01(\x0b\x32\x1c.mpc_ledger.v1.MpcObjectListH\x00\x12\x33\n\x0btuple_value\x18\x07 \x01(\x0b\x32\x1c.mpc_ledger.v1.MpcObjectListH\x00\x12,\n\nsize_value\x18\x08 \x01(\x0b\x32\x16.mpc_ledger.v1.MpcSizeH\x00\x12\x32\n\ndict_value\x18\t \x01(\x0b\x32\x1c.mpc_ledger.v1.MpcObjectDictH\x00\x42\x07\n\x05value\"8\n\rMpcObjectList\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.mpc_ledger.v1.MpcObject\"\x17\n\x07MpcSize\x12\x0c\n\x04\x64ims\x18\x01 \x03(\x03\"F\n\x0eMpcObjectEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.mpc_ledger.v1.MpcObject\"?\n\rMpcObjectDict\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.mpc_ledger.v1.MpcObjectEntry\"\xa0\x02\n\x08MpcFrame\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x13\n\x0bsender_rank\x18\x03 \x01(\r\x12\x15\n\rreceiver_rank\x18\x04 \x01(\r\x12&\n\x04kind\x18\x05 \x01(\x0e\x32\x18.mpc_ledger.v1.FrameKind\x12*\n\x07tensors\x18\x06 \x03(\x0b\x32\x19.mpc_ledger.v1.TensorSpec\x12(\n\x06object\x18\x07 \x01(\x0b\x32\x18.mpc_ledger.v1.MpcObject\x12\x0c\n\x04\x64\x61ta\x18\x08 \x01(\x0c\x12\x13\n\x0b\x63hunk_index\x18\t \x01(\r\x12\x13\n\x0b\x63hunk_count\x18\n \x01(\r\x12\x15\n\rsender_member\x18\x0b \x01(\t\"-\n\nRankMember\x12\x0c\n\x04rank\x18\x01 \x01(\r\x12\x11\n\tmember_id\x18\x02 \x01(\t\"m\n\x0bWorkerHello\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\r\x12(\n\x05ranks\x18\x03 \x03(\x0b\x32\x19.mpc_ledger.v1.RankMember\x12\x16\n\x0etuple_provider\x18\x04 \x01(\t\"\x87\x01\n\rWorkerToRelay\x12)\n\x05hello\x18\x01 \x01(\x0b\x32\x1a.mpc_ledger.v1.WorkerHello\x12\'\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x17.mpc_ledger.v1.MpcFrame\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x14\n\x0c\x61\x62ort_reason\x18\x04 \x01(\t\"O\n\x0cPartyFailure\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x0c\n\x04rank\x18\x03 \x01(\x11\x12\x0e\n\x06reason\x18\x04 \x01(\t\"y\n\rRelayToWorker\x12\x10\n\x08\x61ttached\x18\x01 \x01(\x08\x12\'\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x17.mpc_ledger.v1.MpcFrame\x12-\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x1b.mpc_ledger.v1.PartyFailure\"c\n\tPeerBatch\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.mpc_ledger.v1.MpcFrame\x12-\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x1b.mpc_ledger.v1.PartyFailure\"\x0c\n\nLinkClosed*n\n\tFrameKind\x12\x1a\n\x16\x46RAME_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46RAME_KIND_TENSORS\x10\x01\x12\x15\n\x11\x46RAME_KIND_OBJECT\x10\x02\x12\x16\n\x12\x46RAME_KIND_BARRIER\x10\x03\x32H\n\x07MpcPeer\x12=\n\x04Link\x12\x18.mpc_ledger.v1.PeerBatch\x1a\x19.mpc_ledger.v1.LinkClosed(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mpc_ledger/v1/mpc.proto\x12\rmpc_ledger.v1\"*\n\nTensorSpec\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\"\x91\x03\n\tMpcObject\x12\x0e\n\x04none\x18\x01 \x01(\x08H\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x15\n\x0b\x66loat_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x32\n\nlist_value\x18\x06 \x01(\x0b\x32\x1c.mpc_ledger.v1.MpcObjectListH\x00\x12\x33\n\x0btuple_value\x18\x07 \x01(\x0b\x32\x1c.mpc_ledger.v1.MpcObjectListH\x00\x12,\n\nsize_value\x18\x08 \x01(\x0b\x32\x16.mpc_ledger.v1.MpcSizeH\x00\x12\x32\n\ndict_value\x18\t \x01(\x0b\x32\x1c.mpc_ledger.v1.MpcObjectDictH\x00\x12\x30\n\x0ctensor_value\x18\n \x01(\x0b\x32\x18.mpc_ledger.v1.MpcTensorH\x00\x12\x14\n\nuint_value\x18\x0b \x01(\x04H\x00\x42\x07\n\x05value\"B\n\tMpcTensor\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.mpc_ledger.v1.TensorSpec\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"8\n\rMpcObjectList\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.mpc_ledger.v1.MpcObject\"\x17\n\x07MpcSize\x12\x0c\n\x04\x64ims\x18\x01 \x03(\x03\"F\n\x0eMpcObjectEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.mpc_ledger.v1.MpcObject\"?\n\rMpcObjectDict\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.mpc_ledger.v1.MpcObjectEntry\"\xa0\x02\n\x08MpcFrame\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x13\n\x0bsender_rank\x18\x03 \x01(\r\x12\x15\n\rreceiver_rank\x18\x04 \x01(\r\x12&\n\x04kind\x18\x05 \x01(\x0e\x32\x18.mpc_ledger.v1.FrameKind\x12*\n\x07tensors\x18\x06 \x03(\x0b\x32\x19.mpc_ledger.v1.TensorSpec\x12(\n\x06object\x18\x07 \x01(\x0b\x32\x18.mpc_ledger.v1.MpcObject\x12\x0c\n\x04\x64\x61ta\x18\x08 \x01(\x0c\x12\x13\n\x0b\x63hunk_index\x18\t \x01(\r\x12\x13\n\x0b\x63hunk_count\x18\n \x01(\r\x12\x15\n\rsender_member\x18\x0b \x01(\t\"-\n\nRankMember\x12\x0c\n\x04rank\x18\x01 \x01(\r\x12\x11\n\tmember_id\x18\x02 \x01(\t\"m\n\x0bWorkerHello\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\r\x12(\n\x05ranks\x18\x03 \x03(\x0b\x32\x19.mpc_ledger.v1.RankMember\x12\x16\n\x0etuple_provider\x18\x04 \x01(\t\"\x87\x01\n\rWorkerToRelay\x12)\n\x05hello\x18\x01 \x01(\x0b\x32\x1a.mpc_ledger.v1.WorkerHello\x12\'\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x17.mpc_ledger.v1.MpcFrame\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x14\n\x0c\x61\x62ort_reason\x18\x04 \x01(\t\"O\n\x0cPartyFailure\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x0c\n\x04rank\x18\x03 \x01(\x11\x12\x0e\n\x06reason\x18\x04 \x01(\t\"y\n\rRelayToWorker\x12\x10\n\x08\x61ttached\x18\x01 \x01(\x08\x12\'\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x17.mpc_ledger.v1.MpcFrame\x12-\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x1b.mpc_ledger.v1.PartyFailure\"c\n\tPeerBatch\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.mpc_ledger.v1.MpcFrame\x12-\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x1b.mpc_ledger.v1.PartyFailure\"\x0c\n\nLinkClosed*n\n\tFrameKind\x12\x1a\n\x16\x46RAME_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46RAME_KIND_TENSORS\x10\x01\x12\x15\n\x11\x46RAME_KIND_OBJECT\x10\x02\x12\x16\n\x12\x46RAME_KIND_BARRIER\x10\x03\x32H\n\x07MpcPeer\x12=\n\x04Link\x12\x18.mpc_ledger.v1.PeerBatch\x1a\x19.mpc_ledger.v1.LinkClosed(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc_ledger.v1.mpc_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FRAMEKIND']._serialized_start=1544
-  _globals['_FRAMEKIND']._serialized_end=1654
+  _globals['_FRAMEKIND']._serialized_start=1684
+  _globals['_FRAMEKIND']._serialized_end=1794
   _globals['_TENSORSPEC']._serialized_start=42
   _globals['_TENSORSPEC']._serialized_end=84
   _globals['_MPCOBJECT']._serialized_start=87
-  _globals['_MPCOBJECT']._serialized_end=416
-  _globals['_MPCOBJECTLIST']._serialized_start=418
-  _globals['_MPCOBJECTLIST']._serialized_end=474
-  _globals['_MPCSIZE']._serialized_start=476
-  _globals['_MPCSIZE']._serialized_end=499
-  _globals['_MPCOBJECTENTRY']._serialized_start=501
-  _globals['_MPCOBJECTENTRY']._serialized_end=571
-  _globals['_MPCOBJECTDICT']._serialized_start=573
-  _globals['_MPCOBJECTDICT']._serialized_end=636
-  _globals['_MPCFRAME']._serialized_start=639
-  _globals['_MPCFRAME']._serialized_end=927
-  _globals['_RANKMEMBER']._serialized_start=929
-  _globals['_RANKMEMBER']._serialized_end=974
-  _globals['_WORKERHELLO']._serialized_start=976
-  _globals['_WORKERHELLO']._serialized_end=1085
-  _globals['_WORKERTORELAY']._serialized_start=1088
-  _globals['_WORKERTORELAY']._serialized_end=1223
-  _globals['_PARTYFAILURE']._serialized_start=1225
-  _globals['_PARTYFAILURE']._serialized_end=1304
-  _globals['_RELAYTOWORKER']._serialized_start=1306
-  _globals['_RELAYTOWORKER']._serialized_end=1427
-  _globals['_PEERBATCH']._serialized_start=1429
-  _globals['_PEERBATCH']._serialized_end=1528
-  _globals['_LINKCLOSED']._serialized_start=1530
-  _globals['_LINKCLOSED']._serialized_end=1542
-  _globals['_MPCPEER']._serialized_start=1656
-  _globals['_MPCPEER']._serialized_end=1728
+  _globals['_MPCOBJECT']._serialized_end=488
+  _globals['_MPCTENSOR']._serialized_start=490
+  _globals['_MPCTENSOR']._serialized_end=556
+  _globals['_MPCOBJECTLIST']._serialized_start=558
+  _globals['_MPCOBJECTLIST']._serialized_end=614
+  _globals['_MPCSIZE']._serialized_start=616
+  _globals['_MPCSIZE']._serialized_end=639
+  _globals['_MPCOBJECTENTRY']._serialized_start=641
+  _globals['_MPCOBJECTENTRY']._serialized_end=711
+  _globals['_MPCOBJECTDICT']._serialized_start=713
+  _globals['_MPCOBJECTDICT']._serialized_end=776
+  _globals['_MPCFRAME']._serialized_start=779
+  _globals['_MPCFRAME']._serialized_end=1067
+  _globals['_RANKMEMBER']._serialized_start=1069
+  _globals['_RANKMEMBER']._serialized_end=1114
+  _globals['_WORKERHELLO']._serialized_start=1116
+  _globals['_WORKERHELLO']._serialized_end=1225
+  _globals['_WORKERTORELAY']._serialized_start=1228
+  _globals['_WORKERTORELAY']._serialized_end=1363
+  _globals['_PARTYFAILURE']._serialized_start=1365
+  _globals['_PARTYFAILURE']._serialized_end=1444
+  _globals['_RELAYTOWORKER']._serialized_start=1446
+  _globals['_RELAYTOWORKER']._serialized_end=1567
+  _globals['_PEERBATCH']._serialized_start=1569
+  _globals['_PEERBATCH']._serialized_end=1668
+  _globals['_LINKCLOSED']._serialized_start=1670
+  _globals['_LINKCLOSED']._serialized_end=1682
+  _globals['_MPCPEER']._serialized_start=1796
+  _globals['_MPCPEER']._serialized_end=1868
 # @@protoc_insertion_point(module_scope)

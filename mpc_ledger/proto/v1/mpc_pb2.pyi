@@ -27,7 +27,7 @@ class TensorSpec(_message.Message):
     def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class MpcObject(_message.Message):
-    __slots__ = ("none", "bool_value", "int_value", "float_value", "string_value", "list_value", "tuple_value", "size_value", "dict_value")
+    __slots__ = ("none", "bool_value", "int_value", "float_value", "string_value", "list_value", "tuple_value", "size_value", "dict_value", "tensor_value", "uint_value")
     NONE_FIELD_NUMBER: _ClassVar[int]
     BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,8 @@ class MpcObject(_message.Message):
     TUPLE_VALUE_FIELD_NUMBER: _ClassVar[int]
     SIZE_VALUE_FIELD_NUMBER: _ClassVar[int]
     DICT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TENSOR_VALUE_FIELD_NUMBER: _ClassVar[int]
+    UINT_VALUE_FIELD_NUMBER: _ClassVar[int]
     none: bool
     bool_value: bool
     int_value: int
@@ -46,7 +48,17 @@ class MpcObject(_message.Message):
     tuple_value: MpcObjectList
     size_value: MpcSize
     dict_value: MpcObjectDict
-    def __init__(self, none: _Optional[bool] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ..., list_value: _Optional[_Union[MpcObjectList, _Mapping]] = ..., tuple_value: _Optional[_Union[MpcObjectList, _Mapping]] = ..., size_value: _Optional[_Union[MpcSize, _Mapping]] = ..., dict_value: _Optional[_Union[MpcObjectDict, _Mapping]] = ...) -> None: ...
+    tensor_value: MpcTensor
+    uint_value: int
+    def __init__(self, none: _Optional[bool] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ..., list_value: _Optional[_Union[MpcObjectList, _Mapping]] = ..., tuple_value: _Optional[_Union[MpcObjectList, _Mapping]] = ..., size_value: _Optional[_Union[MpcSize, _Mapping]] = ..., dict_value: _Optional[_Union[MpcObjectDict, _Mapping]] = ..., tensor_value: _Optional[_Union[MpcTensor, _Mapping]] = ..., uint_value: _Optional[int] = ...) -> None: ...
+
+class MpcTensor(_message.Message):
+    __slots__ = ("spec", "data")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    spec: TensorSpec
+    data: bytes
+    def __init__(self, spec: _Optional[_Union[TensorSpec, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class MpcObjectList(_message.Message):
     __slots__ = ("items",)

@@ -1,0 +1,79 @@
+"""How far a job is, as far as the ledger can say: its total training steps and its phase.
+
+Pure functions of committed facts, shared by the daemon's `Progress` RPC
+(`mpc_ledger.jobs.api`), the job runner's gauges (`mpc_ledger.jobs.runner`)
+and the user client's `jobs()` (`mpc_ledger.client`, which reads the same
+facts from committed blocks), so the three never disagree on a total.
+
+A job trains ``epochs`` x ceil(training rows / ``batch_size``) steps (the
+worker's loop in `mpc_ledger.mpc.programs.run_training`); its training rows
+are the datasets' (the manifest's split: summed for a horizontal job, the
+common count for a vertical one) or, for alignment "psi", the
+intersection's, which no one knows until the private set intersection ran:
+the first committed ``job_alignment`` says it (the rules make every data
+owner's agree). Until then the total is 0 ("not known") and the phase says
+why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from mpc_ledger.jobs.rules import APPROVED, PENDING, RUNNING, JobState
+
+__all__ = [
+    "PHASE_ALIGNING",
+    "PHASE_STARTING",
+    "PHASE_TRAINING",
+    "PHASE_WAITING",
+    "job_phase",
+    "job_total_steps",
+    "phase_of",
+    "total_steps",
+]
+
+PHASE_WAITING = "waiting: the data owners decide"
+PHASE_STARTING = "starting: every party checks its data"
+PHASE_ALIGNING = "aligning: private set intersection"
+PHASE_TRAINING = "training"
+
+
+def total_steps(layout: str, batch_size: int, epochs: int, train_rows: Sequence[int]) -> int:
+    """The job's training steps in all, for its parties' training rows (0: rows unknown)."""
+    if not train_rows or batch_size <= 0:
+        return 0
+    rows = sum(train_rows) if layout == "horizontal" else max(train_rows)
+    return math.ceil(rows / batch_size) * epochs
+
+
+def phase_of(status: str, *, started_by_all: bool, psi_unaligned: bool) -> str:
+    """The phase of a job in ``status`` ("" once it ended): the one place that orders them."""
+    if status == PENDING:
+        return PHASE_WAITING
+    if status not in (APPROVED, RUNNING):
+        return ""
+    if not started_by_all:
+        return PHASE_STARTING
+    return PHASE_ALIGNING if psi_unaligned else PHASE_TRAINING
+
+
+def _train_rows(job: JobState) -> list[int]:
+    if job.spec.alignment == "psi":
+        return [job.alignments[0].train_rows] if job.alignments else []
+    return [p.train_rows for p in job.manifest.parties if p.role == "data"]
+
+
+def job_total_steps(job: JobState) -> int:
+    """`total_steps` of a job as the ledger holds it (0 for a PSI job before its alignment)."""
+    spec = job.spec
+    return total_steps(spec.layout, spec.batch_size, spec.epochs, _train_rows(job))
+
+
+def job_phase(job: JobState) -> str:
+    """`phase_of` a job as the ledger holds it."""
+    return phase_of(
+        job.status,
+        started_by_all=all(p in job.started for p in job.participants),
+        psi_unaligned=job.spec.alignment == "psi" and not job.alignments,
+    )
