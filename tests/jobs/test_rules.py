@@ -16,6 +16,7 @@ from mpc_ledger.jobs.spec import JobDatasetRef
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.proto.v1 import jobs_pb2
+from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
 
 from .conftest import ASSAYS, COHORT, raw, registration, vertical_spec
@@ -134,7 +135,7 @@ def channel(sender, receiver, digest=b"\x07" * 32):
 
 @pytest.fixture
 def state(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, RULEBOOK)
     jobs = Jobs(authors, state)
     commit(
         state,
@@ -646,7 +647,7 @@ def test_who_may_abort(jobs):
 
 
 def test_a_whole_job_fits_in_one_block_in_order(authors, jobs):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, RULEBOOK)
     setup = [
         authors.bind("a", "a/alice"),
         authors.bind("b", "b/bob"),

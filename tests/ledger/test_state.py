@@ -9,7 +9,7 @@ from mpc_ledger.identity.genesis import QuotaParams
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.refusals import RefusalCode
-from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.ledger.state import LEDGER_RULES, LedgerState
 from mpc_ledger.proto.v1 import ledger_pb2
 
 from .conftest import raw
@@ -17,7 +17,7 @@ from .conftest import raw
 
 @pytest.fixture
 def state(authors):
-    return LedgerState(authors.genesis)
+    return LedgerState(authors.genesis, LEDGER_RULES)
 
 
 def check(state, record):
@@ -146,7 +146,7 @@ def test_malformed_and_non_canonical_bytes(state, authors):
 
 
 def test_oversized_record_is_refused(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, LEDGER_RULES)
     state.max_record_bytes = 200
     record = authors.record("a", note=ledger_pb2.Note(data=b"x" * 500))
     assert "the limit is 200" in check(state, record)
@@ -175,7 +175,7 @@ def test_unsigned_padding_beside_a_signed_body_is_refused(state, authors):
 
 
 def test_a_users_records_stop_at_the_window_quota_and_members_are_not_counted(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, LEDGER_RULES)
     state.quotas = QuotaParams(user_window_blocks=10, user_records_per_window=2)
     state.apply_block(1, [parse_record(raw(authors.bind("a", "a/quota")))])
     notes = [parse_record(raw(authors.note("a/quota", f"n{i}"))) for i in range(4)]
@@ -197,7 +197,7 @@ def test_a_users_records_stop_at_the_window_quota_and_members_are_not_counted(au
 
 
 def test_refusals_carry_a_code_from_a_closed_set(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, LEDGER_RULES)
     stranger = parse_record(raw(authors.note("x/unknown")))
     assert state.refusal(stranger).code == RefusalCode.UNKNOWN_AUTHOR
     forged = parse_record(raw(authors.note("a", signer=authors.signers["b"])))
