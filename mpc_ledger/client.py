@@ -62,6 +62,7 @@ from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.datasets import RegisteredDataset
 from mpc_ledger.jobs.progress import phase_of, total_steps
+from mpc_ledger.jobs.rules import JOB_RULES, JOB_TRAIL_KINDS
 from mpc_ledger.jobs.spec import JobSpec, load_job_spec, resolve_dealer, split_rows
 from mpc_ledger.jobs.worker_bridge import PROGRAM_MODELS
 from mpc_ledger.ledger.client import LedgerCalls
@@ -202,16 +203,6 @@ def create_user_profile(out: Path, user_id: str) -> dict[str, Any]:
 
 # -- jobs --------------------------------------------------------------------------------------
 
-_JOB_KINDS = (
-    "job_submission",
-    "job_decision",
-    "job_started",
-    "job_alignment",
-    "job_epoch_digests",
-    "job_aborted",
-    "job_completed",
-    "participation_proof",
-)
 _BLOCKS_PER_CALL = 500
 
 
@@ -464,14 +455,14 @@ class _JobMethods(LedgerCalls):
         return str(reply.record_id.hex())
 
     def _job_records(
-        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = JOB_TRAIL_KINDS
     ) -> Iterator[tuple[Any, int, Any]]:
         """(block header, log index, parsed record) of every job record, in commit order."""
         for item, log_index, parsed in self._job_items(job_id, kinds):
             yield item.block.header, log_index, parsed
 
     def _job_items(
-        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = JOB_TRAIL_KINDS
     ) -> Iterator[tuple[Any, int, Any]]:
         """(committed block, log index, parsed record) of every record of ``kinds`` (every
         job record), in commit order; with ``job_id``, only that job's."""
@@ -517,7 +508,7 @@ class _JobMethods(LedgerCalls):
         trails: dict[bytes, list[tuple[str, str, Any]]] = {}
         # a job's owners and total steps come from its datasets' registrations
         datasets: dict[str, RegisteredDataset] = {}
-        for header, _, parsed in self._job_records(kinds=(*_JOB_KINDS, "dataset_registration")):
+        for header, _, parsed in self._job_records(kinds=tuple(JOB_RULES)):
             payload = getattr(parsed.body, parsed.kind)
             if parsed.kind == "dataset_registration":
                 datasets[payload.dataset_id] = RegisteredDataset.from_registration(
