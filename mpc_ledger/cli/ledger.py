@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import time
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from mpc_ledger.daemon.config import load_party
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import parse_record, record_id
 from mpc_ledger.proto.v1 import consensus_pb2
+from mpc_ledger.timestamps import block_time_text
 
 
 def register(groups: Any) -> None:
@@ -75,7 +75,7 @@ def block_summary(item: consensus_pb2.CommittedBlock) -> dict[str, Any]:
         "block_id": block_id(header).hex(),
         "previous_block_hash": header.previous_block_hash.hex(),
         "proposer": header.proposer_id,
-        "time": _time_text(header.time_ms),
+        "time": block_time_text(header.time_ms),
         "records_root": header.records_root.hex(),
         "log_root": header.log_root.hex(),
         "log_size": header.log_size,
@@ -103,11 +103,6 @@ def record_summary(raw: bytes, log_index: int) -> dict[str, Any]:
     elif parsed.kind in ("bind_user", "revoke_user"):
         summary["user"] = getattr(body, parsed.kind).user_id
     return summary
-
-
-def _time_text(time_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
 
 
 def show_command(args: argparse.Namespace) -> int:
