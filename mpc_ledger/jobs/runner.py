@@ -73,7 +73,6 @@ import queue
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -106,6 +105,7 @@ from mpc_ledger.jobs.rules import (
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.ledger.records import ParsedRecord, make_record
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 
 __all__ = [
@@ -137,7 +137,7 @@ class RunnerOptions:
     completion_wait_s: float = 30.0  # rank 0 waits this long for the others' last digests
     exit_wait_s: float = 10.0  # after the worker closed its output, for it to exit
     stop_wait_s: float = 5.0  # daemon stop: for the job threads to end
-    worker_command: tuple[str, ...] = (sys.executable, "-m", "mpc_ledger.mpc.worker")
+    worker_command: tuple[str, ...] = WORKER_PROGRAM  # or a test double taking its flags
 
 
 class LedgerAccess(Protocol):
@@ -557,21 +557,17 @@ class _JobRun(threading.Thread):
         return fingerprint, entry_path(data_dir, dataset_id)
 
     def _command(self, folder: Path, manifest_path: Path) -> list[str]:
-        command = [
-            *self.options.worker_command,
-            "--manifest",
-            str(manifest_path),
-            "--rank",
-            str(self.party.rank),
-            "--output",
-            str(folder / f"result-rank{self.party.rank}.json"),
-            "--socket",
-            str(self.runner.socket_path),
-            "--events",
-        ]
-        if self.party.rank in self.job.manifest.recipient_ranks:
-            command += ["--model-out", str(folder / "model.pt")]
-        return command
+        rank = self.party.rank
+        recipient = rank in self.job.manifest.recipient_ranks
+        return worker_command(
+            manifest_path,
+            rank,
+            folder / f"result-rank{rank}.json",
+            socket_path=self.runner.socket_path,
+            events=True,
+            model_path=folder / "model.pt" if recipient else None,
+            program=self.options.worker_command,
+        )
 
     def _run_worker(self, folder: Path, manifest_path: Path) -> dict[str, Any] | None:
         """Run the worker to its end; its result, or None when the job failed (and why was said)."""
