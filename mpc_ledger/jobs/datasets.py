@@ -32,11 +32,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mpc_ledger.identity.ids import QUALIFIED_ID
 from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier
 from mpc_ledger.proto.v1 import jobs_pb2
 
@@ -68,7 +68,6 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 Value = int | float | str | bool | None
 
-_DATASET_ID = re.compile(r"^([a-z0-9][a-z0-9-]{0,62})/([a-z0-9][a-z0-9._-]{0,62})$")
 _SCHEMA_TAG = b"mpc-ledger/dataset-schema/v1\x00"
 _FINGERPRINT_TAG = b"mpc-ledger/dataset/v1\x00"
 _TAGS = {"null": 0x00, "int64": 0x01, "float64": 0x02, "string": 0x03, "bool": 0x04}
@@ -134,7 +133,7 @@ class DatasetSchema:
 
 def check_dataset_id(dataset_id: str, owner: str | None = None) -> str | None:
     """None when ``dataset_id`` is ``<member>/<name>`` (in ``owner``'s namespace); else why not."""
-    match = _DATASET_ID.match(dataset_id)
+    match = QUALIFIED_ID.match(dataset_id)
     if match is None:
         return (
             f"{dataset_id!r} is not '<member id>/<name>' (lowercase letters, digits, "

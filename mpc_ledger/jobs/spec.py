@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,6 +51,7 @@ from typing import Any
 from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.genesis import Genesis
+from mpc_ledger.identity.ids import MEMBER_ID, QUALIFIED_ID
 from mpc_ledger.jobs._toml import Fields, merge_problems, read_toml
 from mpc_ledger.jobs.datasets import NUMERIC_TYPES, RegisteredDataset, check_dataset_id
 from mpc_ledger.proto.v1 import jobs_pb2
@@ -126,8 +126,6 @@ MAX_SEED = (1 << 63) - 1
 MAX_LEARNING_RATE = 100.0
 MAX_TEST_FRACTION = 0.5
 MAX_RECIPIENTS = 16
-_MEMBER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_USER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}$")
 
 _TOP_KEYS = (
     "name",
@@ -564,7 +562,7 @@ def _release_problems(spec: JobSpec) -> list[str]:
     if not 1 <= len(spec.recipients) <= MAX_RECIPIENTS:
         problems.append(f"recipients: name 1 to {MAX_RECIPIENTS} recipients of the model")
     for index, recipient in enumerate(spec.recipients):
-        if not (_MEMBER_ID.match(recipient) or _USER_ID.match(recipient)):
+        if not (MEMBER_ID.match(recipient) or QUALIFIED_ID.match(recipient)):
             problems.append(
                 f"recipients[{index}]: {recipient!r} is neither a member id nor a user id"
             )
@@ -576,7 +574,7 @@ def _release_problems(spec: JobSpec) -> list[str]:
         )
     if spec.dealer and spec.tuple_provider != "dealer":
         problems.append("dealer: only a job whose tuple_provider is 'dealer' names a dealer")
-    elif spec.dealer and not _MEMBER_ID.match(spec.dealer):
+    elif spec.dealer and not MEMBER_ID.match(spec.dealer):
         problems.append(f"dealer: {spec.dealer!r} is not a member id")
     if not spec.protocol:
         problems.append("protocol: required")
