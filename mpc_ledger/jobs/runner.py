@@ -110,9 +110,9 @@ from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 
 __all__ = [
     "NO_POLICY_HASH",
-    "JobProgress",
     "JobRunner",
     "LedgerAccess",
+    "LocalProgress",
     "ProgressRegistry",
     "RunnerOptions",
 ]
@@ -154,7 +154,11 @@ class LedgerAccess(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class JobProgress:
+class LocalProgress:
+    """This daemon's own worker's progress on one job, as its events say (the client's
+    `mpc_ledger.client.JobProgress` is what `job watch` receives: this joined with the
+    ledger's view by `mpc_ledger.jobs.api`)."""
+
     job_id: str  # hex
     status: str  # starting, running, finishing, completed, aborted
     epochs: int
@@ -171,11 +175,12 @@ class ProgressRegistry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[str, JobProgress] = {}
+        self._jobs: dict[str, LocalProgress] = {}
 
     def begin(self, job_id: str, epochs: int) -> None:
         with self._lock:
-            self._jobs[job_id] = JobProgress(job_id, "starting", epochs, updated_s=time.monotonic())
+            started = LocalProgress(job_id, "starting", epochs, updated_s=time.monotonic())
+            self._jobs[job_id] = started
 
     def update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
@@ -184,11 +189,11 @@ class ProgressRegistry:
                 changes["updated_s"] = time.monotonic()
                 self._jobs[job_id] = dataclasses.replace(current, **changes)
 
-    def get(self, job_id: str) -> JobProgress | None:
+    def get(self, job_id: str) -> LocalProgress | None:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def all(self) -> list[JobProgress]:
+    def all(self) -> list[LocalProgress]:
         with self._lock:
             return list(self._jobs.values())
 
