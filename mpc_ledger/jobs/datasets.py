@@ -61,9 +61,9 @@ __all__ = [
 COLUMN_TYPES = ("int64", "float64", "string", "bool")
 # Types a model can read as a number (features and labels).
 NUMERIC_TYPES = ("int64", "float64", "bool")
-MAX_COLUMNS = 4096
-MAX_COLUMN_NAME_BYTES = 128
-MAX_DESCRIPTION_BYTES = 1024
+COLUMNS_MAX = 4096
+COLUMN_NAME_MAX_BYTES = 128
+DESCRIPTION_MAX_BYTES = 1024
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 Value = int | float | str | bool | None
@@ -154,8 +154,8 @@ def schema_problems(schema: DatasetSchema) -> list[str]:
     problems: list[str] = []
     if not schema.columns:
         problems.append("columns: at least one column is required")
-    if len(schema.columns) > MAX_COLUMNS:
-        problems.append(f"columns: at most {MAX_COLUMNS} columns")
+    if len(schema.columns) > COLUMNS_MAX:
+        problems.append(f"columns: at most {COLUMNS_MAX} columns")
     seen: set[str] = set()
     for index, column in enumerate(schema.columns):
         field = f"columns[{index}]"
@@ -183,8 +183,8 @@ def schema_problems(schema: DatasetSchema) -> list[str]:
 def _column_name_problem(name: str) -> str | None:
     if not name:
         return "must not be empty"
-    if len(name.encode()) > MAX_COLUMN_NAME_BYTES:
-        return f"longer than {MAX_COLUMN_NAME_BYTES} bytes"
+    if len(name.encode()) > COLUMN_NAME_MAX_BYTES:
+        return f"longer than {COLUMN_NAME_MAX_BYTES} bytes"
     if not name.isprintable() or name != name.strip():
         return f"{name!r} has control characters or surrounding spaces"
     return None
@@ -353,8 +353,8 @@ def registration_problems(message: jobs_pb2.DatasetRegistration, author: str) ->
     for field in ("schema_hash", "rows_root", "fingerprint"):
         if len(getattr(message, field)) != HASH_SIZE_BYTES:
             problems.append(f"{field}: must be a {HASH_SIZE_BYTES}-byte SHA-256")
-    if len(message.description.encode()) > MAX_DESCRIPTION_BYTES:
-        problems.append(f"description: longer than {MAX_DESCRIPTION_BYTES} bytes")
+    if len(message.description.encode()) > DESCRIPTION_MAX_BYTES:
+        problems.append(f"description: longer than {DESCRIPTION_MAX_BYTES} bytes")
     if problems:
         return problems
     if message.schema_hash != schema.schema_hash:

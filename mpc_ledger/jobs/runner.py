@@ -122,7 +122,7 @@ T = TypeVar("T")
 
 # The policy hash of a decision taken without a (readable) policy.
 NO_POLICY_HASH = hashlib.sha256(b"mpc-ledger/policy/v1\x00no policy").digest()
-_MAX_REASON_CHARS = 1900  # the rules allow 2000
+_REASON_MAX_CHARS = 1900  # the rules allow 2000
 _ENDED = (ABORTED, REJECTED)
 
 
@@ -332,7 +332,7 @@ class JobRunner:
         try:
             policy = load_policy(path, self.member_id)
         except UserError as exc:  # its detail names the field, not the local file
-            reason = f"the policy cannot be read: {_one_line(exc.detail)}"[:_MAX_REASON_CHARS]
+            reason = f"the policy cannot be read: {_one_line(exc.detail)}"[:_REASON_MAX_CHARS]
             return PolicyDecision(False, (reason,), NO_POLICY_HASH)
         except OSError as exc:
             reason = f"the policy cannot be read: {exc.strerror or type(exc).__name__}"
@@ -409,7 +409,7 @@ class JobRunner:
         job = self.ledger.query(lambda state: job_state(state, job_id))
         if job is None or job.status not in (PENDING, APPROVED, RUNNING):
             return
-        text = f"{self.member_id}: {reason}"[:_MAX_REASON_CHARS]
+        text = f"{self.member_id}: {reason}"[:_REASON_MAX_CHARS]
         log.warning("job %s: aborting: %s", job_id.hex()[:16], text)
         self.submit(
             "job_aborted",
