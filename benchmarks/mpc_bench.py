@@ -30,7 +30,8 @@ from mpc_ledger.daemon.parent import stop_on_signals
 from mpc_ledger.mpc.programs import TrainSpec, breast_cancer_split, run_plaintext
 from mpc_ledger.mpc.transcript import TranscriptSnapshot, compare_transcripts
 from mpc_ledger.mpc.worker import JobManifest
-from mpc_ledger.testing.mpc_cluster import WORKER, RelayCluster, WorkerProcess, wait_all
+from mpc_ledger.mpc.worker_command import worker_command
+from mpc_ledger.testing.mpc_cluster import RelayCluster, WorkerProcess, wait_all
 
 
 @dataclasses.dataclass
@@ -100,19 +101,7 @@ def run_gloo(root: Path, manifest: JobManifest, timeout_s: float) -> Row:
     for rank, member in enumerate(manifest.members):
         output = folder / f"rank{rank}.json"
         log_path = folder / f"rank{rank}.log"
-        command = [
-            *WORKER,
-            "--manifest",
-            str(manifest_path),
-            "--rank",
-            str(rank),
-            "--output",
-            str(output),
-            "--transport",
-            "gloo",
-            "--rendezvous",
-            rendezvous,
-        ]
+        command = worker_command(manifest_path, rank, output, rendezvous=rendezvous)
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         workers.append(WorkerProcess(rank, member, process, output, log_path))

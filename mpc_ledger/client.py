@@ -38,7 +38,6 @@ rules read them.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hmac
 import json
 import secrets
@@ -76,6 +75,7 @@ from mpc_ledger.proto.v1 import (
     ledger_pb2,
     ledger_service_pb2_grpc,
 )
+from mpc_ledger.timestamps import block_time_text
 
 __all__ = [
     "USER_FORMAT",
@@ -320,11 +320,6 @@ def job_id_bytes(job_id: str | bytes) -> bytes:
     return raw
 
 
-def _block_time(time_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
-
-
 def _detail(kind: str, payload: Any) -> str:
     if kind == "job_submission":
         spec = payload.spec
@@ -493,7 +488,7 @@ class _JobMethods(LedgerCalls):
             TrailEntry(
                 height=header.height,
                 log_index=log_index,
-                time=_block_time(header.time_ms),
+                time=block_time_text(header.time_ms),
                 record_id=parsed.id.hex(),
                 kind=parsed.kind,
                 author=parsed.body.author,
@@ -535,7 +530,7 @@ class _JobMethods(LedgerCalls):
                     name=spec.name,
                     submitter=parsed.body.author,
                     state=state,
-                    submitted=_block_time(header.time_ms),
+                    submitted=block_time_text(header.time_ms),
                     height=header.height,
                     recipients=tuple(spec.recipients),
                     reason=reason,

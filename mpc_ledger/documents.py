@@ -3,7 +3,7 @@
 Both parsers recurse once per level of nesting: ``[[[[...]]]]`` a few
 thousand levels deep makes them raise `RecursionError` from deep inside,
 which is no user's error message. `parse_json` and `parse_toml` are the
-only boundary: a document nested deeper than `MAX_NESTING_DEPTH` (no file
+only boundary: a document nested deeper than `NESTING_DEPTH_MAX` (no file
 of this project comes near it), or too deep for the parser at all, raises
 `NestingError`, a `ValueError` the caller reports like any other parse
 error (the file and what is wrong).
@@ -15,16 +15,16 @@ import json
 import tomllib
 from typing import Any
 
-__all__ = ["MAX_NESTING_DEPTH", "NestingError", "parse_json", "parse_toml"]
+__all__ = ["NESTING_DEPTH_MAX", "NestingError", "parse_json", "parse_toml"]
 
-MAX_NESTING_DEPTH = 32
+NESTING_DEPTH_MAX = 32
 
 
 class NestingError(ValueError):
-    """A document nests arrays or objects (tables) more than `MAX_NESTING_DEPTH` deep."""
+    """A document nests arrays or objects (tables) more than `NESTING_DEPTH_MAX` deep."""
 
     def __init__(self) -> None:
-        super().__init__(f"nested more than {MAX_NESTING_DEPTH} levels deep")
+        super().__init__(f"nested more than {NESTING_DEPTH_MAX} levels deep")
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -58,6 +58,6 @@ def _check_depth(document: Any) -> None:
             children = value
         else:
             continue
-        if depth > MAX_NESTING_DEPTH:
+        if depth > NESTING_DEPTH_MAX:
             raise NestingError()
         pending.extend((child, depth + 1) for child in children)

@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,27 +187,14 @@ def _blocks(
         height += got
 
 
-def _with_client(args: argparse.Namespace, action: Any) -> int:
-    import grpc
-
+def _with_client(args: argparse.Namespace, action: Callable[[Party, LedgerClient], int]) -> int:
+    """``action(party, client)`` against this party's own daemon. The daemon code is
+    imported here, not at the top, so that the offline commands import no network code."""
+    from mpc_ledger.cli._daemon_call import call_party_daemon
     from mpc_ledger.daemon.config import load_party
-    from mpc_ledger.daemon.peers import describe_rpc_error
-    from mpc_ledger.ledger.client import LedgerClient
 
     party = load_party(args.config)
-    client = LedgerClient(party)
-    try:
-        result: int = action(party, client)
-        return result
-    except grpc.RpcError as exc:
-        print(
-            f"mpc-ledger: the party daemon did not answer ({describe_rpc_error(exc)}); "
-            f"is `mpc-ledger party start --config {args.config}` running?",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        client.close()
+    return call_party_daemon(party, lambda client: action(party, client))
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -16,14 +16,12 @@ import argparse
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+from mpc_ledger.cli._daemon_call import call_party_daemon, fail
 from mpc_ledger.daemon.config import Party, load_party
-from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.errors import UserError
 from mpc_ledger.jobs.catalogue import CatalogueEntry, write_entry
 from mpc_ledger.jobs.datafiles import fingerprint_file, load_schema, parse_columns
@@ -95,20 +93,6 @@ def _check_member(party: Party, dataset_id: str) -> None:
         )
 
 
-def _with_client(party: Party, config: Path, action: Callable[[LedgerClient], int]) -> int:
-    client = LedgerClient(party)
-    try:
-        return action(client)
-    except grpc.RpcError as exc:
-        print(
-            f"mpc-ledger: the party daemon did not answer ({describe_rpc_error(exc)}); "
-            f"is `mpc-ledger party start --config {config}` running?"
-        )
-        return 1
-    finally:
-        client.close()
-
-
 def register_command(args: argparse.Namespace) -> int:
     party = load_party(args.config)
     _check_member(party, args.dataset_id)
@@ -125,12 +109,10 @@ def register_command(args: argparse.Namespace) -> int:
         )
         reply = client.submit(make_record(client.signer, body))
         if not reply.accepted:
-            print(f"mpc-ledger: the ledger refused the registration: {reply.reason}")
-            return 1
+            return fail(f"the ledger refused the registration: {reply.reason}")
         committed = client.wait_committed(reply.record_id)
         if not committed.committed:
-            print(f"record {reply.record_id.hex()} accepted but not committed yet")
-            return 1
+            return fail(f"record {reply.record_id.hex()} accepted but not committed yet")
         # Only once committed: the job runner finds the file again through this entry.
         write_entry(
             party.config.data_dir,
@@ -154,7 +136,7 @@ def register_command(args: argparse.Namespace) -> int:
             print(f"record       {reply.record_id.hex()} (height {committed.height})")
         return 0
 
-    return _with_client(party, args.config, action)
+    return call_party_daemon(party, action)
 
 
 def registered_datasets(client: LedgerClient) -> Iterator[RegisteredDataset]:
@@ -206,4 +188,4 @@ def list_command(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _with_client(party, args.config, action)
+    return call_party_daemon(party, action)

@@ -25,10 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+from mpc_ledger.cli._daemon_call import call_daemon, fail
 from mpc_ledger.client import JobError, JobProgress, JobSummary, UserClient, job_id_bytes
-from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.errors import UserError
 from mpc_ledger.jobs.progress import PHASE_TRAINING
 from mpc_ledger.jobs.spec import load_job_spec
@@ -80,20 +78,17 @@ def _run(args: argparse.Namespace, action: Callable[[UserClient], int]) -> int:
     if args.profile is None:
         raise UserError(f"give --profile DIR or set {PROFILE_ENV}", field="--profile")
     client = UserClient.from_profile(args.profile)
-    try:
-        return action(client)
-    except JobError as exc:
-        print(f"mpc-ledger: {exc}", file=sys.stderr)
-        return 1
-    except grpc.RpcError as exc:
-        print(
-            f"mpc-ledger: {client.profile.member.id}'s daemon refused or did not answer "
-            f"({describe_rpc_error(exc)})",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        client.close()
+
+    def guarded(opened: UserClient) -> int:
+        try:
+            return action(opened)
+        except JobError as exc:
+            return fail(str(exc))
+
+    def unanswered(reason: str) -> str:
+        return f"{client.profile.member.id}'s daemon refused or did not answer ({reason})"
+
+    return call_daemon(client, guarded, unanswered)
 
 
 def submit_command(args: argparse.Namespace) -> int:
@@ -195,8 +190,7 @@ def watch_command(args: argparse.Namespace) -> int:
         if live:
             print()
         if last is None or not last.ended:
-            print("mpc-ledger: the progress stream ended before the job did", file=sys.stderr)
-            return 1
+            return fail("the progress stream ended before the job did")
         if last.state != "completed":
             print(f"job {last.state}: {last.reason}", flush=True)
             return 1
@@ -224,8 +218,7 @@ def show_command(args: argparse.Namespace) -> int:
     def action(client: UserClient) -> int:
         trail = client.job_trail(args.job_id)
         if not trail:
-            print(f"mpc-ledger: no job {args.job_id} on the ledger", file=sys.stderr)
-            return 1
+            return fail(f"no job {args.job_id} on the ledger")
         if args.format == "json":
             print(json.dumps([entry.to_json() for entry in trail], indent=2))
             return 0

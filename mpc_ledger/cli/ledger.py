@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from mpc_ledger.cli import compliance
+from mpc_ledger.cli._daemon_call import call_party_daemon, fail
 from mpc_ledger.consensus import block_id
 from mpc_ledger.daemon.config import load_party
-from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import parse_record, record_id
 from mpc_ledger.proto.v1 import consensus_pb2
+from mpc_ledger.timestamps import block_time_text
 
 
 def register(groups: Any) -> None:
@@ -46,25 +44,6 @@ def register(groups: Any) -> None:
     compliance.add_ledger_commands(commands)
 
 
-def _client(args: argparse.Namespace) -> LedgerClient:
-    return LedgerClient(load_party(args.config))
-
-
-def _run(args: argparse.Namespace, action: Any) -> int:
-    client = _client(args)
-    try:
-        result: int = action(client)
-        return result
-    except grpc.RpcError as exc:
-        print(
-            f"mpc-ledger: the party daemon did not answer ({describe_rpc_error(exc)}); "
-            f"is `mpc-ledger party start --config {args.config}` running?"
-        )
-        return 1
-    finally:
-        client.close()
-
-
 def status_command(args: argparse.Namespace) -> int:
     def action(client: LedgerClient) -> int:
         tip = client.tip()
@@ -85,7 +64,7 @@ def status_command(args: argparse.Namespace) -> int:
             print(f"round    {tip.round}\nmempool  {tip.mempool_size}")
         return 0
 
-    return _run(args, action)
+    return call_party_daemon(load_party(args.config), action)
 
 
 def block_summary(item: consensus_pb2.CommittedBlock) -> dict[str, Any]:
@@ -96,7 +75,7 @@ def block_summary(item: consensus_pb2.CommittedBlock) -> dict[str, Any]:
         "block_id": block_id(header).hex(),
         "previous_block_hash": header.previous_block_hash.hex(),
         "proposer": header.proposer_id,
-        "time": _time_text(header.time_ms),
+        "time": block_time_text(header.time_ms),
         "records_root": header.records_root.hex(),
         "log_root": header.log_root.hex(),
         "log_size": header.log_size,
@@ -126,17 +105,11 @@ def record_summary(raw: bytes, log_index: int) -> dict[str, Any]:
     return summary
 
 
-def _time_text(time_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
-
-
 def show_command(args: argparse.Namespace) -> int:
     def action(client: LedgerClient) -> int:
         blocks = list(client.blocks(args.height, 1))
         if not blocks or blocks[0].block.header.height != args.height:
-            print(f"mpc-ledger: no block at height {args.height} (tip is {client.tip().height})")
-            return 1
+            return fail(f"no block at height {args.height} (tip is {client.tip().height})")
         summary = block_summary(blocks[0])
         if args.format == "json":
             print(json.dumps(summary, indent=2))
@@ -161,7 +134,7 @@ def show_command(args: argparse.Namespace) -> int:
         _print_records(summary["records"])
         return 0
 
-    return _run(args, action)
+    return call_party_daemon(load_party(args.config), action)
 
 
 def _print_records(records: Iterable[dict[str, Any]], as_json: bool = False) -> None:
@@ -197,7 +170,7 @@ def tail_command(args: argparse.Namespace) -> int:
         return 0
 
     try:
-        return _run(args, action)
+        return call_party_daemon(load_party(args.config), action)
     except KeyboardInterrupt:
         return 0
 
@@ -207,12 +180,10 @@ def note_command(args: argparse.Namespace) -> int:
         record = client.note(args.text)
         reply = client.submit(record)
         if not reply.accepted:
-            print(f"mpc-ledger: the ledger refused the note: {reply.reason}")
-            return 1
+            return fail(f"the ledger refused the note: {reply.reason}")
         committed = client.wait_committed(reply.record_id)
         if not committed.committed:
-            print(f"record {reply.record_id.hex()} accepted but not committed yet")
-            return 1
+            return fail(f"record {reply.record_id.hex()} accepted but not committed yet")
         if args.format == "json":
             print(
                 json.dumps(
@@ -230,4 +201,4 @@ def note_command(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _run(args, action)
+    return call_party_daemon(load_party(args.config), action)

@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 the operation failed (a daemon did not answer, a
 check did not hold); 2 bad input (usage, a file, a field) — one line naming
-what and where, never a stack trace; 130 interrupted.
+what and where, never a stack trace; 130 interrupted. Errors go to stderr,
+output alone to stdout; commands that call a daemon share
+`mpc_ledger.cli._daemon_call` for that.
 """
 
 from __future__ import annotations

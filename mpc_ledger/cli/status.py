@@ -1,4 +1,9 @@
-"""`mpc-ledger status`: this party's daemon and which peers answer it over mTLS."""
+"""`mpc-ledger status`: this party's daemon and which peers answer it over mTLS.
+
+A daemon that does not answer is exit 1 with the reason on stderr; with
+``--format json`` stdout still carries a document, ``{"member_id", "error"}``,
+so that a monitoring script always has one to parse.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from mpc_ledger.cli._daemon_call import fail
 from mpc_ledger.daemon.config import load_party
 from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.jobs.rules import STATUSES
@@ -48,11 +54,9 @@ def status_command(args: argparse.Namespace) -> int:
             f"({describe_rpc_error(exc)}). Is `mpc-ledger party start --config {args.config}` "
             "running?"
         )
-        if args.format == "json":
+        if args.format == "json":  # the document a monitoring script asked for, saying why
             print(json.dumps({"member_id": party.identity.member.id, "error": message}))
-        else:
-            print(f"mpc-ledger: {message}")
-        return 1
+        return fail(message)
     finally:
         channel.close()
     if args.format == "json":

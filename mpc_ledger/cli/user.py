@@ -11,8 +11,8 @@ import argparse
 import datetime as dt
 import json
 import secrets
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mpc_ledger.cli._daemon_call import call_party_daemon, fail
 from mpc_ledger.client import USER_FORMAT, create_user_profile
 from mpc_ledger.daemon.config import Party, load_party
 from mpc_ledger.documents import NestingError, parse_json
@@ -130,13 +131,16 @@ def add_command(args: argparse.Namespace) -> int:
         display_name=args.name,
         tls_spki_sha256=certs.spki_sha256(tls_public),
     )
-    reply = _submit_member_record(party, "binding", bind_user=binding)
-    if reply is None:
-        return 1
-    keys.write_public_file(out, certificate.public_bytes(serialization.Encoding.PEM))
-    print(f"bound {user_id!r} ({', '.join(roles)}) on the ledger; record {reply.record_id.hex()}")
-    print(f"  send {out} (their keys/tls.crt) and the genesis.json to the user")
-    return 0
+
+    def bound(reply: ledger_service_pb2.SubmitResponse) -> int:
+        # Only once committed: a certificate for a binding the ledger does not have is no use.
+        keys.write_public_file(out, certificate.public_bytes(serialization.Encoding.PEM))
+        record = reply.record_id.hex()
+        print(f"bound {user_id!r} ({', '.join(roles)}) on the ledger; record {record}")
+        print(f"  send {out} (their keys/tls.crt) and the genesis.json to the user")
+        return 0
+
+    return _submit_member_record(party, "binding", bound, bind_user=binding)
 
 
 def revoke_command(args: argparse.Namespace) -> int:
@@ -150,20 +154,26 @@ def revoke_command(args: argparse.Namespace) -> int:
     if len(args.reason.encode()) > REVOKE_REASON_MAX_BYTES:
         raise UserError(f"longer than {REVOKE_REASON_MAX_BYTES} bytes", field="--reason")
     revocation = ledger_pb2.UserKeyRevocation(user_id=args.user_id, reason=args.reason)
-    reply = _submit_member_record(party, "revocation", revoke_user=revocation)
-    if reply is None:
-        return 1
-    print(f"revoked {args.user_id!r} on the ledger; record {reply.record_id.hex()}")
-    print("  its open calls end now; bind it again (`user add`) with new keys to restore it")
-    return 0
+
+    def revoked(reply: ledger_service_pb2.SubmitResponse) -> int:
+        print(f"revoked {args.user_id!r} on the ledger; record {reply.record_id.hex()}")
+        print("  its open calls end now; bind it again (`user add`) with new keys to restore it")
+        return 0
+
+    return _submit_member_record(party, "revocation", revoked, revoke_user=revocation)
 
 
 def _submit_member_record(
-    party: Party, what: str, **payload: Any
-) -> ledger_service_pb2.SubmitResponse | None:
-    """Sign ``payload`` as the member, submit it and wait for the commit; None (after saying
-    why on stderr) if the ledger refused it or it did not commit."""
-    with LedgerClient(party) as client:
+    party: Party,
+    what: str,
+    committed: Callable[[ledger_service_pb2.SubmitResponse], int],
+    **payload: Any,
+) -> int:
+    """Sign ``payload`` as the member, submit it, wait for the commit, then ``committed(reply)``;
+    exit 1 (saying why on stderr) if the daemon did not answer, the ledger refused the record
+    or it did not commit."""
+
+    def action(client: LedgerClient) -> int:
         body = ledger_pb2.RecordBody(
             author=party.identity.member.id,
             nonce=secrets.randbits(63),
@@ -172,9 +182,9 @@ def _submit_member_record(
         )
         reply = client.submit(make_record(client.signer, body))
         if not reply.accepted:
-            print(f"mpc-ledger: the ledger refused the {what}: {reply.reason}", file=sys.stderr)
-            return None
+            return fail(f"the ledger refused the {what}: {reply.reason}")
         if not client.wait_committed(reply.record_id).committed:
-            print(f"mpc-ledger: the {what} was accepted but has not committed yet", file=sys.stderr)
-            return None
-    return reply
+            return fail(f"the {what} was accepted but has not committed yet")
+        return committed(reply)
+
+    return call_party_daemon(party, action)

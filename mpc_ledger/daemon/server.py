@@ -53,7 +53,7 @@ USER_METHODS = frozenset(
 # users' stream limits (`mpc_ledger.net.admission.UserLimits`).
 LONG_USER_METHODS = frozenset({"/mpc_ledger.v1.Ledger/Follow", "/mpc_ledger.v1.Jobs/Progress"})
 DEFAULT_PEER_TIMEOUT_MS = 2000
-MAX_PEER_TIMEOUT_MS = 30_000
+PEER_TIMEOUT_MAX_MS = 30_000
 
 
 class BindError(Exception):
@@ -210,7 +210,7 @@ class PartyDaemon:
             service.status(response)
         if request.probe_peers:
             timeout_ms = min(
-                request.peer_timeout_ms or DEFAULT_PEER_TIMEOUT_MS, MAX_PEER_TIMEOUT_MS
+                request.peer_timeout_ms or DEFAULT_PEER_TIMEOUT_MS, PEER_TIMEOUT_MAX_MS
             )
             for probe in self.peers.probe_all(timeout_ms / 1000):
                 response.peers.append(

@@ -21,7 +21,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from mpc_ledger.documents import NestingError, parse_json
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.certs import certificate_fingerprint, der_to_pem, pem_to_der
+from mpc_ledger.identity.ids import MEMBER_ID
 from mpc_ledger.proto.v1 import identity_pb2
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 GENESIS_FORMAT = "mpc-ledger/genesis/v1"
 MEMBER_FORMAT = "mpc-ledger/member/v1"
 ROLES = ("data", "dealer", "observer", "validator")
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CHAIN_ID_TAG = b"mpc-ledger/genesis/v1\x00"
 
 
@@ -236,7 +235,7 @@ class Genesis:
 
 def check_member_id(member_id: str, *, field: str = "id") -> str:
     """Return ``member_id`` if it is a valid id, else raise ConfigError naming ``field``."""
-    if not _ID.match(member_id):
+    if not MEMBER_ID.match(member_id):
         raise ConfigError(
             f"{member_id!r} is not a valid member id: lowercase letters, digits and '-', "
             "starting with a letter or digit, at most 63 characters",
@@ -309,8 +308,8 @@ def member_from_json(doc: Any, problems: _Problems, prefix: str) -> Member | Non
         return value
 
     member_id = text("id")
-    if member_id and not _ID.match(member_id):
-        problems.add(f"{prefix}id", f"{member_id!r} must match {_ID.pattern}")
+    if member_id and not MEMBER_ID.match(member_id):
+        problems.add(f"{prefix}id", f"{member_id!r} must match {MEMBER_ID.pattern}")
     roles_value = doc.get("roles")
     roles: tuple[str, ...] = ()
     if not isinstance(roles_value, list) or not roles_value:

@@ -28,7 +28,7 @@ import grpc
 
 from mpc_ledger.jobs.progress import job_phase, job_total_steps
 from mpc_ledger.jobs.rules import ABORTED, COMPLETED, REJECTED, JobState, job_state
-from mpc_ledger.jobs.runner import JobProgress, ProgressRegistry
+from mpc_ledger.jobs.runner import LocalProgress, ProgressRegistry
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import jobs_pb2, jobs_service_pb2, jobs_service_pb2_grpc
@@ -64,7 +64,7 @@ class JobsBackend(Protocol):
 
 
 def build_progress(
-    job: JobState, local: JobProgress | None, *, show_loss: bool, now: float
+    job: JobState, local: LocalProgress | None, *, show_loss: bool, now: float
 ) -> jobs_service_pb2.JobProgress:
     """One progress message from the ledger's job state and this daemon's worker, if any."""
     epochs = job.spec.epochs

@@ -22,7 +22,7 @@ values above the int64 range are refused), floats or integers for float64,
 strings for string, booleans for bool.
 
 Every problem names the file, the line (CSV) or row (Parquet, counted from
-1) and the column. Up to `MAX_REPORTED_PROBLEMS` are reported at once.
+1) and the column. Up to `REPORTED_PROBLEMS_MAX` are reported at once.
 
 A `DataFileError` renders two ways. Its message (``str``) is for this
 machine's operator: it names the file and may quote the offending cell or a
@@ -57,7 +57,7 @@ from mpc_ledger.jobs.datasets import (
 
 __all__ = [
     "FILE_FORMATS",
-    "MAX_REPORTED_PROBLEMS",
+    "REPORTED_PROBLEMS_MAX",
     "DataFileError",
     "DataProblem",
     "file_format",
@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-MAX_REPORTED_PROBLEMS = 20
+REPORTED_PROBLEMS_MAX = 20
 _INT = re.compile(r"^[+-]?[0-9]+$")
 _FLOAT = re.compile(
     r"^[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$",
@@ -80,7 +80,7 @@ _SCHEMA_KEYS = ("columns", "id_column", "label_column")
 _COLUMN_KEYS = ("name", "type", "nullable")
 
 
-_MAX_QUOTED_CHARS = 60  # of a cell quoted to the operator
+_QUOTED_MAX_CHARS = 60  # of a cell quoted to the operator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,8 +128,8 @@ class DataFileError(UserError):
 
 
 def _quoted(text: str) -> str:
-    if len(text) > _MAX_QUOTED_CHARS:
-        return repr(text[:_MAX_QUOTED_CHARS]) + "..."
+    if len(text) > _QUOTED_MAX_CHARS:
+        return repr(text[:_QUOTED_MAX_CHARS]) + "..."
     return repr(text)
 
 
@@ -253,7 +253,7 @@ class _Problems:
 
     def add(self, where: str, reason: str, detail: str = "") -> None:
         self.count += 1
-        if len(self.items) < MAX_REPORTED_PROBLEMS:
+        if len(self.items) < REPORTED_PROBLEMS_MAX:
             self.items.append(DataProblem(where, reason, detail))
 
     def fatal(self, where: str, reason: str, detail: str = "") -> DataFileError:

@@ -32,11 +32,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mpc_ledger.identity.ids import QUALIFIED_ID
 from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier
 from mpc_ledger.proto.v1 import jobs_pb2
 
@@ -61,14 +61,13 @@ __all__ = [
 COLUMN_TYPES = ("int64", "float64", "string", "bool")
 # Types a model can read as a number (features and labels).
 NUMERIC_TYPES = ("int64", "float64", "bool")
-MAX_COLUMNS = 4096
-MAX_COLUMN_NAME_BYTES = 128
-MAX_DESCRIPTION_BYTES = 1024
+COLUMNS_MAX = 4096
+COLUMN_NAME_MAX_BYTES = 128
+DESCRIPTION_MAX_BYTES = 1024
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 Value = int | float | str | bool | None
 
-_DATASET_ID = re.compile(r"^([a-z0-9][a-z0-9-]{0,62})/([a-z0-9][a-z0-9._-]{0,62})$")
 _SCHEMA_TAG = b"mpc-ledger/dataset-schema/v1\x00"
 _FINGERPRINT_TAG = b"mpc-ledger/dataset/v1\x00"
 _TAGS = {"null": 0x00, "int64": 0x01, "float64": 0x02, "string": 0x03, "bool": 0x04}
@@ -134,7 +133,7 @@ class DatasetSchema:
 
 def check_dataset_id(dataset_id: str, owner: str | None = None) -> str | None:
     """None when ``dataset_id`` is ``<member>/<name>`` (in ``owner``'s namespace); else why not."""
-    match = _DATASET_ID.match(dataset_id)
+    match = QUALIFIED_ID.match(dataset_id)
     if match is None:
         return (
             f"{dataset_id!r} is not '<member id>/<name>' (lowercase letters, digits, "
@@ -155,8 +154,8 @@ def schema_problems(schema: DatasetSchema) -> list[str]:
     problems: list[str] = []
     if not schema.columns:
         problems.append("columns: at least one column is required")
-    if len(schema.columns) > MAX_COLUMNS:
-        problems.append(f"columns: at most {MAX_COLUMNS} columns")
+    if len(schema.columns) > COLUMNS_MAX:
+        problems.append(f"columns: at most {COLUMNS_MAX} columns")
     seen: set[str] = set()
     for index, column in enumerate(schema.columns):
         field = f"columns[{index}]"
@@ -184,8 +183,8 @@ def schema_problems(schema: DatasetSchema) -> list[str]:
 def _column_name_problem(name: str) -> str | None:
     if not name:
         return "must not be empty"
-    if len(name.encode()) > MAX_COLUMN_NAME_BYTES:
-        return f"longer than {MAX_COLUMN_NAME_BYTES} bytes"
+    if len(name.encode()) > COLUMN_NAME_MAX_BYTES:
+        return f"longer than {COLUMN_NAME_MAX_BYTES} bytes"
     if not name.isprintable() or name != name.strip():
         return f"{name!r} has control characters or surrounding spaces"
     return None
@@ -354,8 +353,8 @@ def registration_problems(message: jobs_pb2.DatasetRegistration, author: str) ->
     for field in ("schema_hash", "rows_root", "fingerprint"):
         if len(getattr(message, field)) != HASH_SIZE_BYTES:
             problems.append(f"{field}: must be a {HASH_SIZE_BYTES}-byte SHA-256")
-    if len(message.description.encode()) > MAX_DESCRIPTION_BYTES:
-        problems.append(f"description: longer than {MAX_DESCRIPTION_BYTES} bytes")
+    if len(message.description.encode()) > DESCRIPTION_MAX_BYTES:
+        problems.append(f"description: longer than {DESCRIPTION_MAX_BYTES} bytes")
     if problems:
         return problems
     if message.schema_hash != schema.schema_hash:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mpc_ledger.errors import ConfigError
+from mpc_ledger.identity.ids import MEMBER_ID_SYNTAX, NAME_SYNTAX
 from mpc_ledger.jobs._toml import Fields, read_toml
 from mpc_ledger.jobs.datasets import RegisteredDataset, check_dataset_id, owner_of
 from mpc_ledger.jobs.spec import (
@@ -67,7 +68,7 @@ _KEYS = (
 )
 # The ranges of the PolicyDocument fields the policy hash encodes.
 _UINT32_MAX, _UINT64_MAX = (1 << 32) - 1, (1 << 64) - 1
-_PATTERN = re.compile(r"^(\*|[a-z0-9][a-z0-9-]{0,62}(/(\*|[a-z0-9][a-z0-9._-]{0,62}))?)$")
+_PATTERN = re.compile(rf"^(\*|{MEMBER_ID_SYNTAX}(/(\*|{NAME_SYNTAX}))?)$")  # ids, with wildcards
 
 
 @dataclasses.dataclass(frozen=True)

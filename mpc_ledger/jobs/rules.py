@@ -116,9 +116,9 @@ _TRANSITIONS: dict[tuple[str, str], str] = {
     (COMPLETED, "proof"): COMPLETED,
 }
 
-MAX_REASON_CHARS = 2000
-MAX_REASONS = 64
-MAX_METRICS = 32
+REASON_MAX_CHARS = 2000
+REASONS_MAX = 64
+METRICS_MAX = 32
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -315,8 +315,8 @@ def _participant(job: JobState, author: str, kind: str) -> str | None:
 def _reason_text(reason: str, field: str = "reason") -> str | None:
     if not reason.strip():
         return f"{field}: required"
-    if len(reason) > MAX_REASON_CHARS:
-        return f"{field}: longer than {MAX_REASON_CHARS} characters"
+    if len(reason) > REASON_MAX_CHARS:
+        return f"{field}: longer than {REASON_MAX_CHARS} characters"
     return None
 
 
@@ -344,8 +344,8 @@ def _check_decision(view: StateView, record: ParsedRecord) -> str | None:
         return f"policy_hash must be a {HASH_SIZE_BYTES}-byte SHA-256"
     if not message.approve and not message.reasons:
         return "a rejection gives at least one reason"
-    if len(message.reasons) > MAX_REASONS:
-        return f"at most {MAX_REASONS} reasons"
+    if len(message.reasons) > REASONS_MAX:
+        return f"at most {REASONS_MAX} reasons"
     for index, reason in enumerate(message.reasons):
         problem = _reason_text(reason, f"reasons[{index}]")
         if problem is not None:
@@ -589,8 +589,8 @@ def _check_completed(view: StateView, record: ParsedRecord) -> str | None:
         return f"{', '.join(map(repr, unaligned))} wrote no job_alignment"
     if len(message.model_hash) != HASH_SIZE_BYTES:
         return f"model_hash must be a {HASH_SIZE_BYTES}-byte SHA-256"
-    if not 1 <= len(message.metrics) <= MAX_METRICS:
-        return f"give 1 to {MAX_METRICS} test metrics"
+    if not 1 <= len(message.metrics) <= METRICS_MAX:
+        return f"give 1 to {METRICS_MAX} test metrics"
     names: set[str] = set()
     for index, metric in enumerate(message.metrics):
         if not _METRIC_NAME.match(metric.name) or metric.name in names:

@@ -73,7 +73,6 @@ import queue
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -106,13 +105,14 @@ from mpc_ledger.jobs.rules import (
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.ledger.records import ParsedRecord, make_record
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 
 __all__ = [
     "NO_POLICY_HASH",
-    "JobProgress",
     "JobRunner",
     "LedgerAccess",
+    "LocalProgress",
     "ProgressRegistry",
     "RunnerOptions",
 ]
@@ -122,7 +122,7 @@ T = TypeVar("T")
 
 # The policy hash of a decision taken without a (readable) policy.
 NO_POLICY_HASH = hashlib.sha256(b"mpc-ledger/policy/v1\x00no policy").digest()
-_MAX_REASON_CHARS = 1900  # the rules allow 2000
+_REASON_MAX_CHARS = 1900  # the rules allow 2000
 _ENDED = (ABORTED, REJECTED)
 
 
@@ -137,7 +137,7 @@ class RunnerOptions:
     completion_wait_s: float = 30.0  # rank 0 waits this long for the others' last digests
     exit_wait_s: float = 10.0  # after the worker closed its output, for it to exit
     stop_wait_s: float = 5.0  # daemon stop: for the job threads to end
-    worker_command: tuple[str, ...] = (sys.executable, "-m", "mpc_ledger.mpc.worker")
+    worker_command: tuple[str, ...] = WORKER_PROGRAM  # or a test double taking its flags
 
 
 class LedgerAccess(Protocol):
@@ -154,7 +154,11 @@ class LedgerAccess(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class JobProgress:
+class LocalProgress:
+    """This daemon's own worker's progress on one job, as its events say (the client's
+    `mpc_ledger.client.JobProgress` is what `job watch` receives: this joined with the
+    ledger's view by `mpc_ledger.jobs.api`)."""
+
     job_id: str  # hex
     status: str  # starting, running, finishing, completed, aborted
     epochs: int
@@ -171,11 +175,12 @@ class ProgressRegistry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[str, JobProgress] = {}
+        self._jobs: dict[str, LocalProgress] = {}
 
     def begin(self, job_id: str, epochs: int) -> None:
         with self._lock:
-            self._jobs[job_id] = JobProgress(job_id, "starting", epochs, updated_s=time.monotonic())
+            started = LocalProgress(job_id, "starting", epochs, updated_s=time.monotonic())
+            self._jobs[job_id] = started
 
     def update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
@@ -184,11 +189,11 @@ class ProgressRegistry:
                 changes["updated_s"] = time.monotonic()
                 self._jobs[job_id] = dataclasses.replace(current, **changes)
 
-    def get(self, job_id: str) -> JobProgress | None:
+    def get(self, job_id: str) -> LocalProgress | None:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def all(self) -> list[JobProgress]:
+    def all(self) -> list[LocalProgress]:
         with self._lock:
             return list(self._jobs.values())
 
@@ -327,7 +332,7 @@ class JobRunner:
         try:
             policy = load_policy(path, self.member_id)
         except UserError as exc:  # its detail names the field, not the local file
-            reason = f"the policy cannot be read: {_one_line(exc.detail)}"[:_MAX_REASON_CHARS]
+            reason = f"the policy cannot be read: {_one_line(exc.detail)}"[:_REASON_MAX_CHARS]
             return PolicyDecision(False, (reason,), NO_POLICY_HASH)
         except OSError as exc:
             reason = f"the policy cannot be read: {exc.strerror or type(exc).__name__}"
@@ -404,7 +409,7 @@ class JobRunner:
         job = self.ledger.query(lambda state: job_state(state, job_id))
         if job is None or job.status not in (PENDING, APPROVED, RUNNING):
             return
-        text = f"{self.member_id}: {reason}"[:_MAX_REASON_CHARS]
+        text = f"{self.member_id}: {reason}"[:_REASON_MAX_CHARS]
         log.warning("job %s: aborting: %s", job_id.hex()[:16], text)
         self.submit(
             "job_aborted",
@@ -557,21 +562,17 @@ class _JobRun(threading.Thread):
         return fingerprint, entry_path(data_dir, dataset_id)
 
     def _command(self, folder: Path, manifest_path: Path) -> list[str]:
-        command = [
-            *self.options.worker_command,
-            "--manifest",
-            str(manifest_path),
-            "--rank",
-            str(self.party.rank),
-            "--output",
-            str(folder / f"result-rank{self.party.rank}.json"),
-            "--socket",
-            str(self.runner.socket_path),
-            "--events",
-        ]
-        if self.party.rank in self.job.manifest.recipient_ranks:
-            command += ["--model-out", str(folder / "model.pt")]
-        return command
+        rank = self.party.rank
+        recipient = rank in self.job.manifest.recipient_ranks
+        return worker_command(
+            manifest_path,
+            rank,
+            folder / f"result-rank{rank}.json",
+            socket_path=self.runner.socket_path,
+            events=True,
+            model_path=folder / "model.pt" if recipient else None,
+            program=self.options.worker_command,
+        )
 
     def _run_worker(self, folder: Path, manifest_path: Path) -> dict[str, Any] | None:
         """Run the worker to its end; its result, or None when the job failed (and why was said)."""

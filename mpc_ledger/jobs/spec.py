@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,6 +51,7 @@ from typing import Any
 from mpc_ledger.documents import NestingError, parse_toml
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.identity.genesis import Genesis
+from mpc_ledger.identity.ids import MEMBER_ID, QUALIFIED_ID
 from mpc_ledger.jobs._toml import Fields, merge_problems, read_toml
 from mpc_ledger.jobs.datasets import NUMERIC_TYPES, RegisteredDataset, check_dataset_id
 from mpc_ledger.proto.v1 import jobs_pb2
@@ -114,20 +114,18 @@ _TOML_STANDARDISATIONS = {
 }
 
 # Limits on everything a spec can ask for (TigerBeetle's "put a limit on everything").
-MAX_NAME_CHARS = 100
-MAX_DESCRIPTION_CHARS = 2000
-MIN_DATASETS, MAX_DATASETS = 2, 16
-MAX_FEATURES = 4096
-MAX_HIDDEN_LAYERS, MAX_HIDDEN_SIZE = 8, 4096
-MAX_CLASSES = 1000
-MAX_EPOCHS = 10_000
-MAX_BATCH_SIZE = 1 << 16
-MAX_SEED = (1 << 63) - 1
-MAX_LEARNING_RATE = 100.0
-MAX_TEST_FRACTION = 0.5
-MAX_RECIPIENTS = 16
-_MEMBER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_USER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}$")
+NAME_MAX_CHARS = 100
+DESCRIPTION_MAX_CHARS = 2000
+DATASETS_MIN, DATASETS_MAX = 2, 16
+FEATURES_MAX = 4096
+HIDDEN_LAYERS_MAX, HIDDEN_SIZE_MAX = 8, 4096
+CLASSES_MAX = 1000
+EPOCHS_MAX = 10_000
+BATCH_SIZE_MAX = 1 << 16
+SEED_MAX = (1 << 63) - 1
+LEARNING_RATE_MAX = 100.0
+TEST_FRACTION_MAX = 0.5
+RECIPIENTS_MAX = 16
 
 _TOP_KEYS = (
     "name",
@@ -421,10 +419,10 @@ def spec_problems(spec: JobSpec) -> list[str]:
     """Every problem in the spec's values, without the ledger (see the module docstring)."""
     problems: list[str] = []
     add = problems.append
-    if not spec.name or len(spec.name) > MAX_NAME_CHARS or not spec.name.isprintable():
-        add(f"name: must be 1 to {MAX_NAME_CHARS} printable characters")
-    if len(spec.description) > MAX_DESCRIPTION_CHARS:
-        add(f"description: longer than {MAX_DESCRIPTION_CHARS} characters")
+    if not spec.name or len(spec.name) > NAME_MAX_CHARS or not spec.name.isprintable():
+        add(f"name: must be 1 to {NAME_MAX_CHARS} printable characters")
+    if len(spec.description) > DESCRIPTION_MAX_CHARS:
+        add(f"description: longer than {DESCRIPTION_MAX_CHARS} characters")
     if spec.layout not in LAYOUTS:
         add(f"layout: {spec.layout!r} is not one of {', '.join(LAYOUTS)}")
     if spec.alignment not in ALIGNMENTS:
@@ -445,9 +443,9 @@ def spec_problems(spec: JobSpec) -> list[str]:
 
 def _dataset_problems(spec: JobSpec) -> list[str]:
     problems: list[str] = []
-    if not MIN_DATASETS <= len(spec.datasets) <= MAX_DATASETS:
+    if not DATASETS_MIN <= len(spec.datasets) <= DATASETS_MAX:
         problems.append(
-            f"datasets: a joint job uses {MIN_DATASETS} to {MAX_DATASETS} datasets, "
+            f"datasets: a joint job uses {DATASETS_MIN} to {DATASETS_MAX} datasets, "
             f"not {len(spec.datasets)}"
         )
     seen: dict[str, int] = {}
@@ -465,8 +463,8 @@ def _dataset_problems(spec: JobSpec) -> list[str]:
             problems.append(f"{prefix}.id_column: {ref.id_column!r} is also a feature")
         elif ref.id_column and ref.id_column == spec.label:
             problems.append(f"{prefix}.id_column: {ref.id_column!r} is the label")
-        if len(ref.features) > MAX_FEATURES:
-            problems.append(f"{prefix}.features: at most {MAX_FEATURES}")
+        if len(ref.features) > FEATURES_MAX:
+            problems.append(f"{prefix}.features: at most {FEATURES_MAX}")
         names: set[str] = set()
         for position, feature in enumerate(ref.features):
             if not feature:
@@ -495,13 +493,13 @@ def _model_problems(spec: JobSpec) -> list[str]:
     if model.kind not in MODEL_KINDS:
         problems.append(f"model.kind: {model.kind!r} is not one of {', '.join(MODEL_KINDS)}")
     if model.kind == "mlp":
-        if not 1 <= len(model.hidden_sizes) <= MAX_HIDDEN_LAYERS:
-            problems.append(f"model.hidden_sizes: an mlp has 1 to {MAX_HIDDEN_LAYERS} layers")
+        if not 1 <= len(model.hidden_sizes) <= HIDDEN_LAYERS_MAX:
+            problems.append(f"model.hidden_sizes: an mlp has 1 to {HIDDEN_LAYERS_MAX} layers")
         for index, size in enumerate(model.hidden_sizes):
-            if not 1 <= size <= MAX_HIDDEN_SIZE:
+            if not 1 <= size <= HIDDEN_SIZE_MAX:
                 problems.append(
                     f"model.hidden_sizes[{index}]: must be a positive integer "
-                    f"(at most {MAX_HIDDEN_SIZE})"
+                    f"(at most {HIDDEN_SIZE_MAX})"
                 )
     elif model.hidden_sizes:
         problems.append("model.hidden_sizes: only an mlp has hidden layers")
@@ -511,8 +509,8 @@ def _model_problems(spec: JobSpec) -> list[str]:
         allowed = " or ".join(_LOSSES_OF[model.kind])
         problems.append(f"loss: a {model.kind} model trains with {allowed}, not {spec.loss}")
     if spec.loss == "cross_entropy":
-        if not 2 <= model.classes <= MAX_CLASSES:
-            problems.append(f"model.classes: cross_entropy needs 2 to {MAX_CLASSES} classes")
+        if not 2 <= model.classes <= CLASSES_MAX:
+            problems.append(f"model.classes: cross_entropy needs 2 to {CLASSES_MAX} classes")
     elif model.classes:
         problems.append("model.classes: only a model trained with cross_entropy has classes")
     return problems
@@ -525,20 +523,20 @@ def _training_problems(spec: JobSpec) -> list[str]:
         problems.append(f"optimiser.kind: {optimiser.kind!r} is not one of {', '.join(OPTIMISERS)}")
     if not (math.isfinite(optimiser.learning_rate) and optimiser.learning_rate > 0):
         problems.append("optimiser.learning_rate: must be a positive number")
-    elif optimiser.learning_rate > MAX_LEARNING_RATE:
-        problems.append(f"optimiser.learning_rate: at most {MAX_LEARNING_RATE}")
+    elif optimiser.learning_rate > LEARNING_RATE_MAX:
+        problems.append(f"optimiser.learning_rate: at most {LEARNING_RATE_MAX}")
     if not (math.isfinite(optimiser.momentum) and 0 <= optimiser.momentum < 1):
         problems.append("optimiser.momentum: must be at least 0 and less than 1")
     if not (math.isfinite(optimiser.weight_decay) and 0 <= optimiser.weight_decay < 1):
         problems.append("optimiser.weight_decay: must be at least 0 and less than 1")
-    if not 1 <= spec.epochs <= MAX_EPOCHS:
-        problems.append(f"epochs: must be 1 to {MAX_EPOCHS}")
-    if not 1 <= spec.batch_size <= MAX_BATCH_SIZE:
-        problems.append(f"batch_size: must be 1 to {MAX_BATCH_SIZE}")
-    if not 0 <= spec.seed <= MAX_SEED:
-        problems.append(f"seed: must be 0 to {MAX_SEED}")
-    if not (math.isfinite(spec.test_fraction) and 0 <= spec.test_fraction <= MAX_TEST_FRACTION):
-        problems.append(f"test_fraction: must be 0 to {MAX_TEST_FRACTION}")
+    if not 1 <= spec.epochs <= EPOCHS_MAX:
+        problems.append(f"epochs: must be 1 to {EPOCHS_MAX}")
+    if not 1 <= spec.batch_size <= BATCH_SIZE_MAX:
+        problems.append(f"batch_size: must be 1 to {BATCH_SIZE_MAX}")
+    if not 0 <= spec.seed <= SEED_MAX:
+        problems.append(f"seed: must be 0 to {SEED_MAX}")
+    if not (math.isfinite(spec.test_fraction) and 0 <= spec.test_fraction <= TEST_FRACTION_MAX):
+        problems.append(f"test_fraction: must be 0 to {TEST_FRACTION_MAX}")
     return problems
 
 
@@ -561,10 +559,10 @@ def _preprocessing_problems(spec: JobSpec) -> list[str]:
 
 def _release_problems(spec: JobSpec) -> list[str]:
     problems: list[str] = []
-    if not 1 <= len(spec.recipients) <= MAX_RECIPIENTS:
-        problems.append(f"recipients: name 1 to {MAX_RECIPIENTS} recipients of the model")
+    if not 1 <= len(spec.recipients) <= RECIPIENTS_MAX:
+        problems.append(f"recipients: name 1 to {RECIPIENTS_MAX} recipients of the model")
     for index, recipient in enumerate(spec.recipients):
-        if not (_MEMBER_ID.match(recipient) or _USER_ID.match(recipient)):
+        if not (MEMBER_ID.match(recipient) or QUALIFIED_ID.match(recipient)):
             problems.append(
                 f"recipients[{index}]: {recipient!r} is neither a member id nor a user id"
             )
@@ -576,7 +574,7 @@ def _release_problems(spec: JobSpec) -> list[str]:
         )
     if spec.dealer and spec.tuple_provider != "dealer":
         problems.append("dealer: only a job whose tuple_provider is 'dealer' names a dealer")
-    elif spec.dealer and not _MEMBER_ID.match(spec.dealer):
+    elif spec.dealer and not MEMBER_ID.match(spec.dealer):
         problems.append(f"dealer: {spec.dealer!r} is not a member id")
     if not spec.protocol:
         problems.append("protocol: required")

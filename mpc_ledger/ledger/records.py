@@ -8,10 +8,10 @@ anyway) and an author can compute it before submitting.
 from __future__ import annotations
 
 import hashlib
-import re
 
 from google.protobuf.message import DecodeError
 
+from mpc_ledger.identity.ids import QUALIFIED_ID
 from mpc_ledger.identity.signing import Purpose, Signer, canonical_bytes, unknown_field_path
 from mpc_ledger.proto.v1 import ledger_pb2
 
@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 USER_ROLES = ("compliance", "scientist")
-_USER_ID = re.compile(r"^([a-z0-9][a-z0-9-]{0,62})/([a-z0-9][a-z0-9._-]{0,62})$")
 _RECORD_ID_TAG = b"mpc-ledger/record/v1\x00"
 
 
@@ -41,7 +40,7 @@ def payload_kind(body: ledger_pb2.RecordBody) -> str:
 
 def member_of_user(author: str) -> str | None:
     """For a user id ``member/name`` the member id; None when ``author`` is not a user id."""
-    match = _USER_ID.match(author)
+    match = QUALIFIED_ID.match(author)
     return match.group(1) if match else None
 
 

@@ -15,7 +15,7 @@ opened in a multiplication. This module replaces that loop:
   bit for B2A. Convolutions are not served: no program uses them.
 * `parse_request` decodes what arrived (already a safe `objects` value, never
   a pickle) against that schema: the exact keys, a known kind, the kind's
-  number of shapes, each a tuple of at most `MAX_DIMS` non-negative ints,
+  number of shapes, each a tuple of at most `DIMS_MAX` non-negative ints,
   operands whose result shape exists (computed without allocating). A CrypTen
   call by name, an unknown kind, an extra key: refused.
 * `DealerBudget` bounds what one job may ask for, derived from the job's
@@ -61,7 +61,7 @@ from mpc_ledger.mpc.preprocessing import DEVIATION_EXPONENTS
 from mpc_ledger.mpc.programs import TrainSpec, conformance_inputs
 
 __all__ = [
-    "MAX_DIMS",
+    "DIMS_MAX",
     "SCHEMA",
     "TERMINATE",
     "BadDealerRequest",
@@ -78,7 +78,7 @@ __all__ = [
 
 SCHEMA = "mpc-ledger/dealer-request/v1"
 TERMINATE = "terminate"  # what CrypTen's client sends at shutdown
-MAX_DIMS = 8
+DIMS_MAX = 8
 _KEYS = frozenset({"schema", "kind", "shapes"})
 _NAME_SHOWN_CHARS = 48
 
@@ -196,18 +196,18 @@ def _shown(value: object) -> str:
     return text if len(text) <= _NAME_SHOWN_CHARS else text[:_NAME_SHOWN_CHARS] + "...'"
 
 
-_MAX_DIM = 2**63 - 1
+_DIM_MAX = 2**63 - 1
 
 
 def _shape(value: object, where: str) -> Shape:
     if not isinstance(value, torch.Size | tuple | list):
         raise BadDealerRequest(f"{where} is a {type(value).__name__}, not a shape")
-    if len(value) > MAX_DIMS:
-        raise BadDealerRequest(f"{where} has {len(value)} dimensions (at most {MAX_DIMS})")
+    if len(value) > DIMS_MAX:
+        raise BadDealerRequest(f"{where} has {len(value)} dimensions (at most {DIMS_MAX})")
     dims = []
     for dim in value:
         # A dimension is an int64 to torch; the object encoding also carries uint64 (seeds).
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim <= _MAX_DIM:
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim <= _DIM_MAX:
             raise BadDealerRequest(
                 f"{where} has a dimension {_shown(dim)}, not an int in 0..2**63-1"
             )

@@ -36,7 +36,7 @@ from mpc_ledger.proto.v1 import mpc_pb2
 __all__ = [
     "CHUNK_BYTES",
     "DTYPES",
-    "MAX_FRAME_BYTES",
+    "FRAME_MAX_BYTES",
     "ChunkAssembler",
     "FrameError",
     "canonical_header",
@@ -52,12 +52,12 @@ __all__ = [
     "split_chunks",
 ]
 
-# One gRPC message stays far below mtls.MAX_MESSAGE_BYTES (16 MiB).
+# One gRPC message stays far below mtls.MESSAGE_MAX_BYTES (16 MiB).
 CHUNK_BYTES = 4 * 1024 * 1024
 # A logical frame above this is refused by sender and receiver alike.
-MAX_FRAME_BYTES = 512 * 1024 * 1024
-MAX_TENSORS_PER_FRAME = 4096
-MAX_DIMS = 16
+FRAME_MAX_BYTES = 512 * 1024 * 1024
+TENSORS_PER_FRAME_MAX = 4096
+DIMS_MAX = 16
 
 _FRAME_TAG = b"mpc-ledger/mpc-frame/v1\x00"
 
@@ -91,8 +91,8 @@ def spec_problem(spec: mpc_pb2.TensorSpec) -> str | None:
     """Why an untrusted tensor spec is malformed (dtype, dimensions), or None."""
     if spec.dtype not in DTYPES:
         return f"dtype {spec.dtype[:32]!r} is not one of {list(DTYPES)}"
-    if len(spec.shape) > MAX_DIMS:
-        return f"{len(spec.shape)} dimensions (limit {MAX_DIMS})"
+    if len(spec.shape) > DIMS_MAX:
+        return f"{len(spec.shape)} dimensions (limit {DIMS_MAX})"
     if any(dim < 0 for dim in spec.shape):
         return f"negative dimension in {list(spec.shape)}"
     return None
@@ -129,8 +129,8 @@ def encode_tensors(
         specs.append(spec)
         parts.append(raw)
     data = b"".join(parts)
-    if len(data) > MAX_FRAME_BYTES:
-        raise FrameError(f"frame of {len(data)} bytes exceeds the limit of {MAX_FRAME_BYTES}")
+    if len(data) > FRAME_MAX_BYTES:
+        raise FrameError(f"frame of {len(data)} bytes exceeds the limit of {FRAME_MAX_BYTES}")
     return specs, data
 
 
@@ -195,16 +195,16 @@ def frame_problem(frame: mpc_pb2.MpcFrame) -> str | None:
     if frame.kind == mpc_pb2.FRAME_KIND_TENSORS:
         if not frame.tensors:
             return "tensor frame without tensors"
-        if len(frame.tensors) > MAX_TENSORS_PER_FRAME:
-            return f"{len(frame.tensors)} tensors in one frame (limit {MAX_TENSORS_PER_FRAME})"
+        if len(frame.tensors) > TENSORS_PER_FRAME_MAX:
+            return f"{len(frame.tensors)} tensors in one frame (limit {TENSORS_PER_FRAME_MAX})"
         expected = 0
         for index, spec in enumerate(frame.tensors):
             problem = spec_problem(spec)
             if problem is not None:
                 return f"tensor {index}: {problem}"
             expected += spec_size_bytes(spec)
-            if expected > MAX_FRAME_BYTES:
-                return f"declared size exceeds the limit of {MAX_FRAME_BYTES} bytes"
+            if expected > FRAME_MAX_BYTES:
+                return f"declared size exceeds the limit of {FRAME_MAX_BYTES} bytes"
         if expected != len(frame.data):
             return f"specs declare {expected} bytes but the frame carries {len(frame.data)}"
         problem = _bool_data_problem(frame)
@@ -271,7 +271,7 @@ def split_chunks(
 class ChunkAssembler:
     """Reassembles chunked frames per (sender, seq); refuses inconsistent chunks."""
 
-    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(self, max_frame_bytes: int = FRAME_MAX_BYTES) -> None:
         self._max_frame_bytes = max_frame_bytes
         self._partial: dict[tuple[int, int], tuple[mpc_pb2.MpcFrame, list[bytes], int]] = {}
 

@@ -21,8 +21,8 @@ from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = ["LabelError", "Mailbox"]
 
-MAX_SEQ_AHEAD = 1 << 20
-MAX_BUFFERED_BYTES = 1 << 30
+SEQ_AHEAD_MAX = 1 << 20
+BUFFERED_MAX_BYTES = 1 << 30
 
 
 class LabelError(Exception):
@@ -38,7 +38,7 @@ class Mailbox:
         rank: int,
         ranks: tuple[int, ...],
         name_of: Callable[[int], str] = str,
-        max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+        max_buffered_bytes: int = BUFFERED_MAX_BYTES,
     ) -> None:
         self.job_id = job_id
         self.rank = rank
@@ -82,7 +82,7 @@ class Mailbox:
             raise LabelError(f"replayed frame from {peer}: seq {seq} was already consumed")
         if (sender, seq) in self._buffer:
             raise LabelError(f"duplicated frame from {peer}: seq {seq} is already buffered")
-        if seq >= self._watermark.get(sender, 0) + MAX_SEQ_AHEAD:
+        if seq >= self._watermark.get(sender, 0) + SEQ_AHEAD_MAX:
             raise LabelError(f"frame from {peer} with seq {seq}, implausibly far ahead")
         size = len(frame.data)
         if self._buffered_bytes + size > self._max_buffered_bytes:

@@ -2,7 +2,7 @@
 
 Each message is a 4-byte big-endian length, then that many bytes of a
 serialized `WorkerToRelay` or `RelayToWorker`. A length above
-`MAX_LOCAL_MESSAGE_BYTES` ends the connection: neither side buffers an
+`LOCAL_MESSAGE_MAX_BYTES` ends the connection: neither side buffers an
 unbounded message. `pack_by_size` groups frames into messages (a local
 delivery, a `PeerBatch` between daemons) under a byte budget, counting whole
 serialized frames, so no message exceeds its limit however large a tensor.
@@ -15,12 +15,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 
-from mpc_ledger.net.mtls import MAX_MESSAGE_BYTES
+from mpc_ledger.net.mtls import MESSAGE_MAX_BYTES
 from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = [
     "HEADER",
-    "MAX_LOCAL_MESSAGE_BYTES",
+    "LOCAL_MESSAGE_MAX_BYTES",
     "LocalFramingError",
     "encode",
     "message_length",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 HEADER = struct.Struct(">I")
-MAX_LOCAL_MESSAGE_BYTES = MAX_MESSAGE_BYTES
+LOCAL_MESSAGE_MAX_BYTES = MESSAGE_MAX_BYTES
 
 
 class LocalFramingError(Exception):
@@ -36,18 +36,18 @@ class LocalFramingError(Exception):
 
 
 def encode(payload: bytes) -> bytes:
-    if len(payload) > MAX_LOCAL_MESSAGE_BYTES:
+    if len(payload) > LOCAL_MESSAGE_MAX_BYTES:
         raise LocalFramingError(
-            f"local message of {len(payload)} bytes exceeds {MAX_LOCAL_MESSAGE_BYTES}"
+            f"local message of {len(payload)} bytes exceeds {LOCAL_MESSAGE_MAX_BYTES}"
         )
     return HEADER.pack(len(payload)) + payload
 
 
 def message_length(header: bytes) -> int:
     (length,) = HEADER.unpack(header)
-    if length > MAX_LOCAL_MESSAGE_BYTES:
+    if length > LOCAL_MESSAGE_MAX_BYTES:
         raise LocalFramingError(
-            f"local message of {length} bytes exceeds {MAX_LOCAL_MESSAGE_BYTES}"
+            f"local message of {length} bytes exceeds {LOCAL_MESSAGE_MAX_BYTES}"
         )
     return int(length)
 

@@ -16,13 +16,13 @@ Rules and bounds, for encoding and decoding alike:
   below -2**63 is refused. A uint64 below 2**63 from a peer is refused too:
   each int has one encoding, as frames are hashed.
 * A tensor is a `TensorSpec` (a dtype of `frames.DTYPES`, at most
-  `frames.MAX_DIMS` dimensions) and its raw little-endian bytes, exactly as
+  `frames.DIMS_MAX` dimensions) and its raw little-endian bytes, exactly as
   many as the spec declares; all the tensors of one object together hold at
-  most `MAX_TENSOR_BYTES`. An object travels whole in the first chunk of its
+  most `TENSOR_MAX_BYTES`. An object travels whole in the first chunk of its
   frame (only a tensor frame's data is split), so it must fit what the relay
   carries per chunk; a larger tensor is shared as a tensor, e.g.
   ``crypten.cryptensor(x, src=...)``.
-* Containers nest at most `MAX_DEPTH` levels and hold at most `MAX_ITEMS`.
+* Containers nest at most `DEPTH_MAX` levels and hold at most `ITEMS_MAX`.
 
 Decoding a peer's value builds only these types, each tensor its own copy;
 a malformed one raises `ObjectEncodingError` with the reason. Error texts
@@ -47,19 +47,19 @@ from mpc_ledger.mpc.frames import (
 from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = [
-    "MAX_DEPTH",
-    "MAX_ITEMS",
-    "MAX_TENSOR_BYTES",
+    "DEPTH_MAX",
+    "ITEMS_MAX",
+    "TENSOR_MAX_BYTES",
     "ObjectEncodingError",
     "decode_object",
     "encode_object",
 ]
 
-MAX_DEPTH = 8
-MAX_ITEMS = 10_000
+DEPTH_MAX = 8
+ITEMS_MAX = 10_000
 # All tensors of one object together: half of what the relay carries per chunk
-# (relay.MAX_RELAYED_FRAME_BYTES, 8 MiB), so the rest of the object always fits.
-MAX_TENSOR_BYTES = CHUNK_BYTES
+# (relay.RELAYED_FRAME_MAX_BYTES, 8 MiB), so the rest of the object always fits.
+TENSOR_MAX_BYTES = CHUNK_BYTES
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 _ALLOWED = "None, bool, int, float, str, list, tuple, dict with str keys, torch.Size, torch.Tensor"
@@ -73,12 +73,12 @@ class _TensorBudget:
     """The tensor bytes one object may still carry."""
 
     def __init__(self) -> None:
-        self.left_bytes = MAX_TENSOR_BYTES
+        self.left_bytes = TENSOR_MAX_BYTES
 
     def charge(self, size_bytes: int) -> None:
         if size_bytes > self.left_bytes:
             raise ObjectEncodingError(
-                f"tensors of more than {MAX_TENSOR_BYTES} bytes in one object (a larger "
+                f"tensors of more than {TENSOR_MAX_BYTES} bytes in one object (a larger "
                 "tensor is shared as a tensor, e.g. crypten.cryptensor(x, src=...))"
             )
         self.left_bytes -= size_bytes
@@ -98,8 +98,8 @@ def decode_object(message: mpc_pb2.MpcObject) -> Any:
 
 
 def _encode(value: Any, depth: int, budget: _TensorBudget) -> mpc_pb2.MpcObject:
-    if depth > MAX_DEPTH:
-        raise ObjectEncodingError(f"object nested deeper than {MAX_DEPTH} levels")
+    if depth > DEPTH_MAX:
+        raise ObjectEncodingError(f"object nested deeper than {DEPTH_MAX} levels")
     out = mpc_pb2.MpcObject()
     if value is None:
         out.none = True
@@ -154,8 +154,8 @@ def _encode_tensor(tensor: torch.Tensor, out: mpc_pb2.MpcTensor, budget: _Tensor
 def _encode_sequence(
     value: list[Any] | tuple[Any, ...], out: mpc_pb2.MpcObject, depth: int, budget: _TensorBudget
 ) -> None:
-    if len(value) > MAX_ITEMS:
-        raise ObjectEncodingError(f"sequence of {len(value)} items (limit {MAX_ITEMS})")
+    if len(value) > ITEMS_MAX:
+        raise ObjectEncodingError(f"sequence of {len(value)} items (limit {ITEMS_MAX})")
     target = out.tuple_value if isinstance(value, tuple) else out.list_value
     target.SetInParent()
     for item in value:
@@ -165,8 +165,8 @@ def _encode_sequence(
 def _encode_dict(
     value: dict[Any, Any], out: mpc_pb2.MpcObject, depth: int, budget: _TensorBudget
 ) -> None:
-    if len(value) > MAX_ITEMS:
-        raise ObjectEncodingError(f"dict of {len(value)} entries (limit {MAX_ITEMS})")
+    if len(value) > ITEMS_MAX:
+        raise ObjectEncodingError(f"dict of {len(value)} entries (limit {ITEMS_MAX})")
     out.dict_value.SetInParent()
     for key, item in value.items():
         if not isinstance(key, str):
@@ -179,8 +179,8 @@ def _encode_dict(
 
 
 def _decode(message: mpc_pb2.MpcObject, depth: int, budget: _TensorBudget) -> Any:
-    if depth > MAX_DEPTH:
-        raise ObjectEncodingError(f"object nested deeper than {MAX_DEPTH} levels")
+    if depth > DEPTH_MAX:
+        raise ObjectEncodingError(f"object nested deeper than {DEPTH_MAX} levels")
     which = message.WhichOneof("value")
     if which == "none":
         return None
@@ -196,8 +196,8 @@ def _decode(message: mpc_pb2.MpcObject, depth: int, budget: _TensorBudget) -> An
         return _decode_tensor(message.tensor_value, budget)
     if which in ("list_value", "tuple_value"):
         items = getattr(message, which).items
-        if len(items) > MAX_ITEMS:
-            raise ObjectEncodingError(f"sequence of {len(items)} items (limit {MAX_ITEMS})")
+        if len(items) > ITEMS_MAX:
+            raise ObjectEncodingError(f"sequence of {len(items)} items (limit {ITEMS_MAX})")
         values = [_decode(item, depth + 1, budget) for item in items]
         return tuple(values) if which == "tuple_value" else values
     if which == "dict_value":
@@ -217,8 +217,8 @@ def _decode_tensor(message: mpc_pb2.MpcTensor, budget: _TensorBudget) -> torch.T
 
 def _decode_dict(message: mpc_pb2.MpcObjectDict, depth: int, budget: _TensorBudget) -> Any:
     entries = message.entries
-    if len(entries) > MAX_ITEMS:
-        raise ObjectEncodingError(f"dict of {len(entries)} entries (limit {MAX_ITEMS})")
+    if len(entries) > ITEMS_MAX:
+        raise ObjectEncodingError(f"dict of {len(entries)} entries (limit {ITEMS_MAX})")
     result: dict[str, Any] = {}
     for entry in entries:
         if entry.key in result:

@@ -70,10 +70,10 @@ import torch
 __all__ = [
     "COARSE_SHIFTS",
     "DEVIATION_EXPONENTS",
-    "MIN_VARIANCE",
     "POOLED_VALUE_BOUND",
     "SHUFFLE_TAG",
     "VARIANCE_EXPONENTS",
+    "VARIANCE_MIN",
     "BatchOrderDigest",
     "PooledStatistics",
     "batch_permutation",
@@ -91,7 +91,7 @@ POOLED_VALUE_BOUND = float(1 << 16)
 DEVIATION_EXPONENTS = tuple(range(-8, 18))
 # var is at most (2 * POOLED_VALUE_BOUND)^2 = 4^17; below 4^-8 the column is constant.
 VARIANCE_EXPONENTS = tuple(range(-8, 18))
-MIN_VARIANCE = 4.0 ** VARIANCE_EXPONENTS[0]
+VARIANCE_MIN = 4.0 ** VARIANCE_EXPONENTS[0]
 # The public shifts `standardise` chooses among (by a secret one-hot) before dividing.
 COARSE_SHIFTS = (0, 4, 8, 12, 16)
 
@@ -125,11 +125,11 @@ class BatchOrderDigest:
 
 def pooled_statistics_plain(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, scale) of every party's training rows together; scale 1 where the variance is
-    under `MIN_VARIANCE` (the rule the MPC computation applies)."""
+    under `VARIANCE_MIN` (the rule the MPC computation applies)."""
     values = np.asarray(x_train, dtype=np.float64)
     mean = values.mean(axis=0)
     variance = values.var(axis=0)
-    scale = np.where(variance < MIN_VARIANCE, 1.0, np.sqrt(variance))
+    scale = np.where(variance < VARIANCE_MIN, 1.0, np.sqrt(variance))
     return mean, scale
 
 
@@ -235,7 +235,7 @@ def _weighted_squares(crypten: Any, deviations: Any, weights: torch.Tensor) -> A
 
 
 def _deviation_of(crypten: Any, mean: Any, variance: Any) -> PooledStatistics:
-    """The deviation of a secret variance vector (1 where it is under MIN_VARIANCE), and
+    """The deviation of a secret variance vector (1 where it is under VARIANCE_MIN), and
     the coarse shift and inverse `standardise` divides by."""
     magnitude = _one_hot_magnitude(crypten, variance, VARIANCE_EXPONENTS, base=4, signed=False)
     reduced = _shifted(variance, magnitude, [-2 * e for e in VARIANCE_EXPONENTS])  # [1, 4)

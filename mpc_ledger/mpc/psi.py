@@ -79,8 +79,8 @@ ELEMENT_BYTES = 32
 _HASH_TAG = b"mpc-ledger/psi/v1\x00"
 _INT_TAG, _STR_TAG = b"\x01", b"\x02"
 # Limits on what a peer may make this party allocate.
-MAX_SET_SIZE = 50_000_000
-MAX_MESSAGE_BYTES = MAX_SET_SIZE * ELEMENT_BYTES
+SET_SIZE_MAX = 50_000_000
+MESSAGE_MAX_BYTES = SET_SIZE_MAX * ELEMENT_BYTES
 
 
 class PsiError(ValueError):
@@ -241,8 +241,8 @@ def intersect(
 
     def receive(src: int) -> bytes:
         payload = transport.recv_bytes(src)
-        if len(payload) > MAX_MESSAGE_BYTES:
-            raise PsiError(f"{describe(src)} sent {len(payload)} bytes (limit {MAX_MESSAGE_BYTES})")
+        if len(payload) > MESSAGE_MAX_BYTES:
+            raise PsiError(f"{describe(src)} sent {len(payload)} bytes (limit {MESSAGE_MAX_BYTES})")
         return payload
 
     def expected(origin: int) -> int | None:
@@ -314,7 +314,7 @@ class CommunicatorTransport:
         # the communicator returns what it received (it does not fill the buffer)
         size = self.communicator.recv(torch.zeros(1, dtype=torch.int64), src)
         count = int(size.item())
-        if not 0 <= count <= MAX_MESSAGE_BYTES:
+        if not 0 <= count <= MESSAGE_MAX_BYTES:
             raise PsiError(f"rank {src} announced a PSI message of {count} bytes")
         if count == 0:
             return b""

@@ -82,8 +82,8 @@ if TYPE_CHECKING:
     from mpc_ledger.daemon.server import PartyDaemon
 
 __all__ = [
-    "MAX_EARLY_BYTES",
-    "MAX_RELAYED_FRAME_BYTES",
+    "EARLY_MAX_BYTES",
+    "RELAYED_FRAME_MAX_BYTES",
     "SOCKET_NAME",
     "MpcRelayService",
     "ParticipantsLookup",
@@ -97,17 +97,17 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "mpc.sock"
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
-MAX_SOCKET_PATH_BYTES = 107
-MAX_EARLY_BYTES = DEFAULT_EARLY_BYTES
+SOCKET_PATH_MAX_BYTES = 107
+EARLY_MAX_BYTES = DEFAULT_EARLY_BYTES
 # Every message the relay writes (to a worker, to a peer) is packed to at most this,
 # half the local and gRPC limit (16 MiB), so protobuf overhead never tips it over.
-MAX_PACK_BYTES = local_framing.MAX_LOCAL_MESSAGE_BYTES // 2
+PACK_MAX_BYTES = local_framing.LOCAL_MESSAGE_MAX_BYTES // 2
 # One relayed frame (a chunk) must fit one such message on its own; honest chunks are
 # frames.CHUNK_BYTES (4 MiB) of data plus a small header.
-MAX_RELAYED_FRAME_BYTES = MAX_PACK_BYTES
+RELAYED_FRAME_MAX_BYTES = PACK_MAX_BYTES
 EARLY_SWEEP_S = 1.0
 # (sender, job, reason) triples logged once each; beyond this many only counted.
-MAX_LOGGED_REFUSALS = 4096
+LOGGED_REFUSALS_MAX = 4096
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PROVIDERS = ("dealer", "trusted-first-party")
@@ -253,10 +253,10 @@ class _PeerLink:
 def _peer_batches(
     items: Sequence[mpc_pb2.MpcFrame | mpc_pb2.PartyFailure],
 ) -> Iterator[mpc_pb2.PeerBatch]:
-    """``items`` in order, as batches under `MAX_PACK_BYTES`: gRPC refuses a message over
+    """``items`` in order, as batches under `PACK_MAX_BYTES`: gRPC refuses a message over
     16 MiB, and everything queued at once (a 100 MiB tensor's chunks) would be one."""
     frames = [item for item in items if isinstance(item, mpc_pb2.MpcFrame)]
-    for group in local_framing.pack_by_size(frames, MAX_PACK_BYTES):
+    for group in local_framing.pack_by_size(frames, PACK_MAX_BYTES):
         yield mpc_pb2.PeerBatch(frames=group)
     # Failures are small and come after the frames queued with them, as the receiver
     # handled them before: it delivers what was sent before it reports the failure.
@@ -304,7 +304,7 @@ class MpcRelayService:
         participants: ParticipantsLookup | None = None,
         socket_path: Path | None = None,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-        max_early_bytes: int = MAX_EARLY_BYTES,
+        max_early_bytes: int = EARLY_MAX_BYTES,
         max_early_bytes_per_sender_job: int = DEFAULT_EARLY_BYTES_PER_SENDER_JOB,
         early_ttl_s: float = DEFAULT_EARLY_TTL_S,
         clock: Callable[[], float] = time.monotonic,
@@ -532,17 +532,17 @@ class MpcRelayService:
         self._send_frames(worker, accepted)
 
     def _send_frames(self, worker: _LocalWorker, frames: Sequence[mpc_pb2.MpcFrame]) -> None:
-        for group in local_framing.pack_by_size(frames, MAX_PACK_BYTES):
+        for group in local_framing.pack_by_size(frames, PACK_MAX_BYTES):
             worker.send(mpc_pb2.RelayToWorker(frames=group))
 
     def _route_from_worker(self, worker: _LocalWorker, frame: mpc_pb2.MpcFrame) -> None:
         size = frame.ByteSize()
-        if size > MAX_RELAYED_FRAME_BYTES:
+        if size > RELAYED_FRAME_MAX_BYTES:
             self._fail_worker(
                 worker,
                 self.member_id,
                 f"worker sent a frame of {size} bytes; the relay carries at most "
-                f"{MAX_RELAYED_FRAME_BYTES} per chunk",
+                f"{RELAYED_FRAME_MAX_BYTES} per chunk",
             )
             return
         if frame.job_id != worker.job_id or frame.sender_rank != worker.rank:
@@ -650,8 +650,8 @@ class MpcRelayService:
 
     def _frame_problem(self, member_id: str, frame: mpc_pb2.MpcFrame) -> tuple[str, str] | None:
         size = frame.ByteSize()
-        if size > MAX_RELAYED_FRAME_BYTES:
-            return "oversized", f"a frame of {size} bytes (limit {MAX_RELAYED_FRAME_BYTES})"
+        if size > RELAYED_FRAME_MAX_BYTES:
+            return "oversized", f"a frame of {size} bytes (limit {RELAYED_FRAME_MAX_BYTES})"
         if not _JOB_ID.match(frame.job_id):  # also bounds what a job id costs the buffer's keys
             return "bad_job_id", "a job id that is not 1-128 letters, digits, '.', '_', ':', '-'"
         members = self._members_of(frame.job_id)
@@ -665,7 +665,7 @@ class MpcRelayService:
         """Count a refused frame or notice; log it once per (sender, job, reason), no payload."""
         self._count_refusal(code, 1)
         triple = (member_id, job_id[:128], code)  # a bad job id may be long
-        if triple in self._logged_refusals or len(self._logged_refusals) >= MAX_LOGGED_REFUSALS:
+        if triple in self._logged_refusals or len(self._logged_refusals) >= LOGGED_REFUSALS_MAX:
             return
         self._logged_refusals.add(triple)
         log.warning(
@@ -699,10 +699,10 @@ async def _read_message(reader: asyncio.StreamReader) -> bytes:
 
 def _prepare_socket_path(path: Path) -> Path:
     path = Path(path).absolute()
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX_BYTES:
         raise RelayError(
             f"MPC relay socket path {path} is {len(os.fsencode(path))} bytes; a Unix socket "
-            f"path must be at most {MAX_SOCKET_PATH_BYTES}: use a shorter data_dir"
+            f"path must be at most {SOCKET_PATH_MAX_BYTES}: use a shorter data_dir"
         )
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -93,7 +93,7 @@ if TYPE_CHECKING:  # the jobs layer is imported only for jobs a party daemon run
     from mpc_ledger.jobs.worker_bridge import LocalTable
 from mpc_ledger.proto.v1 import mpc_pb2
 
-__all__ = ["JobManifest", "load_manifest", "main"]
+__all__ = ["JobManifest", "build_parser", "load_manifest", "main"]
 
 log = logging.getLogger("mpc_ledger.mpc.worker")
 
@@ -358,10 +358,8 @@ def _abort(reason: str) -> None:
         MpcCommunicator.instance = None
 
 
-def main(
-    argv: list[str] | None = None, *, communicator_class: type[MpcCommunicator] = MpcCommunicator
-) -> int:
-    """The worker's command line; ``communicator_class`` lets tests run a dishonest double."""
+def build_parser() -> argparse.ArgumentParser:
+    """The flags `mpc_ledger.mpc.worker_command.worker_command` writes."""
     parser = argparse.ArgumentParser(
         prog="python -m mpc_ledger.mpc.worker", description=__doc__.splitlines()[0]
     )
@@ -373,7 +371,14 @@ def main(
     parser.add_argument("--rendezvous", help="gloo only: file:///path shared by the parties")
     parser.add_argument("--events", action="store_true", help="JSON lines on stdout")
     parser.add_argument("--model-out", type=Path, help="recipients: save the model here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(
+    argv: list[str] | None = None, *, communicator_class: type[MpcCommunicator] = MpcCommunicator
+) -> int:
+    """The worker's command line; ``communicator_class`` lets tests run a dishonest double."""
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _die_with_parent()
     emit = _print_event if args.events else _no_events

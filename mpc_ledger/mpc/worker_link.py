@@ -29,7 +29,7 @@ __all__ = ["RelayLink"]
 
 _RECV_BYTES = 1 << 16
 # Stay well under the local limit when packing chunks into one message.
-_PACK_BYTES = local_framing.MAX_LOCAL_MESSAGE_BYTES // 2
+_PACK_BYTES = local_framing.LOCAL_MESSAGE_MAX_BYTES // 2
 
 
 class RelayLink:

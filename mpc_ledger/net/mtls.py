@@ -40,7 +40,7 @@ from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.net.admission import USER_HEADER, UserAdmission, UserLimits
 
 __all__ = [
-    "MAX_MESSAGE_BYTES",
+    "MESSAGE_MAX_BYTES",
     "Caller",
     "MemberAuthInterceptor",
     "PeerAuthError",
@@ -56,7 +56,7 @@ __all__ = [
     "user_channel",
 ]
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MESSAGE_MAX_BYTES = 16 * 1024 * 1024
 
 
 class PeerAuthError(Exception):
@@ -76,8 +76,8 @@ def channel_options() -> list[tuple[str, Any]]:
     """Client options: message limits and keepalive pings every 20 s on open calls, so a
     peer that vanished without closing its connection is noticed."""
     return [
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MESSAGE_MAX_BYTES),
+        ("grpc.max_receive_message_length", MESSAGE_MAX_BYTES),
         ("grpc.keepalive_time_ms", 20_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.max_pings_without_data", 0),
@@ -92,8 +92,8 @@ def server_options() -> list[tuple[str, Any]]:
     links after about a minute.
     """
     return [
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MESSAGE_MAX_BYTES),
+        ("grpc.max_receive_message_length", MESSAGE_MAX_BYTES),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ("grpc.http2.max_ping_strikes", 0),
         ("grpc.keepalive_permit_without_calls", 1),

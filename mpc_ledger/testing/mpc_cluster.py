@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from mpc_ledger.daemon.parent import child_env, follow_parent
 from mpc_ledger.mpc.relay import socket_path_for
+from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
 from mpc_ledger.testing.processes import DaemonProcess
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:  # the worker module imports torch: the daemons this starts mu
 
 __all__ = ["JobRun", "RelayCluster", "WorkerProcess", "main"]
 
-WORKER = [sys.executable, "-m", "mpc_ledger.mpc.worker"]
 RELAY_DAEMON = [sys.executable, "-m", "mpc_ledger.testing.mpc_cluster"]
 
 
@@ -156,15 +156,13 @@ class RelayCluster:
             output = folder / f"rank{rank}.json"
             log_path = folder / f"rank{rank}.log"
             command = [
-                *(programs or {}).get(rank, WORKER),
-                "--manifest",
-                str(manifest_path),
-                "--rank",
-                str(rank),
-                "--output",
-                str(output),
-                "--socket",
-                str(self.socket(member_id)),
+                *worker_command(
+                    manifest_path,
+                    rank,
+                    output,
+                    socket_path=self.socket(member_id),
+                    program=(programs or {}).get(rank, WORKER_PROGRAM),
+                ),
                 *worker_args,
             ]
             with log_path.open("wb") as log_file:

@@ -42,7 +42,6 @@ CLI). Nothing here opens a socket: this module imports no network code.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +51,7 @@ from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.ledger.merkle import MerkleFrontier, leaf_hash, merkle_root
 from mpc_ledger.proto.v1 import consensus_pb2, export_pb2
 from mpc_ledger.rulebook import RULEBOOK
+from mpc_ledger.timestamps import block_time_text
 from mpc_ledger.verify.certificates import assess_certificate
 from mpc_ledger.verify.consistency import (
     ChainSummary,
@@ -72,14 +72,6 @@ ProgressCallback = Callable[[int, int], None]
 
 def genesis_validators(genesis: Genesis) -> ValidatorSet:
     return ValidatorSet(Validator(m.id, m.signing_public_key) for m in genesis.validators)
-
-
-def _time_text(time_ms: int) -> str:
-    try:
-        moment = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
-    except (OverflowError, ValueError, OSError):  # a time from the file, out of any calendar
-        return f"{time_ms} ms since 1970"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclasses.dataclass
@@ -413,10 +405,10 @@ class _ExportVerifier:
         chain["log_size"] = self.tip.log_size
         chain["log_root"] = self.tip.log_root.hex()
         if first_time is not None:
-            chain["first_block_time"] = _time_text(first_time)
-            chain["last_block_time"] = _time_text(self.tip.time_ms)
+            chain["first_block_time"] = block_time_text(first_time, milliseconds=False)
+            chain["last_block_time"] = block_time_text(self.tip.time_ms, milliseconds=False)
         chain["exported_by"] = header.exporter_id or "(not stated)"
-        chain["exported_at"] = _time_text(header.created_ms)
+        chain["exported_at"] = block_time_text(header.created_ms, milliseconds=False)
 
 
 def _partial_limitations(start: int) -> list[str]:

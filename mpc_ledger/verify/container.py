@@ -15,7 +15,7 @@ and a reader refuses any other version. FORMAT.md in this folder is the
 reference for the fields and for what a partial (``--from``) export proves.
 
 The file is untrusted input. Reading never allocates more than
-``MAX_FRAME_BYTES`` for a frame, refuses frames that do not parse or come
+``FRAME_MAX_BYTES`` for a frame, refuses frames that do not parse or come
 out of order, data after the trailer and a file that ends early, and reports
 all of that as :class:`ExportFormatError` (a :class:`UserError`: one line
 naming the file, exit code 2). Whether the *content* is true (certificates,
@@ -44,7 +44,7 @@ from mpc_ledger.proto.v1 import consensus_pb2, export_pb2
 __all__ = [
     "EXPORT_FORMAT",
     "EXPORT_MAGIC",
-    "MAX_FRAME_BYTES",
+    "FRAME_MAX_BYTES",
     "PROOF_FORMAT",
     "PROOF_MAGIC",
     "ExportFormatError",
@@ -61,8 +61,8 @@ PROOF_MAGIC = b"mpc-ledger-proof\n"
 # An honest proposer fills a block with at most 8 x max_record_bytes of
 # records (8 MiB with the default genesis); a frame eight times that is
 # refused rather than allocated.
-MAX_FRAME_BYTES = 64 << 20
-MAX_PROOF_BYTES = 8 << 20
+FRAME_MAX_BYTES = 64 << 20
+PROOF_MAX_BYTES = 8 << 20
 _LENGTH = struct.Struct(">I")
 
 
@@ -132,7 +132,7 @@ class ExportReader:
     :class:`ExportFormatError`; the content is not judged here.
     """
 
-    def __init__(self, path: Path, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(self, path: Path, *, max_frame_bytes: int = FRAME_MAX_BYTES) -> None:
         self.path = path
         try:
             self._stream: BinaryIO = path.open("rb")
@@ -228,8 +228,8 @@ class ExportWriter:
 
     def _write(self, frame: export_pb2.ExportFrame) -> None:
         data = frame.SerializeToString(deterministic=True)
-        if len(data) > MAX_FRAME_BYTES:
-            raise ValueError(f"a frame of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+        if len(data) > FRAME_MAX_BYTES:
+            raise ValueError(f"a frame of {len(data)} bytes exceeds {FRAME_MAX_BYTES}")
         self._stream.write(_LENGTH.pack(len(data)))
         self._stream.write(data)
 
@@ -293,7 +293,7 @@ def read_proof(path: Path) -> export_pb2.RecordProof:
     except OSError as exc:
         raise ExportFormatError(f"cannot read: {exc.strerror or exc}", path=path) from None
     with stream:
-        frames = _FrameReader(stream, str(path), MAX_PROOF_BYTES)
+        frames = _FrameReader(stream, str(path), PROOF_MAX_BYTES)
         frames.magic(PROOF_MAGIC, "proof")
         data = frames.next()
         if data is None:

@@ -52,7 +52,6 @@ a kind gains an audit here only by being added to one of them.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -63,6 +62,7 @@ from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.jobs.rules import JOB_RULES
 from mpc_ledger.ledger.records import ParsedRecord
 from mpc_ledger.ledger.state import LEDGER_RULES, LedgerState
+from mpc_ledger.timestamps import block_time_text
 from mpc_ledger.verify.report import Report, Section, Table
 
 __all__ = [
@@ -159,14 +159,6 @@ class _Job:
             if party.rank == rank:
                 return party.member
         return f"rank {rank}"
-
-
-def _time_text(time_ms: int) -> str:
-    try:
-        moment = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
-    except (OverflowError, ValueError, OSError):
-        return f"{time_ms} ms since 1970"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _channels(messages: Iterable[Any]) -> _Channels:
@@ -376,7 +368,7 @@ class JobAudit:
         job.timeline.append(
             [
                 str(place.height),
-                _time_text(place.time_ms),
+                block_time_text(place.time_ms, milliseconds=False),
                 str(place.log_index),
                 what,
                 author,
@@ -495,11 +487,12 @@ class JobAudit:
         self._compare(job, "psi", ends, transcript)
 
     def _section(self, job: _Job, transcript: list[list[str]]) -> Section:
+        submitted_at = block_time_text(job.submitted.time_ms, milliseconds=False)
         fields = [
             ("job id", job.job_id.hex()),
             ("name", job.name),
             ("submitter", job.submitter),
-            ("submitted", f"{job.submitted.text()}, {_time_text(job.submitted.time_ms)}"),
+            ("submitted", f"{job.submitted.text()}, {submitted_at}"),
             ("status", job.status),
         ]
         for dataset_id in job.dataset_ids:

@@ -4,7 +4,7 @@ The checks fill a :class:`Report`; the renderers only read it. Every failure
 names its check (one of :data:`CHECKS`), and where it applies the block
 height, the record's log index and its id, so a person can find it with
 ``mpc-ledger ledger show HEIGHT``. A report lists at most
-:data:`MAX_FAILURES_LISTED` failures and counts the rest: a tampered export
+:data:`FAILURES_LISTED_MAX` failures and counts the rest: a tampered export
 must not be able to make the report itself unreadably large.
 
 Per-job sections are :class:`Section` objects built by
@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = [
     "CHECKS",
-    "MAX_FAILURES_LISTED",
+    "FAILURES_LISTED_MAX",
     "Failure",
     "Report",
     "Section",
@@ -36,7 +36,7 @@ __all__ = [
     "render_text",
 ]
 
-MAX_FAILURES_LISTED = 1000
+FAILURES_LISTED_MAX = 1000
 
 CHECKS: dict[str, str] = {
     "genesis": "the export is of the chain the genesis defines (its hash is the chain id)",
@@ -128,7 +128,7 @@ class Report:
     ) -> None:
         assert check in CHECKS, check
         self.failure_counts[check] += 1
-        if len(self.failures) >= MAX_FAILURES_LISTED:
+        if len(self.failures) >= FAILURES_LISTED_MAX:
             self.failures_omitted[check] += 1
             return
         identifier = record_id.hex() if isinstance(record_id, bytes) else record_id

@@ -53,11 +53,36 @@ def test_status_and_show_text(consortium):
     assert "certificate" in show.stdout and "signed by" in show.stdout
     missing = ledger(consortium, "c", "show", "999999")
     assert missing.returncode == 1
-    assert "no block at height 999999" in missing.stdout
+    assert "no block at height 999999" in missing.stderr
+    assert missing.stdout == ""  # errors on stderr: stdout only ever carries output
 
 
 def test_daemon_not_running(tmp_path):
     lonely = make_consortium(tmp_path / "lonely", "x")
     result = run_cli("ledger", "status", "--config", lonely.config("x"))
     assert result.returncode == 1
-    assert "did not answer" in result.stdout and "party start" in result.stdout
+    assert "did not answer" in result.stderr and "party start" in result.stderr
+
+
+# One command of each family that calls the party's own daemon (`job` calls it as a user:
+# tests/cli/test_user_cli.py checks its errors).
+DAEMON_COMMANDS = {
+    "ledger": ("ledger", "tail", "-n", "3"),
+    "dataset": ("dataset", "list"),
+    "export": ("ledger", "export", "-o", "{tmp}/ledger.export"),
+    "user": ("user", "revoke", "x/alice", "--reason", "left"),
+    "status": ("status",),
+}
+
+
+def test_every_family_says_on_stderr_that_the_daemon_is_down(tmp_path):
+    lonely = make_consortium(tmp_path / "lonely", "x")
+    for family, command in DAEMON_COMMANDS.items():
+        argv = [part.format(tmp=tmp_path) for part in command]
+        result = run_cli(*argv, "--config", lonely.config("x"))
+        assert result.returncode == 1, (family, result.stdout, result.stderr)
+        assert result.stdout == "", family  # stdout only ever carries a command's output
+        [line] = result.stderr.splitlines()  # one line, no traceback
+        assert line.startswith("mpc-ledger: ") and "did not answer" in line, (family, line)
+        assert "party start --config" in line, (family, line)
+    assert not (tmp_path / "ledger.export").exists()  # nothing half-written

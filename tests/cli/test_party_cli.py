@@ -68,7 +68,11 @@ def test_a_down_peer_is_reported_and_a_down_daemon_exits_1(consortium, running):
     assert "UNAVAILABLE" in peers["c"]["error"]
     down = run_cli("status", "--config", consortium.config("c"))
     assert down.returncode == 1
-    assert "did not answer" in down.stdout and "party start" in down.stdout
+    assert "did not answer" in down.stderr and "party start" in down.stderr
+    assert down.stdout == ""
+    as_json = run_cli("status", "--config", consortium.config("c"), "--format", "json")
+    assert as_json.returncode == 1 and "did not answer" in as_json.stderr
+    assert "did not answer" in json.loads(as_json.stdout)["error"]  # still one document
 
 
 def test_a_client_with_a_foreign_certificate_is_refused(consortium, running, tmp_path):

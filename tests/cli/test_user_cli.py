@@ -95,6 +95,9 @@ def test_revoked_user_is_refused(consortium, tmp_path):
         client.tip()
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "no active key on the ledger" in error.value.details()
+    listed = run_cli("job", "list", "--profile", profile)
+    assert listed.returncode == 1 and listed.stdout == ""  # the error on stderr only
+    assert "a's daemon refused or did not answer (UNAUTHENTICATED" in listed.stderr
 
 
 def test_user_add_refuses_another_members_namespace(consortium, tmp_path):

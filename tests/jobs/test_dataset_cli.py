@@ -66,8 +66,9 @@ def test_register_then_every_party_lists_it(consortium, tmp_path):
     )
     assert again.returncode == 1
     assert "refused the registration: dataset 'a/cohort-2026' is already registered" in (
-        again.stdout
+        again.stderr
     )
+    assert again.stdout == ""  # errors on stderr: stdout only ever carries output
 
     for member_id in ("b", "auditor"):
         listed = dataset(consortium, member_id, "list", "--format", "json")

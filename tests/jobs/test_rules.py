@@ -11,7 +11,7 @@ from mpc_ledger.client import JobProgress, JobSummary, _JobMethods, _ledger_prog
 from mpc_ledger.jobs import rules
 from mpc_ledger.jobs.api import build_progress
 from mpc_ledger.jobs.progress import PHASE_ALIGNING, PHASE_TRAINING, PHASE_WAITING, job_total_steps
-from mpc_ledger.jobs.runner import JobProgress as LocalProgress
+from mpc_ledger.jobs.runner import LocalProgress
 from mpc_ledger.jobs.spec import JobDatasetRef
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState

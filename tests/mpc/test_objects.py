@@ -7,7 +7,7 @@ import torch
 
 from mpc_ledger.mpc.frames import DTYPES
 from mpc_ledger.mpc.objects import (
-    MAX_TENSOR_BYTES,
+    TENSOR_MAX_BYTES,
     ObjectEncodingError,
     decode_object,
     encode_object,
@@ -49,8 +49,8 @@ def test_scalars_and_empty_containers(value):
         ({1: "x"}, "dict key of type int is not a string"),
         (2**64, "an integer of 65 bits does not fit in 64 bits"),
         (-(2**63) - 1, "does not fit in 64 bits"),
-        (torch.zeros(MAX_TENSOR_BYTES // 8 + 1, dtype=torch.int64), "more than 4194304 bytes"),
-        ([torch.zeros(MAX_TENSOR_BYTES // 2, dtype=torch.uint8)] * 3, "in one object"),
+        (torch.zeros(TENSOR_MAX_BYTES // 8 + 1, dtype=torch.int64), "more than 4194304 bytes"),
+        ([torch.zeros(TENSOR_MAX_BYTES // 2, dtype=torch.uint8)] * 3, "in one object"),
         ([[[[[[[[[[1]]]]]]]]]], "nested deeper"),
     ],
 )
@@ -139,10 +139,10 @@ def test_a_peers_malformed_tensor_or_int_is_refused_with_the_reason(message, rea
 
 
 def test_a_peers_tensors_are_bounded_together_in_one_object():
-    half = tensor_object(dtype="uint8", shape=(MAX_TENSOR_BYTES // 2 + 1,))
-    half.tensor_value.data = b"\x00" * (MAX_TENSOR_BYTES // 2 + 1)
+    half = tensor_object(dtype="uint8", shape=(TENSOR_MAX_BYTES // 2 + 1,))
+    half.tensor_value.data = b"\x00" * (TENSOR_MAX_BYTES // 2 + 1)
     message = mpc_pb2.MpcObject()
     message.list_value.items.extend([half, half])
     with pytest.raises(ObjectEncodingError, match="in one object"):
         decode_object(message)
-    assert decode_object(half).nelement() == MAX_TENSOR_BYTES // 2 + 1
+    assert decode_object(half).nelement() == TENSOR_MAX_BYTES // 2 + 1

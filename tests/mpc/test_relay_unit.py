@@ -9,7 +9,7 @@ import pytest
 
 from mpc_ledger.mpc.early_frames import EarlyFrames, EarlyRefusal, frame_cost
 from mpc_ledger.mpc.relay import (
-    MAX_PACK_BYTES,
+    PACK_MAX_BYTES,
     RelayError,
     _peer_batches,
     _prepare_socket_path,
@@ -96,7 +96,7 @@ def test_peer_batches_stay_under_the_grpc_limit_and_keep_the_order():
         chunk.seq, chunk.data = seq, bytes(4 * 1024 * 1024)
     failure = mpc_pb2.PartyFailure(job_id="job-1", member_id="a", reason="r")
     batches = list(_peer_batches([*chunks, failure]))
-    assert all(batch.ByteSize() <= MAX_PACK_BYTES for batch in batches)
+    assert all(batch.ByteSize() <= PACK_MAX_BYTES for batch in batches)
     assert [f.seq for batch in batches for f in batch.frames] == list(range(60))
     assert list(batches[-1].failures) == [failure] and not batches[-1].frames
 

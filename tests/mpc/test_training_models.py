@@ -45,7 +45,8 @@ from mpc_ledger.mpc.preprocessing import (
     pooled_statistics_plain,
 )
 from mpc_ledger.mpc.programs import MEAN_NAME, SCALE_NAME, TrainSpec, model_digest, run_plaintext
-from mpc_ledger.testing.mpc_cluster import WORKER, WorkerProcess, wait_all
+from mpc_ledger.mpc.worker_command import worker_command
+from mpc_ledger.testing.mpc_cluster import WorkerProcess, wait_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -169,11 +170,8 @@ def train_both_ways(tmp_path: Path, spec: JobSpec, tables: dict[str, Table]):
         manifest_path = tmp_path / f"manifest-{rank}.json"
         manifest_path.write_text(json.dumps(document))
         output, log_path = tmp_path / f"rank{rank}.json", tmp_path / f"rank{rank}.log"
-        command = [
-            *WORKER,
-            *("--manifest", str(manifest_path), "--rank", str(rank), "--output", str(output)),
-            *("--transport", "gloo", "--rendezvous", f"file://{tmp_path / 'rendezvous'}"),
-        ]
+        rendezvous = f"file://{tmp_path / 'rendezvous'}"
+        command = worker_command(manifest_path, rank, output, rendezvous=rendezvous)
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=log_file)
         workers.append(WorkerProcess(rank, member, process, output, log_path))

@@ -8,7 +8,7 @@ import pytest
 
 from mpc_ledger.proto.v1 import export_pb2
 from mpc_ledger.verify import ExportFormatError, verify_export
-from mpc_ledger.verify.container import EXPORT_MAGIC, MAX_FRAME_BYTES, ExportReader
+from mpc_ledger.verify.container import EXPORT_MAGIC, FRAME_MAX_BYTES, ExportReader
 
 from .conftest import export_chain, run_cli_inprocess, standard_chain, write_raw_export
 
@@ -66,7 +66,7 @@ def test_a_format_version_we_do_not_know(consortium, builder, tmp_path):
         (b"PK\x03\x04 a zip file", "not an mpc-ledger export file"),
         (EXPORT_MAGIC, "the file ends before the export header"),
         (EXPORT_MAGIC + b"\x00\x00", "has no length"),
-        (EXPORT_MAGIC + struct.pack(">I", MAX_FRAME_BYTES + 1), "the limit is"),
+        (EXPORT_MAGIC + struct.pack(">I", FRAME_MAX_BYTES + 1), "the limit is"),
         (EXPORT_MAGIC + struct.pack(">I", 3) + b"\xff\xff\xff", "is not an export frame"),
     ],
 )

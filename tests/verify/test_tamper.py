@@ -266,7 +266,7 @@ def test_asking_for_a_job_that_is_not_there(consortium, builder, tmp_path):
 def test_failures_are_bounded(consortium, builder, tmp_path, monkeypatch, count):
     import mpc_ledger.verify.report as report_module
 
-    monkeypatch.setattr(report_module, "MAX_FAILURES_LISTED", count)
+    monkeypatch.setattr(report_module, "FAILURES_LISTED_MAX", count)
     builder.commit([builder.note("b/nobody", str(i)) for i in range(5)])
     report = verify_export(export_chain(consortium, builder, tmp_path / "x"), consortium.genesis)
     assert len(report.failures) == count
