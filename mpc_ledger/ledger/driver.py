@@ -30,11 +30,13 @@ handles the merged `Ready` in the core's order:
 4. apply: tell the application the committed blocks and evidence are durable
    (it wakes waiters, cleans its mempool, announces);
 5. propose: keep the proposal request, and propose once the application has
-   records or its wait for them is over; the core's answer to a proposal is
-   handled the same way, from step 1.
+   records or its wait for them is over (a caller whose proposal waits calls
+   `maybe_propose` when records arrive or time passes); the core's answer to
+   a proposal is handled the same way, from step 1.
 
 An observer sees the end of each step (`DriverObserver.after_step`): the
-simulator crashes nodes there, a test records the order. One `ReadyDriver`
+simulator schedules a crash right after a node locks there, a test records
+the order. One `ReadyDriver`
 belongs to one core, on one thread; after a crash the simulator builds a new
 core and a new driver on the same store.
 """
