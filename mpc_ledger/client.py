@@ -62,6 +62,7 @@ from mpc_ledger.identity.genesis import Genesis, Member, load_genesis
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.datasets import RegisteredDataset
 from mpc_ledger.jobs.progress import phase_of, total_steps
+from mpc_ledger.jobs.rules import JOB_RULES, JOB_TRAIL_KINDS
 from mpc_ledger.jobs.spec import JobSpec, load_job_spec, resolve_dealer, split_rows
 from mpc_ledger.jobs.worker_bridge import PROGRAM_MODELS
 from mpc_ledger.ledger.client import LedgerCalls
@@ -202,16 +203,6 @@ def create_user_profile(out: Path, user_id: str) -> dict[str, Any]:
 
 # -- jobs --------------------------------------------------------------------------------------
 
-_JOB_KINDS = (
-    "job_submission",
-    "job_decision",
-    "job_started",
-    "job_alignment",
-    "job_epoch_digests",
-    "job_aborted",
-    "job_completed",
-    "participation_proof",
-)
 _BLOCKS_PER_CALL = 500
 
 
@@ -464,14 +455,14 @@ class _JobMethods(LedgerCalls):
         return str(reply.record_id.hex())
 
     def _job_records(
-        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = JOB_TRAIL_KINDS
     ) -> Iterator[tuple[Any, int, Any]]:
         """(block header, log index, parsed record) of every job record, in commit order."""
         for item, log_index, parsed in self._job_items(job_id, kinds):
             yield item.block.header, log_index, parsed
 
     def _job_items(
-        self, job_id: bytes | None = None, kinds: tuple[str, ...] = _JOB_KINDS
+        self, job_id: bytes | None = None, kinds: tuple[str, ...] = JOB_TRAIL_KINDS
     ) -> Iterator[tuple[Any, int, Any]]:
         """(committed block, log index, parsed record) of every record of ``kinds`` (every
         job record), in commit order; with ``job_id``, only that job's."""
@@ -517,7 +508,7 @@ class _JobMethods(LedgerCalls):
         trails: dict[bytes, list[tuple[str, str, Any]]] = {}
         # a job's owners and total steps come from its datasets' registrations
         datasets: dict[str, RegisteredDataset] = {}
-        for header, _, parsed in self._job_records(kinds=(*_JOB_KINDS, "dataset_registration")):
+        for header, _, parsed in self._job_records(kinds=tuple(JOB_RULES)):
             payload = getattr(parsed.body, parsed.kind)
             if parsed.kind == "dataset_registration":
                 datasets[payload.dataset_id] = RegisteredDataset.from_registration(
@@ -568,16 +559,16 @@ class _JobMethods(LedgerCalls):
         ledger has none (the job has not completed) or the block's certificate fails."""
         return self._completed_job(job_id)[1]
 
-    def _completed_job(self, job_id: str | bytes) -> tuple[JobSpec, bytes]:
-        """The spec and the model hash of a completed job, each from a block whose
-        certificate checks (see `model_hash`)."""
+    def _completed_job(self, job_id: str | bytes) -> tuple[JobSpec | None, bytes]:
+        """The spec (None if the ledger served no submission for it) and the model hash of
+        a completed job, each from a block whose certificate checks (see `model_hash`)."""
         wanted = job_id_bytes(job_id)
         spec: JobSpec | None = None
         for item, _, parsed in self._job_items(wanted):
             if parsed.kind == "job_submission":
                 self._check_certified(item)
                 spec = JobSpec.from_proto(parsed.body.job_submission.spec)
-            elif parsed.kind == "job_completed" and spec is not None:
+            elif parsed.kind == "job_completed":
                 self._check_certified(item)
                 return spec, bytes(parsed.body.job_completed.model_hash)
         raise JobError(f"job {wanted.hex()[:16]} has not completed on the ledger: no model yet")
@@ -602,6 +593,11 @@ class _JobMethods(LedgerCalls):
         not match the ledger's model hash are refused with `JobError` and nothing is
         written."""
         spec, expected = self._completed_job(job_id)
+        if spec is None:  # rules commit a job's completion only after its submission
+            raise JobError(
+                f"the ledger the daemon served has no submission for job "
+                f"{job_id_bytes(job_id).hex()[:16]}; nothing was written"
+            )
         encoded = self._download_model(job_id, timeout_s)
         digest = model_codec.model_digest_of_encoding(iter([encoded]))
         if not hmac.compare_digest(digest, expected):

@@ -224,8 +224,10 @@ learning_rate = {LEARNING_RATE}
 def accuracy_of(weights: dict[str, Any], x: np.ndarray, y: np.ndarray) -> float:
     import torch
 
-    weight = next(t for t in weights.values() if t.dim() == 2).double()
-    bias = next(t for t in weights.values() if t.dim() == 1).double()
+    # the model's parameters, not the statistics it was released with (preprocessing.*)
+    parameters = [t for n, t in weights.items() if not n.startswith("preprocessing.")]
+    weight = next(t for t in parameters if t.dim() == 2).double()
+    bias = next(t for t in parameters if t.dim() == 1).double()
     logits = torch.from_numpy(x) @ weight.T + bias
     predicted = (logits.squeeze(1) > 0).numpy().astype(np.int64)
     return float((predicted == y).mean())

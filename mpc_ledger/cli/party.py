@@ -21,6 +21,7 @@ from mpc_ledger.identity.material import generate_party_material
 from mpc_ledger.jobs.service import JobsService
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.mpc.relay import MpcRelayService
+from mpc_ledger.rulebook import RULEBOOK
 
 log = logging.getLogger("mpc_ledger.party")
 
@@ -121,7 +122,7 @@ def start_command(args: argparse.Namespace) -> int:
         check_bindable(party.listen_address)
     except BindError as exc:
         raise UserError(str(exc), path=args.config, field="party.listen") from None
-    ledger = LedgerService(party)
+    ledger = LedgerService(party, RULEBOOK)
     jobs = JobsService(party, ledger)
     # The relay takes MPC traffic only from each job's participants, as the ledger says.
     relay = MpcRelayService(participants=jobs.participants)

@@ -11,11 +11,12 @@ Modules:
 * `manifest`: the job manifest every participant agrees on (ranks, rows,
   features) and its hash.
 * `policy`: a data owner's policy and its evaluation of a job.
-* `rules`: the ledger rules for every dataset and job record kind.
+* `rules`: the ledger rules for every dataset and job record kind
+  (`rules.JOB_RULES`, which `mpc_ledger.rulebook` merges with the ledger's
+  own into the rulebook a `LedgerState` is built with).
 
-Importing this package registers the rules with the ledger's state machine
-(`mpc_ledger.ledger.state.register_rule`), so any process that builds a
-`LedgerState` must have imported it first.
+Importing this package has no effect on the ledger: its rules are data that
+whoever builds a `LedgerState` passes in.
 """
 
 from mpc_ledger.jobs import rules as rules

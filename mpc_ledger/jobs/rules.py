@@ -45,7 +45,11 @@ provider is "dealer"; see `mpc_ledger.jobs.manifest.build_manifest`):
   job runs or after it completed.
 * ``job_aborted``: any participant or the submitter, until the job ends.
 
-Importing this module registers the rules (once per process).
+The rules are data: `JOB_RULES` (a `Rulebook`) is what this package adds
+to the ledger's own rules; `mpc_ledger.rulebook` merges the two into the
+rulebook nodes and the verifier build their state with. Importing this
+module registers nothing. `JOB_TRAIL_KINDS` and `JOB_STATUS_KINDS` name the
+kinds that readers of job records (runner, service, client) filter by.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from mpc_ledger.jobs.manifest import JobManifest, build_manifest
 from mpc_ledger.jobs.spec import JobSpec, ledger_problems, spec_problems, split_rows
 from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user
-from mpc_ledger.ledger.state import Rule, StateView, register_rule
+from mpc_ledger.ledger.state import Rule, Rulebook, StateView
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [
@@ -70,6 +74,9 @@ __all__ = [
     "DATASETS_TABLE",
     "EPOCHS_TABLE",
     "JOBS_TABLE",
+    "JOB_RULES",
+    "JOB_STATUS_KINDS",
+    "JOB_TRAIL_KINDS",
     "PENDING",
     "REJECTED",
     "RUNNING",
@@ -643,10 +650,14 @@ def _apply_proof(view: StateView, record: ParsedRecord) -> None:
     view.put(JOBS_TABLE, job.job_id.hex(), dataclasses.replace(job, proofs=proofs))
 
 
-_RULES: dict[str, Rule] = {
+# A dataset's registration, which jobs then name.
+_DATASET_RULES: dict[str, Rule] = {
     "dataset_registration": Rule(
         authors="member", check=_check_registration, apply=_apply_registration
     ),
+}
+# One job's own records (its trail): its submission, and those naming it by job_id.
+_JOB_TRAIL_RULES: dict[str, Rule] = {
     "job_submission": Rule(
         authors="user", user_role="scientist", check=_check_submission, apply=_apply_submission
     ),
@@ -661,5 +672,9 @@ _RULES: dict[str, Rule] = {
     "participation_proof": Rule(authors="member", check=_check_proof, apply=_apply_proof),
 }
 
-for _kind, _rule in _RULES.items():
-    register_rule(_kind, _rule)
+# What this package adds to the ledger's rules (`mpc_ledger.rulebook` merges them).
+JOB_RULES = Rulebook(_DATASET_RULES, _JOB_TRAIL_RULES)
+JOB_TRAIL_KINDS = tuple(_JOB_TRAIL_RULES)
+# The trail's kinds whose records can move a job to another status in `_TRANSITIONS`
+# besides the submission, which makes the job (alignments, digests and proofs never do).
+JOB_STATUS_KINDS = ("job_decision", "job_started", "job_aborted", "job_completed")

@@ -93,6 +93,7 @@ from mpc_ledger.jobs.progress import job_total_steps
 from mpc_ledger.jobs.rules import (
     ABORTED,
     APPROVED,
+    JOB_STATUS_KINDS,
     JOBS_TABLE,
     PENDING,
     REJECTED,
@@ -122,7 +123,6 @@ T = TypeVar("T")
 # The policy hash of a decision taken without a (readable) policy.
 NO_POLICY_HASH = hashlib.sha256(b"mpc-ledger/policy/v1\x00no policy").digest()
 _MAX_REASON_CHARS = 1900  # the rules allow 2000
-_JOB_KINDS = ("job_submission", "job_decision", "job_started", "job_aborted", "job_completed")
 _ENDED = (ABORTED, REJECTED)
 
 
@@ -249,7 +249,7 @@ class JobRunner:
             kind = record.kind
             if kind == "job_submission":
                 self._queue.put(record.id)
-            elif kind in _JOB_KINDS:
+            elif kind in JOB_STATUS_KINDS:
                 self._queue.put(bytes(getattr(record.body, kind).job_id))
 
     def running_jobs(self) -> list[str]:

@@ -38,7 +38,7 @@ import grpc
 from mpc_ledger.daemon.config import Party
 from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
 from mpc_ledger.jobs.api import JobsApi
-from mpc_ledger.jobs.rules import JOBS_TABLE, STATUSES, job_state
+from mpc_ledger.jobs.rules import JOB_STATUS_KINDS, JOBS_TABLE, STATUSES, job_state
 from mpc_ledger.jobs.runner import JobRunner, ProgressRegistry, RunnerOptions
 from mpc_ledger.ledger.node import LedgerNode, SubmitResult
 from mpc_ledger.ledger.records import ParsedRecord
@@ -104,10 +104,6 @@ class _LedgerAccess:
         return self._node.query(read, timeout_s)
 
 
-# Record kinds that can change a job's state (a participation proof or epoch digests never do).
-_STATUS_KINDS = ("job_decision", "job_started", "job_aborted", "job_completed")
-
-
 class JobTally:
     """Jobs by state. `load` and `on_commit` run where the ledger state may be read
     (before the node starts; its loop thread); `counts` may be read from any thread."""
@@ -129,7 +125,7 @@ class JobTally:
             kind = record.kind
             if kind == "job_submission":
                 touched.append(record.id)
-            elif kind in _STATUS_KINDS:
+            elif kind in JOB_STATUS_KINDS:
                 touched.append(bytes(getattr(record.body, kind).job_id))
         if touched:
             self.update(state, touched)

@@ -30,6 +30,13 @@ no party chose, split as above. ``alignment = "row-order"`` instead says
 that row i of every dataset is the same entity, which each owner states by
 approving; the datasets must then have the same row count. Horizontal jobs
 have nothing to align ("row-order").
+
+Preprocessing fields, encoded so that a proto without them (an old record)
+means what jobs did before they existed and hashes as it did: TOML
+``shuffle`` (default true) is ``batch_order`` "shuffled", false is ""
+(rank order); TOML ``standardisation`` is, for a horizontal job, "pooled"
+(the default) or "per-party" (""), and for a vertical job "per-owner" ("",
+the only choice). `spec_problems` refuses any other encoding.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [
     "ALIGNMENTS",
+    "BATCH_ORDERS",
     "DEFAULT_LOSS",
     "DEFAULT_PROTOCOL",
     "ID_TYPES",
@@ -58,6 +66,7 @@ __all__ = [
     "LOSSES",
     "MODEL_KINDS",
     "OPTIMISERS",
+    "STANDARDISATIONS",
     "TUPLE_PROVIDERS",
     "JobDatasetRef",
     "JobSpec",
@@ -95,6 +104,14 @@ _LOSSES_OF = {
 OPTIMISERS = ("sgd",)
 TUPLE_PROVIDERS = ("dealer", "trusted-first-party")
 DEFAULT_PROTOCOL = "crypten-0.4.1-arithmetic"
+# The proto's encodings: "" (the field absent) is what jobs did before the field existed.
+BATCH_ORDERS = ("", "shuffled")  # rank order, or a new public permutation every epoch
+STANDARDISATIONS = ("", "pooled")  # each party its own rows / owner its own columns, or pooled
+# The TOML's names for them, per layout (the first is the default).
+_TOML_STANDARDISATIONS = {
+    "horizontal": {"pooled": "pooled", "per-party": ""},
+    "vertical": {"per-owner": ""},
+}
 
 # Limits on everything a spec can ask for (TigerBeetle's "put a limit on everything").
 MAX_NAME_CHARS = 100
@@ -132,6 +149,8 @@ _TOP_KEYS = (
     "tuple_provider",
     "dealer",
     "protocol",
+    "shuffle",
+    "standardisation",
 )
 
 
@@ -185,6 +204,8 @@ class JobSpec:
     protocol: str = DEFAULT_PROTOCOL
     alignment: str = "row-order"
     description: str = ""
+    batch_order: str = ""
+    standardisation: str = ""
 
     @property
     def dataset_ids(self) -> tuple[str, ...]:
@@ -224,6 +245,8 @@ class JobSpec:
             tuple_provider=self.tuple_provider,
             dealer=self.dealer,
             protocol=self.protocol,
+            batch_order=self.batch_order,
+            standardisation=self.standardisation,
         )
 
     @classmethod
@@ -258,6 +281,8 @@ class JobSpec:
             tuple_provider=message.tuple_provider,
             dealer=message.dealer,
             protocol=message.protocol,
+            batch_order=message.batch_order,
+            standardisation=message.standardisation,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -337,9 +362,25 @@ def spec_from_document(document: Any) -> tuple[JobSpec | None, list[str]]:
         tuple_provider=fields.text(top, "tuple_provider", "", default="dealer"),
         dealer=fields.text(top, "dealer", "", default=""),
         protocol=fields.text(top, "protocol", "", default=DEFAULT_PROTOCOL),
+        batch_order="shuffled" if fields.flag(top, "shuffle", "", default=True) else "",
+        standardisation=_standardisation_from(fields, top, layout),
     )
     problems = merge_problems(fields.problems, spec_problems(spec))
     return spec, _unique(problems)
+
+
+def _standardisation_from(fields: Fields, top: dict[str, Any], layout: str) -> str:
+    """The proto's encoding of ``standardisation`` (default: the layout's first name)."""
+    choices = _TOML_STANDARDISATIONS.get(layout)
+    if choices is None:  # the layout's own problem is reported
+        return ""
+    name = fields.text(top, "standardisation", "", default=next(iter(choices)))
+    if name not in choices:
+        if isinstance(top.get("standardisation"), str):
+            allowed = ", ".join(repr(c) for c in choices)
+            fields.add("standardisation", f"{name!r} is not one of {allowed} (a {layout} job)")
+        return ""
+    return choices[name]
 
 
 def _datasets_from(fields: Fields, top: dict[str, Any], layout: str) -> tuple[JobDatasetRef, ...]:
@@ -397,6 +438,7 @@ def spec_problems(spec: JobSpec) -> list[str]:
         add(f"label: {spec.label!r} is also listed as a feature")
     problems.extend(_model_problems(spec))
     problems.extend(_training_problems(spec))
+    problems.extend(_preprocessing_problems(spec))
     problems.extend(_release_problems(spec))
     return problems
 
@@ -497,6 +539,23 @@ def _training_problems(spec: JobSpec) -> list[str]:
         problems.append(f"seed: must be 0 to {MAX_SEED}")
     if not (math.isfinite(spec.test_fraction) and 0 <= spec.test_fraction <= MAX_TEST_FRACTION):
         problems.append(f"test_fraction: must be 0 to {MAX_TEST_FRACTION}")
+    return problems
+
+
+def _preprocessing_problems(spec: JobSpec) -> list[str]:
+    """The proto's encodings (a spec from the ledger may hold anything)."""
+    problems: list[str] = []
+    if spec.batch_order not in BATCH_ORDERS:
+        problems.append(f"batch_order: {spec.batch_order!r} is not '' (rank order) or 'shuffled'")
+    if spec.standardisation not in STANDARDISATIONS:
+        problems.append(
+            f"standardisation: {spec.standardisation!r} is not '' (each party's own) or 'pooled'"
+        )
+    elif spec.standardisation == "pooled" and spec.layout == "vertical":
+        problems.append(
+            "standardisation: 'pooled' is for horizontal jobs; in a vertical job each owner "
+            "holds whole columns and standardises them itself ('per-owner')"
+        )
     return problems
 
 

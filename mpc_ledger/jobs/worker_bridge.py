@@ -6,7 +6,8 @@ JSON manifest (ranks, tuple provider, program). `train_spec_for` maps the
 job spec onto the training program's `TrainSpec` (the same on every party,
 so the SPMD contract holds): every model the spec accepts (logistic, linear
 and softmax regression, an MLP of 1 to 8 hidden layers with bce, mse or
-cross-entropy) and SGD with momentum and weight decay. It refuses only a job
+cross-entropy), SGD with momentum and weight decay, the batch order and the
+standardisation. It refuses only a job
 with no test rows (there would be no metric to report). `worker_manifest`
 adds this party's data source: its catalogue entry, the registered
 fingerprint, the feature and label columns and the row split.
@@ -20,7 +21,11 @@ read), and keeps the features, the label and (alignment "psi") the ids.
 the intersection's canonical order after the PSI), this party's own feature
 columns standardised with its own training rows' mean and deviation (local
 preprocessing; for a vertical job that is the same as standardising the
-joined table), train (first rows) and test (last rows) as
+joined table; the statistics go with the rows, for the model's recipients),
+or, for a horizontal job with pooled standardisation, raw (standardised
+under MPC, `mpc_ledger.mpc.preprocessing`), each value within
+``POOLED_VALUE_BOUND`` (2^16) or refused naming its column and row before
+CrypTen starts; train (first rows) and test (last rows) as
 `jobs.spec.split_rows` says. `load_local_data` does both for a job aligned
 by row order. For a cross-entropy job the label must be a class index, an
 integer in [0, classes): any other value is refused with its column and
@@ -124,6 +129,8 @@ def train_spec_for(manifest: JobManifest) -> dict[str, Any]:
         "classes": spec.model.classes if spec.loss == "cross_entropy" else 0,
         "momentum": optimiser.momentum,
         "weight_decay": optimiser.weight_decay,
+        "batch_order": spec.batch_order,
+        "standardisation": spec.standardisation,
     }
 
 
@@ -179,14 +186,17 @@ class LocalTable:
     ids: list[object]
     x: Any  # numpy float64 (rows, features)
     y: Any  # numpy float32 (rows, 1), or None
+    columns: tuple[str, ...] = ()  # the feature columns' names, in x's order
 
     @property
     def rows(self) -> int:
         return len(self.x)
 
-    def party_data(self, rows: Sequence[int], train: int) -> PartyData:
+    def party_data(self, rows: Sequence[int], train: int, *, pooled: bool = False) -> PartyData:
         """The rows ``rows`` in that order, the first ``train`` of them for training;
-        features standardised with those training rows' mean and deviation."""
+        features standardised with those training rows' mean and deviation (given with
+        them), or with ``pooled`` raw (standardised under MPC), each within
+        `POOLED_VALUE_BOUND` (`LocalDataError` naming the column and row otherwise)."""
         import numpy as np
         import torch
 
@@ -194,17 +204,39 @@ class LocalTable:
 
         order = np.asarray(rows, dtype=np.int64)
         x = self.x[order]
-        mean = x[:train].mean(axis=0)
-        deviation = x[:train].std(axis=0)
-        deviation[deviation == 0] = 1.0
-        x = ((x - mean) / deviation).astype(np.float32)
+        mean = deviation = None
+        if pooled:
+            self._check_pooled_bound(order)
+        else:
+            mean = x[:train].mean(axis=0)
+            deviation = x[:train].std(axis=0)
+            deviation[deviation == 0] = 1.0
+            x = (x - mean) / deviation
+        x = x.astype(np.float32)
         y = self.y[order] if self.y is not None else None
         return PartyData(
             torch.from_numpy(np.ascontiguousarray(x[:train])),
             torch.from_numpy(np.ascontiguousarray(y[:train])) if y is not None else None,
             torch.from_numpy(np.ascontiguousarray(x[train:])),
             torch.from_numpy(np.ascontiguousarray(y[train:])) if y is not None else None,
+            feature_mean=torch.from_numpy(mean) if mean is not None else None,
+            feature_scale=torch.from_numpy(deviation) if deviation is not None else None,
         )
+
+    def _check_pooled_bound(self, order: Any) -> None:
+        import numpy as np
+
+        from mpc_ledger.mpc.preprocessing import POOLED_VALUE_BOUND
+
+        outside = np.abs(self.x[order]) > POOLED_VALUE_BOUND
+        if outside.any():
+            position, column = (int(v) for v in np.argwhere(outside)[0])
+            name = self.columns[column] if column < len(self.columns) else f"#{column + 1}"
+            raise LocalDataError(
+                f"column {name!r}, row {int(order[position]) + 1}: a value beyond "
+                f"+-{POOLED_VALUE_BOUND:.0f} (2^16), more than pooled standardisation's fixed "
+                "point carries; rescale the column (or use standardisation = 'per-party')"
+            )
 
 
 def load_local_table(data: dict[str, Any], spec: TrainSpec) -> LocalTable:
@@ -254,7 +286,7 @@ def _read_table(entry: CatalogueEntry, data: dict[str, Any], spec: TrainSpec) ->
         _check_class_indices(y_rows, names[label], spec.classes)
     x = np.asarray(x_rows, dtype=np.float64).reshape(len(x_rows), len(features))
     y = np.asarray(y_rows, dtype=np.float32).reshape(-1, 1) if label is not None else None
-    return LocalTable(ids, x, y)
+    return LocalTable(ids, x, y, tuple(data["features"]))
 
 
 def load_local_data(data: dict[str, Any], spec: TrainSpec, rank: int) -> PartyData:
@@ -266,7 +298,7 @@ def load_local_data(data: dict[str, Any], spec: TrainSpec, rank: int) -> PartyDa
             f"dataset {data['dataset_id']!r} has {table.rows} rows, not {train + test}"
         )
     del rank  # the split is the same for every rank; kept for the call's symmetry
-    return table.party_data(range(table.rows), train)
+    return table.party_data(range(table.rows), train, pooled=spec.standardisation == "pooled")
 
 
 def _check_class_indices(labels: list[float], column: str, classes: int) -> None:

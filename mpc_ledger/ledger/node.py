@@ -88,7 +88,7 @@ from mpc_ledger.ledger.mempool import Mempool
 from mpc_ledger.ledger.ratelimit import TokenBuckets
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user, parse_record
 from mpc_ledger.ledger.refusals import Refusal, RefusalCode
-from mpc_ledger.ledger.state import LedgerState, user_tls_refusal
+from mpc_ledger.ledger.state import LedgerState, Rulebook, user_tls_refusal
 from mpc_ledger.ledger.store import BlockStore
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
 
@@ -147,12 +147,17 @@ def validator_set_of(identity: PartyIdentity) -> ValidatorSet:
 
 
 class LedgerNode:
-    """See the module docstring. Thread-safe public methods; one loop thread inside."""
+    """See the module docstring. Thread-safe public methods; one loop thread inside.
+
+    ``rules``: the record kinds its ledger state accepts (`ledger.state.Rulebook`;
+    a party daemon passes `mpc_ledger.rulebook.RULEBOOK`).
+    """
 
     def __init__(
         self,
         identity: PartyIdentity,
         store: BlockStore,
+        rules: Rulebook,
         *,
         send: Callable[[consensus_pb2.ConsensusMessage], None] = lambda message: None,
         broadcast_record: Callable[[bytes], None] = lambda raw: None,
@@ -180,7 +185,7 @@ class LedgerNode:
             params.timeout_precommit_ms,
             params.timeout_precommit_delta_ms,
         )
-        self.state = LedgerState(genesis)
+        self.state = LedgerState(genesis, rules)
         self.mempool = Mempool(max_records=self.options.mempool_max_records)
         quotas = genesis.quotas
         self._submit_rate = TokenBuckets(quotas.user_submit_per_s, quotas.user_submit_burst)

@@ -14,6 +14,7 @@ from mpc_ledger.ledger.catchup import BlockFetcher
 from mpc_ledger.ledger.links import GossipLinks
 from mpc_ledger.ledger.network import ConsensusServicer, LedgerServicer, gossip_record
 from mpc_ledger.ledger.node import LedgerNode, NodeOptions
+from mpc_ledger.ledger.state import Rulebook
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.proto.v1 import (
     consensus_pb2,
@@ -33,10 +34,14 @@ STORE_FILE = "ledger.sqlite"
 
 
 class LedgerService:
-    """A `DaemonService`: the party's ledger node on the daemon's port."""
+    """A `DaemonService`: the party's ledger node on the daemon's port.
 
-    def __init__(self, party: Party, options: NodeOptions | None = None) -> None:
+    ``rules``: the record kinds the node accepts (`mpc_ledger.rulebook.RULEBOOK`).
+    """
+
+    def __init__(self, party: Party, rules: Rulebook, options: NodeOptions | None = None) -> None:
         self.party = party
+        self._rules = rules
         self._options = options
         self.store = SqliteBlockStore(party.config.data_dir / STORE_FILE, party.genesis.chain_id)
         self.node: LedgerNode | None = None
@@ -49,6 +54,7 @@ class LedgerService:
         self.node = LedgerNode(
             identity,
             self.store,
+            self._rules,
             send=self._send_consensus,
             broadcast_record=self._broadcast_record,
             announce=self._announce,

@@ -8,9 +8,15 @@ user's first record, and two identical records in one block are refused.
 Every honest node gives the same answer for the same chain: nothing here reads
 a clock, a file or a random source.
 
-Record kinds are registered as `Rule`s: who may author them (members, users,
-users with a role) and the payload's own check and effect. Later features add
-their kinds through `register_rule`.
+Record kinds are `Rule`s: who may author them (members, users, users with a
+role) and the payload's own check and effect. The rules are data passed in: a
+`LedgerState` knows only the kinds of the `Rulebook` it is built with, and
+refuses any other kind (``unknown-kind``). This module exports the ledger's own
+rules (`LEDGER_RULES`: notes, user bindings and revocations); features above
+the ledger export theirs (`mpc_ledger.jobs.rules.JOB_RULES`), and
+`mpc_ledger.rulebook` merges them into the one rulebook that nodes and the
+verifier use. Nothing here imports a feature, and importing nothing registers
+anything.
 
 Quotas: what a user authors is counted per window of the genesis's
 ``quotas.user_window_blocks`` heights; a record beyond the window's records or
@@ -24,7 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from mpc_ledger.identity.genesis import Genesis, QuotaParams
@@ -33,12 +40,13 @@ from mpc_ledger.ledger.records import USER_ROLES, ParsedRecord, member_of_user, 
 from mpc_ledger.ledger.refusals import Refusal, RefusalCode
 
 __all__ = [
+    "LEDGER_RULES",
     "BlockDraft",
     "LedgerState",
     "Rule",
+    "Rulebook",
     "StateView",
     "UserEntry",
-    "register_rule",
     "user_tls_refusal",
 ]
 
@@ -102,22 +110,46 @@ class Rule:
     user_role: str | None = None
 
 
-_RULES: dict[str, Rule] = {}
+class Rulebook(Mapping[str, Rule]):
+    """Record kind -> `Rule`, immutable: the merge of ``parts``, each kind in one part only.
 
+    A kind in two parts is refused here (ValueError naming it), when the rulebook
+    is built, so no part can silently replace another's rule for a kind.
+    """
 
-def register_rule(kind: str, rule: Rule) -> None:
-    if kind in _RULES:
-        raise ValueError(f"a rule for {kind!r} is already registered")
-    _RULES[kind] = rule
+    def __init__(self, *parts: Mapping[str, Rule]) -> None:
+        rules: dict[str, Rule] = {}
+        for part in parts:
+            for kind, rule in part.items():
+                if kind in rules:
+                    raise ValueError(f"record kind {kind!r} has a rule in two parts of a rulebook")
+                rules[kind] = rule
+        self._rules = MappingProxyType(rules)
+
+    def __getitem__(self, kind: str) -> Rule:
+        return self._rules[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __repr__(self) -> str:
+        return f"Rulebook({', '.join(self._rules)})"
 
 
 class LedgerState:
-    """The committed state; see the module docstring."""
+    """The committed state; see the module docstring.
 
-    def __init__(self, genesis: Genesis) -> None:
-        import mpc_ledger.jobs  # noqa: F401 - registers the dataset and job record rules
+    ``rules``: every record kind this state accepts (no default: a node and the
+    verifier pass `mpc_ledger.rulebook.RULEBOOK`, a test of the ledger alone
+    `LEDGER_RULES`).
+    """
 
+    def __init__(self, genesis: Genesis, rules: Rulebook) -> None:
         self.genesis = genesis
+        self.rules = rules
         self._chain_id = genesis.chain_id
         self._member_keys = {m.id: m.signing_public_key for m in genesis.members}
         self._users: dict[str, UserEntry] = {}
@@ -269,6 +301,7 @@ class _Overlay:
 
     def __init__(self, base: LedgerState) -> None:
         self.genesis = base.genesis
+        self.rules = base.rules
         self._base = base
         self._users: dict[str, UserEntry] = {}
         self._keys: dict[bytes, str | None] = {}
@@ -324,7 +357,7 @@ def _check(
         )
     if view.seen(record.id):
         return Refusal(RefusalCode.DUPLICATE, "duplicate: this record is already on the ledger")
-    rule = _RULES.get(record.kind)
+    rule = state.rules.get(record.kind)
     if rule is None:
         kind = record.kind or "(none)"
         return Refusal(RefusalCode.UNKNOWN_KIND, f"unknown record kind {kind!r}")
@@ -414,7 +447,7 @@ def _permission(
 
 
 def _apply(view: LedgerState | _Overlay, record: ParsedRecord) -> None:
-    _RULES[record.kind].apply(view, record)
+    view.rules[record.kind].apply(view, record)
     _count_quota(view, record)
     view.mark_seen(record.id)
 
@@ -507,6 +540,11 @@ def _apply_revoke(view: StateView, record: ParsedRecord) -> None:
     view.put_user(dataclasses.replace(user, active=False))
 
 
-register_rule("note", Rule(authors="any", check=_check_note))
-register_rule("bind_user", Rule(authors="member", check=_check_bind, apply=_apply_bind))
-register_rule("revoke_user", Rule(authors="member", check=_check_revoke, apply=_apply_revoke))
+# The ledger's own record kinds, whatever features run above it.
+LEDGER_RULES = Rulebook(
+    {
+        "note": Rule(authors="any", check=_check_note),
+        "bind_user": Rule(authors="member", check=_check_bind, apply=_apply_bind),
+        "revoke_user": Rule(authors="member", check=_check_revoke, apply=_apply_revoke),
+    }
+)

@@ -57,6 +57,7 @@ from typing import Any
 import torch
 
 from mpc_ledger.mpc.errors import ProtocolViolation
+from mpc_ledger.mpc.preprocessing import DEVIATION_EXPONENTS
 from mpc_ledger.mpc.programs import TrainSpec, conformance_inputs
 
 __all__ = [
@@ -264,6 +265,9 @@ REQUESTS_PER_LAYER_STEP = 400
 # Elements per step and layer in units of the largest request allowed: measured well under 1
 # (about 5 x rows x width); forty times the largest request leaves room for the loss and metric.
 ELEMENTS_PER_LAYER_STEP_FACTOR = 40
+# Pooled standardisation's statistics (`mpc_ledger.mpc.preprocessing`): two batched
+# comparisons, the one-hot products and three Newton steps, in steps' worth of requests.
+PREPROCESSING_STEPS = 2
 
 
 @dataclasses.dataclass
@@ -331,7 +335,19 @@ def budget_for_program(program: Mapping[str, Any]) -> DealerBudget:
     batches = math.ceil(train_rows / spec.batch_size) if train_rows else 0
     widths = [spec.n_features, *spec.hidden, spec.output_size, spec.classes**2]
     layers = (len(spec.hidden) if spec.model == "mlp" else 0) + 1
-    return _budget(rows, widths, layers, steps=spec.epochs * batches + 4)
+    steps = spec.epochs * batches + 4
+    if spec.standardisation == "pooled":
+        # `preprocessing.standardise` takes the rows in chunks of `rows` (at most one step's
+        # requests each); the statistics before it compare and multiply vectors of
+        # parties x features x exponents elements, in about PREPROCESSING_STEPS steps' requests.
+        steps += math.ceil((train_rows + test_rows) / rows) + PREPROCESSING_STEPS
+        parties = len(spec.train_rows_per_rank)
+        widths.append(_ceil_div(2 * parties * len(DEVIATION_EXPONENTS) * spec.n_features, rows))
+    return _budget(rows, widths, layers, steps=steps)
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
 
 
 # --- the loop --------------------------------------------------------------------------------

@@ -14,12 +14,27 @@ layer, or an MLP with ReLU between its hidden layers; ``classes`` outputs
 for cross-entropy, else one), imported with ``crypten.nn.from_pytorch``
 (legacy ONNX exporter, see `crypten_compat`) and encrypted; mini-batch SGD
 (``crypten.optim.SGD``: momentum and weight decay as in ``torch.optim.SGD``,
-so `run_plaintext` is the exact reference) on the secret-shared data in row
-order; evaluation under MPC with only aggregates revealed (`mpc_ledger.mpc.evaluation`:
+so `run_plaintext` is the exact reference) on the secret-shared data, in rank
+order or (``batch_order = "shuffled"``) a new public permutation every epoch
+(`mpc_ledger.mpc.preprocessing`: each party permutes its own shares, no
+message; the result's ``batch_order_digest`` covers every epoch's order);
+evaluation under MPC with only aggregates revealed (`mpc_ledger.mpc.evaluation`:
 accuracy, precision, recall, F1 and log-loss for a binary model, accuracy
 and macro-F1 for a multiclass one, MSE, MAE and R² for a regression);
 the trained parameters revealed only to ``spec.recipients`` (everyone else
-learns nothing about them). The first recipient then broadcasts the
+learns nothing about them).
+
+Standardisation: with ``standardisation = "pooled"`` (horizontal) each party
+shares its raw rows and the features are standardised under MPC with every
+party's training rows' pooled mean and deviation (`preprocessing`); otherwise
+each party standardised its own rows (vertical: its own columns) before
+sharing, and a vertical owner hands its columns' mean and deviation in
+`PartyData`, shared ``src`` = the owner. The model's recipients, and only
+they, receive the statistics with the parameters as ``preprocessing.mean``
+and ``preprocessing.scale`` (float32, one per feature, in the model's
+feature order: the pooled ones, or each owner's own), so the model digest
+covers them; a horizontal job standardised per party has no single
+statistic and releases none. The first recipient then broadcasts the
 model's digest (`model_digest`, SHA-256 over its canonical encoding) to the
 data parties, so rank 0 can put the hash of a model it never sees on the
 ledger. With ``spec.reveal_loss`` the mean training loss of each epoch is
@@ -49,6 +64,15 @@ import torch
 
 from mpc_ledger.mpc.evaluation import encrypted_metrics, plain_metrics
 from mpc_ledger.mpc.model_codec import encode_model, model_digest_of_encoding
+from mpc_ledger.mpc.preprocessing import (
+    BatchOrderDigest,
+    batch_permutation,
+    check_pooled_values,
+    pooled_statistics,
+    pooled_statistics_plain,
+    standardise,
+    standardise_plain,
+)
 
 __all__ = [
     "DEFAULT_LOSS",
@@ -81,6 +105,10 @@ _LOSSES_OF = {
 # CrypTen's own guard against a wrapped-around share: a gradient element larger than
 # this is zeroed (what `crypten.nn.Module.update_parameters` does by default).
 GRAD_THRESHOLD = 100.0
+BATCH_ORDERS = ("", "shuffled")
+STANDARDISATIONS = ("", "pooled")
+# The statistics the model expects its inputs standardised with, released with it.
+MEAN_NAME, SCALE_NAME = "preprocessing.mean", "preprocessing.scale"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +139,13 @@ class TrainSpec:
     classes: int = 0
     momentum: float = 0.0
     weight_decay: float = 0.0
+    # "shuffled": the training rows in a new public order every epoch
+    # (`preprocessing.batch_permutation`); "": in rank order, the same every epoch
+    batch_order: str = ""
+    # "pooled" (horizontal): the raw rows are shared and standardised under MPC with every
+    # party's training rows' statistics; "": each party standardised its own rows (vertical:
+    # its own columns) before sharing them
+    standardisation: str = ""
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -137,6 +172,14 @@ class TrainSpec:
             raise ValueError("momentum must be at least 0 and less than 1")
         if not 0 <= self.weight_decay < 1:
             raise ValueError("weight_decay must be at least 0 and less than 1")
+        if self.batch_order not in BATCH_ORDERS:
+            raise ValueError(f"batch_order {self.batch_order!r} is not one of {BATCH_ORDERS}")
+        if self.standardisation not in STANDARDISATIONS:
+            raise ValueError(
+                f"standardisation {self.standardisation!r} is not one of {STANDARDISATIONS}"
+            )
+        if self.standardisation == "pooled" and self.layout != "horizontal":
+            raise ValueError("pooled standardisation is for horizontal jobs")
 
     @property
     def output_size(self) -> int:
@@ -174,12 +217,15 @@ class TrainSpec:
 
 @dataclasses.dataclass(frozen=True)
 class PartyData:
-    """One party's own part of the data (None where it holds nothing)."""
+    """One party's own part of the data (None where it holds nothing); with the mean and
+    deviation it standardised its own features with, where it did (`worker_bridge`)."""
 
     x_train: torch.Tensor | None
     y_train: torch.Tensor | None
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
+    feature_mean: torch.Tensor | None = None
+    feature_scale: torch.Tensor | None = None
 
 
 def breast_cancer_split(seed: int = 0, rows: int | None = None) -> dict[str, np.ndarray]:
@@ -374,22 +420,37 @@ def run_training(
     """Train under MPC; return the metric (all parties) and the model (recipients only)."""
     started = time.perf_counter()
     data = _plain_labels(spec, data)  # refuses a bad label before anything is shared
+    if spec.standardisation == "pooled":  # refuses a value out of range, likewise
+        check_pooled_values(data.x_train, "training")
+        check_pooled_values(data.x_test, "test")
     x_train, y_train = _encrypt_layout(crypten, spec, rank, world_size, "train", data)
     x_test, y_test = _encrypt_layout(crypten, spec, rank, world_size, "test", data)
+    statistics = None
+    if spec.standardisation == "pooled":
+        pooled = pooled_statistics(
+            crypten, spec.train_rows_per_rank, spec.n_features, rank, data.x_train
+        )
+        chunk_rows = max(min(spec.batch_size, spec.n_train), spec.n_test, 1)
+        x_train = standardise(crypten, x_train, pooled, chunk_rows)
+        x_test = standardise(crypten, x_test, pooled, chunk_rows)
+        statistics = (pooled.mean, pooled.scale)
+    elif spec.layout == "vertical":
+        statistics = _owner_statistics(crypten, spec, rank, world_size, data)
     torch_model = build_torch_model(spec)
     model = crypten.nn.from_pytorch(torch_model, torch.zeros(1, spec.n_features))
     model.encrypt(src=0)
     model.train()
     loss_fn = _loss(crypten, spec)
     optimiser = _optimiser(crypten, spec, model)
-    n_train = spec.n_train
+    order_digest = BatchOrderDigest()
     step, last_report = 0, 0.0
     for epoch in range(1, spec.epochs + 1):
+        order = _epoch_order(spec, epoch, order_digest)
         loss_sum, batches = None, 0
-        for start in range(0, n_train, spec.batch_size):
-            stop = min(start + spec.batch_size, n_train)
-            output = model(x_train[start:stop])
-            loss = loss_fn(output, y_train[start:stop])
+        for start in range(0, spec.n_train, spec.batch_size):
+            stop = min(start + spec.batch_size, spec.n_train)
+            output = model(_rows(x_train, order, start, stop))
+            loss = loss_fn(output, _rows(y_train, order, start, stop))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -414,17 +475,76 @@ def run_training(
     metrics = _evaluate(crypten, spec, model(x_test), y_test)
     revealed: dict[str, list[Any]] = {}
     for name, parameter in model.named_parameters():
-        for recipient in spec.recipients:
-            plain = parameter.get_plain_text(dst=recipient)
-            if recipient == rank:
-                revealed[_parameter_name(name)] = plain.tolist()
+        _reveal(spec, rank, revealed, _parameter_name(name), parameter)
+    if statistics is not None:
+        _reveal(spec, rank, revealed, MEAN_NAME, statistics[0])
+        _reveal(spec, rank, revealed, SCALE_NAME, statistics[1])
     digest = _share_model_digest(crypten, spec, revealed if rank == spec.recipients[0] else None)
     return {
         **metrics,
         "train_seconds": train_seconds,
         "model": revealed if rank in spec.recipients else None,
         "model_hash": digest.hex(),
+        "batch_order_digest": order_digest.hexdigest(),
     }
+
+
+def _reveal(spec: TrainSpec, rank: int, revealed: dict[str, Any], name: str, value: Any) -> None:
+    """Open ``value`` to each recipient in turn (nobody else learns anything of it)."""
+    for recipient in spec.recipients:
+        plain = value.get_plain_text(dst=recipient)
+        if recipient == rank:
+            revealed[name] = plain.tolist()
+
+
+def epoch_order(spec: TrainSpec, epoch: int) -> torch.Tensor | None:
+    """The training rows' order in ``epoch`` (from 1); None for rank order (plain slices)."""
+    if spec.batch_order != "shuffled":
+        return None
+    return batch_permutation(spec.seed, epoch, spec.n_train)
+
+
+def _epoch_order(spec: TrainSpec, epoch: int, digest: BatchOrderDigest) -> torch.Tensor | None:
+    order = epoch_order(spec, epoch)
+    digest.add(order if order is not None else torch.arange(spec.n_train))
+    return order
+
+
+def _rows(values: Any, order: torch.Tensor | None, start: int, stop: int) -> Any:
+    """Rows start..stop of the epoch's order. Each party selects the same positions of its
+    own shares (`index_select` copies shares: it opens nothing and sends nothing, so a
+    shuffled epoch costs the same rounds and bytes as one in rank order)."""
+    if order is None:
+        return values[start:stop]
+    return values.index_select(0, order[start:stop])
+
+
+def _owner_statistics(
+    crypten: Any, spec: TrainSpec, rank: int, world_size: int, data: PartyData
+) -> tuple[Any, Any]:
+    """Vertical: each owner's own columns' mean and deviation (its local standardisation),
+    shared by that owner (no message) in the model's column order; mean 0, scale 1 for an
+    owner that standardised nothing (data already standardised, as in the test harness)."""
+    means, scales = [], []
+    for owner in range(world_size):
+        width = spec.columns_per_rank[owner]
+        if width == 0:
+            continue
+        mean, scale = (
+            torch.zeros(width, dtype=torch.float64),
+            torch.ones(width, dtype=torch.float64),
+        )
+        if owner == rank and data.feature_mean is not None and data.feature_scale is not None:
+            mean, scale = data.feature_mean.double(), data.feature_scale.double()
+        means.append(crypten.cryptensor(_checked_vector(mean, width), src=owner))
+        scales.append(crypten.cryptensor(_checked_vector(scale, width), src=owner))
+    return crypten.cat(means), crypten.cat(scales)
+
+
+def _checked_vector(values: torch.Tensor, width: int) -> torch.Tensor:
+    if tuple(values.shape) != (width,):
+        raise ValueError(f"this party's statistics have shape {tuple(values.shape)}, not {width}")
+    return values
 
 
 def model_digest(parameters: Mapping[str, Any]) -> bytes:
@@ -451,9 +571,13 @@ def _evaluate(crypten: Any, spec: TrainSpec, output: Any, labels: Any) -> dict[s
 
 def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any]:
     """The same training in plain PyTorch (the reference the MPC result is compared to);
-    ``full`` holds labels as (rows, 1) columns (class indices for cross-entropy)."""
+    ``full`` holds labels as (rows, 1) columns (class indices for cross-entropy), and the
+    features as the parties share them: raw for pooled standardisation (standardised here
+    with the exact pooled statistics, which the model then holds as MPC's does), else
+    already standardised. The rows are visited in the MPC run's order (`epoch_order`)."""
     started = time.perf_counter()
     model = build_torch_model(spec)
+    full, statistics = _plain_standardised(spec, full)
     x_train = torch.from_numpy(full["x_train"])
     y_train = _plain_targets(spec, torch.from_numpy(full["y_train"]))
     loss_fn: torch.nn.Module = {
@@ -467,11 +591,13 @@ def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any
         momentum=spec.momentum,
         weight_decay=spec.weight_decay,
     )
-    for _epoch in range(spec.epochs):
+    for epoch in range(1, spec.epochs + 1):
+        order = epoch_order(spec, epoch)
         for start in range(0, len(x_train), spec.batch_size):
             stop = min(start + spec.batch_size, len(x_train))
+            rows = slice(start, stop) if order is None else order[start:stop]
             optimiser.zero_grad()
-            loss = loss_fn(model(x_train[start:stop]), y_train[start:stop])
+            loss = loss_fn(model(x_train[rows]), y_train[rows])
             loss.backward()
             optimiser.step()
     train_seconds = time.perf_counter() - started
@@ -482,7 +608,23 @@ def run_plaintext(spec: TrainSpec, full: dict[str, np.ndarray]) -> dict[str, Any
             labels = one_hot_labels(labels, spec.classes)
         result = plain_metrics(spec.loss, output, labels)
     parameters = {name: p.detach().tolist() for name, p in model.named_parameters()}
-    return {**result, "train_seconds": train_seconds, "model": parameters}
+    return {**result, "train_seconds": train_seconds, "model": {**parameters, **statistics}}
+
+
+def _plain_standardised(
+    spec: TrainSpec, full: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """Pooled: ``full`` standardised with its training rows' statistics, and those (as the
+    model's entries); otherwise ``full`` as given and no entries."""
+    if spec.standardisation != "pooled":
+        return full, {}
+    mean, scale = pooled_statistics_plain(full["x_train"])
+    standardised = {
+        **full,
+        "x_train": standardise_plain(full["x_train"], mean, scale),
+        "x_test": standardise_plain(full["x_test"], mean, scale),
+    }
+    return standardised, {MEAN_NAME: mean.tolist(), SCALE_NAME: scale.tolist()}
 
 
 def _plain_targets(spec: TrainSpec, labels: torch.Tensor) -> torch.Tensor:

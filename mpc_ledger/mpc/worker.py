@@ -37,7 +37,8 @@ dealer's budget (`mpc_ledger.mpc.dealer.budget_for_program`).
 ``{"event": "epoch", "epoch", "step", "elapsed_s", "transcript", ["loss"]}``
 (the transcript snapshot taken at the epoch's end; the loss only when the
 job reveals it) and ``{"event": "result", ...}`` (the result without the
-model). ``--model-out PATH`` (recipients) saves the revealed model there
+model; a training result has its ``batch_order_digest``). ``--model-out
+PATH`` (recipients) saves the revealed model there
 (``torch.save`` of a name -> tensor dict, mode 0600, and its canonical encoding,
 `mpc_ledger.mpc.model_codec`, beside it as ``.bin``) instead of putting it in
 the result. With ``MPC_LEDGER_WORKER_PARENT=<pid>`` in its environment the
@@ -247,7 +248,7 @@ def _align(
         }
     )
     spec = dataclasses.replace(spec, train_rows_per_rank=(train,), test_rows_per_rank=(test,))
-    return spec, table.party_data(result.rows, train)
+    return spec, table.party_data(result.rows, train, pooled=spec.standardisation == "pooled")
 
 
 def _run_program(

@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 Only the genesis file the officer brings is trusted. From it come the chain
 id (its hash), the validator set and the quorum, the members' keys and the
-ledger's rules. The export is read one block at a time
+ledger's parameters; the record rules are this program's own
+(:data:`mpc_ledger.rulebook.RULEBOOK`, the rulebook party daemons run). The
+export is read one block at a time
 (:class:`~mpc_ledger.verify.container.ExportReader`) and every fact is
 re-derived, in this order, each failure filed under a named check
 (:data:`mpc_ledger.verify.report.CHECKS`) with the block height and, for a
@@ -49,6 +51,7 @@ from mpc_ledger.documents import parse_json
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.ledger.merkle import MerkleFrontier, leaf_hash, merkle_root
 from mpc_ledger.proto.v1 import consensus_pb2, export_pb2
+from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.verify.certificates import assess_certificate
 from mpc_ledger.verify.consistency import (
     ChainSummary,
@@ -56,7 +59,7 @@ from mpc_ledger.verify.consistency import (
     report_previous_failures,
 )
 from mpc_ledger.verify.container import ExportReader
-from mpc_ledger.verify.jobs import JobAudit, RecordContext, load_record_rules
+from mpc_ledger.verify.jobs import JobAudit, RecordContext
 from mpc_ledger.verify.logproofs import LeafHashLog
 from mpc_ledger.verify.replay import RecordReplay
 from mpc_ledger.verify.report import Report
@@ -101,7 +104,6 @@ class _ExportVerifier:
         keep_block_ids: bool,
         progress: ProgressCallback | None,
     ) -> None:
-        load_record_rules()
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.validators = genesis_validators(genesis)
@@ -338,7 +340,7 @@ class _ExportVerifier:
             self.log = LeafHashLog()
         if self.keep_block_ids:
             self.block_ids.setdefault(self.tip.height, self.tip.block_id)
-        replay = RecordReplay(self.genesis, partial=partial)
+        replay = RecordReplay(self.genesis, RULEBOOK, partial=partial)
         jobs = JobAudit(self.genesis, job_id=self.job_id, partial=partial)
         first_height: int | None = None
         first_time: int | None = None

@@ -43,9 +43,10 @@ shows up only there) hands them to :meth:`refused`.
 Partial exports: a job submitted before the export's first height cannot be
 audited; it is named as a limitation, not a failure. Records of kinds that
 are neither the ledger's own nor job kinds are counted and named as not
-audited. :func:`load_record_rules` registers the job record kinds' ledger
-rules with the state machine exactly as the party daemon does, so those
-records are replayed and their signatures and permissions checked.
+audited. Which kinds are which comes from the rules themselves
+(`mpc_ledger.ledger.state.LEDGER_RULES`, `mpc_ledger.jobs.rules.JOB_RULES`),
+the two halves of the rulebook the chain verifier replays records with, so
+a kind gains an audit here only by being added to one of them.
 """
 
 from __future__ import annotations
@@ -53,15 +54,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import importlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mpc_ledger.identity.genesis import Genesis
+from mpc_ledger.jobs.rules import JOB_RULES
 from mpc_ledger.ledger.records import ParsedRecord
-from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.ledger.state import LEDGER_RULES, LedgerState
 from mpc_ledger.verify.report import Report, Section, Table
 
 __all__ = [
@@ -69,39 +70,14 @@ __all__ = [
     "LEDGER_RECORD_KINDS",
     "JobAudit",
     "RecordContext",
-    "load_record_rules",
 ]
 
 # Record kinds that are the ledger's own business, not a job's.
-LEDGER_RECORD_KINDS = frozenset({"note", "bind_user", "revoke_user"})
+LEDGER_RECORD_KINDS = frozenset(LEDGER_RULES)
 # Record kinds this audit reads (protos/mpc_ledger/v1/jobs.proto).
-JOB_RECORD_KINDS = frozenset(
-    {
-        "dataset_registration",
-        "job_submission",
-        "job_decision",
-        "job_started",
-        "job_alignment",
-        "job_epoch_digests",
-        "job_completed",
-        "participation_proof",
-        "job_aborted",
-    }
-)
-_JOB_RULES_MODULE = "mpc_ledger.jobs.rules"
+JOB_RECORD_KINDS = frozenset(JOB_RULES)
 _HASH_BYTES = 32
 _EMPTY_DIGEST = hashlib.sha256().digest()  # a channel one end never used
-
-
-def load_record_rules() -> bool:
-    """Register the job record kinds' ledger rules, as the daemon does; False if none exist."""
-    try:
-        importlib.import_module(_JOB_RULES_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and _JOB_RULES_MODULE.startswith(exc.name):
-            return False
-        raise
-    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 The verifier does not restate who may write what: it runs every record, in
 log order, through :class:`mpc_ledger.ledger.state.LedgerState` built from the
-genesis, the same state machine every party ran before its validators
+genesis and the rulebook it is given (the verifier passes
+:data:`mpc_ledger.rulebook.RULEBOOK`, the one every party daemon's node is
+built with), the same state machine every party ran before its validators
 certified the block. ``check`` then ``apply`` per record is exactly what
 ``LedgerState.check_block`` does with its overlay, one record at a time, so
 each failing record gets its own finding and the valid ones keep the state
@@ -38,7 +40,7 @@ from mpc_ledger.identity.signing import (
     signing_bytes,
 )
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user, parse_record
-from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.ledger.state import LedgerState, Rulebook
 
 __all__ = ["RecordOutcome", "RecordReplay"]
 
@@ -46,8 +48,8 @@ __all__ = ["RecordOutcome", "RecordReplay"]
 class _VerifyingState(LedgerState):
     """LedgerState with a one-shot, cache-free signature check (see the module docstring)."""
 
-    def __init__(self, genesis: Genesis) -> None:
-        super().__init__(genesis)
+    def __init__(self, genesis: Genesis, rules: Rulebook) -> None:
+        super().__init__(genesis, rules)
         self._signed_prefix = signing_bytes(Purpose.RECORD, genesis.chain_id, b"")
         self.signature_failed = False
 
@@ -78,8 +80,8 @@ class RecordOutcome:
 class RecordReplay:
     """The genesis state, advanced record by record (see the module docstring)."""
 
-    def __init__(self, genesis: Genesis, *, partial: bool = False) -> None:
-        self.state = _VerifyingState(genesis)
+    def __init__(self, genesis: Genesis, rules: Rulebook, *, partial: bool = False) -> None:
+        self.state = _VerifyingState(genesis, rules)
         self.partial = partial
         self._members = frozenset(member.id for member in genesis.members)
         self.unverifiable = 0

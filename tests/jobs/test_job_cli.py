@@ -141,8 +141,10 @@ def check_the_model_file_predicts_as_plain_pytorch(root, model, job_id):
     rows = [{**a_rows[i], **b_rows[i]} for i in shared]
     write_csv(root / "rows.csv", header, [[row[c] for row in rows] for c in header])
     x = np.array([[float(row[c]) for c in shown["features"]] for row in rows])
-    if "preprocessing.mean" in tensors:  # released by the job: the model takes raw columns
-        x = (x - tensors["preprocessing.mean"].numpy()) / tensors["preprocessing.scale"].numpy()
+    # each owner's own columns' mean and deviation, released with the model: it takes raw columns
+    assert tensors["preprocessing.mean"].shape == tensors["preprocessing.scale"].shape == (5,)
+    assert shown["preprocessing"]["kind"] == "standardise", shown
+    x = (x - tensors["preprocessing.mean"].numpy()) / tensors["preprocessing.scale"].numpy()
     linear = torch.nn.Linear(5, 1)
     linear.load_state_dict(parameters)
     with torch.no_grad():

@@ -16,6 +16,7 @@ from mpc_ledger.jobs.spec import JobDatasetRef
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.proto.v1 import jobs_pb2
+from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
 
 from .conftest import ASSAYS, COHORT, raw, registration, vertical_spec
@@ -134,7 +135,7 @@ def channel(sender, receiver, digest=b"\x07" * 32):
 
 @pytest.fixture
 def state(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, RULEBOOK)
     jobs = Jobs(authors, state)
     commit(
         state,
@@ -322,6 +323,41 @@ def test_every_status_a_job_reaches_comes_from_the_transitions_table(jobs, monke
         (rules.PENDING, "approve-last"),
         (rules.APPROVED, "abort"),
     ]
+
+
+class StatusWatch:
+    """Commits records one at a time and notes the kinds that changed their job's status."""
+
+    def __init__(self, jobs):
+        self.jobs = jobs
+        self.changed = set()
+
+    def commit(self, *records):
+        for record in records:
+            message = getattr(record.body, record.body.WhichOneof("payload"))
+            job_id = getattr(message, "job_id", b"") or parsed(record).id
+            before = self.jobs.job(job_id)
+            commit(self.jobs.state, record)
+            if before is None or self.jobs.job(job_id).status != before.status:
+                self.changed.add(record.body.WhichOneof("payload"))
+
+
+def test_the_status_kinds_are_the_kinds_that_move_a_job(jobs):
+    """`JOB_STATUS_KINDS` (what the runner and the tally wake on) names every trail kind
+    that changed a job's status over whole lives, and no other (issue #14)."""
+    watch = StatusWatch(jobs)
+    done, rejected = jobs.submit(), jobs.submit()
+    watch.commit(done, rejected)
+    done, rejected = parsed(done).id, parsed(rejected).id
+    watch.commit(jobs.decide("a", done), jobs.decide("b", done))
+    watch.commit(*(jobs.start(m, done) for m in ("a", "b", "dealer")))
+    watch.commit(jobs.digests("a", done), jobs.proof("b", done), jobs.complete("a", done))
+    watch.commit(jobs.proof("a", done), jobs.decide("b", rejected, approve=False))
+    aborted = jobs.submitted()
+    watch.commit(jobs.abort("a/alice", aborted))
+    assert watch.changed == {"job_submission", *rules.JOB_STATUS_KINDS}
+    assert set(rules.JOB_STATUS_KINDS) < set(rules.JOB_TRAIL_KINDS)
+    assert set(rules.JOB_TRAIL_KINDS) == set(rules.JOB_RULES) - {"dataset_registration"}
 
 
 def test_decision_after_start_is_refused(jobs):
@@ -646,7 +682,7 @@ def test_who_may_abort(jobs):
 
 
 def test_a_whole_job_fits_in_one_block_in_order(authors, jobs):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, RULEBOOK)
     setup = [
         authors.bind("a", "a/alice"),
         authors.bind("b", "b/bob"),

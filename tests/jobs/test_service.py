@@ -17,6 +17,7 @@ from mpc_ledger.ledger.records import make_record
 from mpc_ledger.ledger.refusals import RefusalCode
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2
+from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.consortium import make_consortium
 
 
@@ -30,7 +31,7 @@ def access(consortium, tmp_path):
     """The dealer's `_LedgerAccess` over its own follower node."""
     party = consortium.party("dealer")
     store = SqliteBlockStore(tmp_path / "ledger.sqlite", party.genesis.chain_id)
-    node = LedgerNode(party.identity, store)
+    node = LedgerNode(party.identity, store, RULEBOOK)
     assert node.core is None, "the dealer must be a follower here"
     node.start()
     access = _LedgerAccess(party, node)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
@@ -81,7 +82,7 @@ momentum = 1.0
     assert list(caught.value.problems) == [
         "colour: unknown key; known: name, description, layout, alignment, datasets, features, "
         "label, model, loss, optimiser, epochs, batch_size, seed, test_fraction, recipients, "
-        "reveal_training_loss, tuple_provider, dealer, protocol",
+        "reveal_training_loss, tuple_provider, dealer, protocol, shuffle, standardisation",
         "datasets[0].features[2]: must be a string",
         "datasets[1].features: required (a list of strings)",
         "batch_size: must be an integer",
@@ -268,6 +269,128 @@ def test_manifest_assigns_ranks_and_has_a_stable_hash(vertical_registry, genesis
     assert other.manifest_hash != manifest.manifest_hash
     with pytest.raises(ValueError, match="does not check"):
         build_manifest(job_id, "a/alice", vertical_spec(epochs=0), vertical_registry, genesis)
+
+
+# -- batch order and standardisation --------------------------------------------------------
+
+HORIZONTAL_JOB = """
+name = "h"
+layout = "horizontal"
+features = ["age", "bmi"]
+label = "readmitted"
+epochs = 1
+batch_size = 4
+recipients = ["a"]
+{extra}
+[[datasets]]
+id = "a/cohort"
+[[datasets]]
+id = "b/cohort"
+[model]
+kind = "logistic_regression"
+[optimiser]
+learning_rate = 0.5
+"""
+
+
+def horizontal_job(extra: str = "") -> JobSpec:
+    return parse_job_spec(HORIZONTAL_JOB.format(extra=extra))
+
+
+def test_new_specs_shuffle_and_pool_by_default_and_say_so_in_the_proto():
+    spec = horizontal_job()
+    assert (spec.batch_order, spec.standardisation) == ("shuffled", "pooled")
+    message = spec.to_proto()
+    assert (message.batch_order, message.standardisation) == ("shuffled", "pooled")
+    assert JobSpec.from_proto(message) == spec
+    vertical = parse_job_spec(PSI_JOB)  # a vertical job's owners standardise their columns
+    assert (vertical.batch_order, vertical.standardisation) == ("shuffled", "")
+    explicit = parse_job_spec(
+        PSI_JOB.replace(
+            'label = "readmitted"', 'label = "readmitted"\nstandardisation = "per-owner"'
+        )
+    )
+    assert explicit == vertical
+
+
+def test_shuffle_false_and_per_party_mean_what_jobs_did_before():
+    spec = horizontal_job('shuffle = false\nstandardisation = "per-party"')
+    assert (spec.batch_order, spec.standardisation) == ("", "")
+    # proto3 leaves "" out: the record has neither field, as an old release wrote it
+    written = {field.name for field, _ in spec.to_proto().ListFields()}
+    assert not written & {"batch_order", "standardisation"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (
+            'standardisation = "global"',
+            "standardisation: 'global' is not one of 'pooled', 'per-party' (a horizontal job)",
+        ),
+        (
+            'standardisation = "per-owner"',
+            "standardisation: 'per-owner' is not one of 'pooled', 'per-party' (a horizontal job)",
+        ),
+        ("standardisation = 3", "standardisation: must be a string"),
+        ('shuffle = "yes"', "shuffle: must be true or false"),
+    ],
+)
+def test_bad_batch_order_or_standardisation_is_refused(extra, problem):
+    with pytest.raises(JobSpecError) as caught:
+        horizontal_job(extra)
+    assert problem in caught.value.problems, caught.value.problems
+
+
+def test_a_vertical_job_cannot_pool():
+    with pytest.raises(JobSpecError) as caught:
+        parse_job_spec(
+            PSI_JOB.replace(
+                'label = "readmitted"', 'label = "readmitted"\nstandardisation = "pooled"'
+            )
+        )
+    assert (
+        "standardisation: 'pooled' is not one of 'per-owner' (a vertical job)"
+        in caught.value.problems
+    )
+
+
+def test_the_ledger_refuses_unknown_encodings_in_a_decoded_spec():
+    """What `spec_problems` says of a `JobSpec` decoded from an untrusted submission."""
+    message = vertical_spec().to_proto()
+    message.batch_order, message.standardisation = "reversed", "z-score"
+    problems = spec_problems(JobSpec.from_proto(message))
+    assert "batch_order: 'reversed' is not '' (rank order) or 'shuffled'" in problems
+    assert "standardisation: 'z-score' is not '' (each party's own) or 'pooled'" in problems
+    message.standardisation = "pooled"  # known, but not for a vertical job
+    assert (
+        "standardisation: 'pooled' is for horizontal jobs; in a vertical job each owner holds "
+        "whole columns and standardises them itself ('per-owner')"
+        in spec_problems(JobSpec.from_proto(message))
+    )
+
+
+# SHA-256 of the deterministic encoding of `vertical_spec()` and of its horizontal twin, as
+# the release before batch_order / standardisation wrote them (computed on that release).
+OLD_SPEC_DIGESTS = {
+    "vertical": "8ec7c81025c0d21d44d3cd656c8f99c42c10cfbad82187085a63d4c3c468e96f",
+    "horizontal": "1d2f3ee4f0a4dccde2ae59fa6a14708e281956d9e6a214c485fde071cd0a2924",
+}
+
+
+@pytest.mark.parametrize("layout", ["vertical", "horizontal"])
+def test_an_old_spec_still_means_rank_order_per_party_and_hashes_the_same(layout):
+    spec = vertical_spec()
+    if layout == "horizontal":
+        spec = dataclasses.replace(spec, layout="horizontal", alignment="row-order")
+    encoded = spec.to_proto().SerializeToString(deterministic=True)
+    assert hashlib.sha256(encoded).hexdigest() == OLD_SPEC_DIGESTS[layout]
+    old = type(spec.to_proto())()
+    old.ParseFromString(encoded)  # an old record: the fields absent
+    decoded = JobSpec.from_proto(old)
+    assert (decoded.batch_order, decoded.standardisation) == ("", "")
+    assert not [p for p in spec_problems(decoded) if p.startswith(("batch", "standard"))]
+    assert decoded.to_proto().SerializeToString(deterministic=True) == encoded
 
 
 # -- alignment "psi" ------------------------------------------------------------------------

@@ -130,6 +130,17 @@ def test_a_horizontal_job_maps_rows_per_rank():
     assert (train.train_rows_per_rank, train.test_rows_per_rank) == ((40, 40), (10, 10))
 
 
+def test_batch_order_and_standardisation_reach_the_program():
+    horizontal = (JobDatasetRef("a/sepals", ("sl", "sw")), JobDatasetRef("b/petals", ("sl", "sw")))
+    spec = job_spec(
+        layout="horizontal", datasets=horizontal, batch_order="shuffled", standardisation="pooled"
+    )
+    train = mapped(spec)
+    assert (train.batch_order, train.standardisation) == ("shuffled", "pooled")
+    old = mapped(job_spec())  # an old spec: both fields absent
+    assert (old.batch_order, old.standardisation) == ("", "")
+
+
 def test_a_job_without_test_rows_is_still_refused():
     with pytest.raises(UnsupportedJobError, match="no test metric"):
         train_spec_for(manifest_for(job_spec(), test_rows=0))
@@ -258,3 +269,60 @@ def test_the_dealer_of_a_psi_job_is_bounded_by_the_smallest_dataset():
     no_rows = {**program, "data": {}}
     with pytest.raises(ValueError, match="row counts"):
         budget_for_program(no_rows)
+
+
+# -- pooled standardisation: raw values, within the fixed point's bound -----------------------
+
+
+def pooled_load(tmp_path: Path, petals: list[float], *, standardisation: str = "pooled"):
+    labels = [0.0] * len(petals)
+    path = tmp_path / "petals.csv"
+    lines = ["pl,species,kind"] + [f"{v!r},0.0,0" for v in petals]
+    path.write_text("\n".join(lines) + "\n")
+    fingerprint = fingerprint_file(path, SCHEMA).fingerprint
+    entry_path = write_entry(tmp_path, CatalogueEntry("b/petals", path, SCHEMA, fingerprint))
+    spec = TrainSpec(
+        layout="horizontal",
+        model="logistic",
+        n_features=1,
+        train_rows_per_rank=(len(labels) - 2, 1),
+        test_rows_per_rank=(2, 1),
+        standardisation=standardisation,
+    )
+    data = {
+        "catalogue": str(entry_path),
+        "dataset_id": "b/petals",
+        "fingerprint": fingerprint.hex(),
+        "features": ["pl"],
+        "label": "species",
+        "train_rows": len(labels) - 2,
+        "test_rows": 2,
+    }
+    return load_local_data(data, spec, 0)
+
+
+def test_a_pooled_job_shares_raw_values_and_a_per_party_one_its_own_standardised(tmp_path):
+    values = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    pooled = pooled_load(tmp_path, values)
+    assert pooled.x_train is not None and pooled.x_test is not None
+    assert pooled.x_train.flatten().tolist() == values[:4]  # standardised under MPC instead
+    assert pooled.x_test.flatten().tolist() == values[4:]
+    assert pooled.feature_mean is None and pooled.feature_scale is None
+    local = pooled_load(tmp_path, values, standardisation="")
+    assert local.feature_mean is not None and local.feature_scale is not None
+    assert local.feature_mean.tolist() == [25.0]  # of the training rows, given with them
+    assert local.feature_scale.tolist() == pytest.approx([(125.0) ** 0.5])
+    assert local.x_train is not None
+    assert local.x_train.flatten().tolist() == pytest.approx(
+        [(v - 25.0) / 125.0**0.5 for v in values[:4]], abs=1e-6
+    )
+
+
+def test_a_value_beyond_the_pooled_bound_is_refused_before_anything_is_shared(tmp_path):
+    with pytest.raises(LocalDataError) as caught:
+        pooled_load(tmp_path, [1.0, 2.0, 3.0, 70000.5, 5.0, 6.0])
+    reason = str(caught.value)
+    assert reason.startswith("column 'pl', row 4: a value beyond +-65536 (2^16)"), reason
+    assert "70000" not in reason  # the reason goes on the ledger
+    # the same value is fine when each party standardises its own rows
+    assert pooled_load(tmp_path, [1.0, 2.0, 3.0, 70000.5, 5.0, 6.0], standardisation="")

@@ -10,8 +10,13 @@ from mpc_ledger.testing.consortium import make_consortium
 
 
 @pytest.fixture(scope="module")
-def authors(tmp_path_factory):
-    return Authors(make_consortium(tmp_path_factory.mktemp("ledger") / "c", "a,b,c", "--auditor"))
+def ledger_consortium(tmp_path_factory):
+    return make_consortium(tmp_path_factory.mktemp("ledger") / "c", "a,b,c", "--auditor")
+
+
+@pytest.fixture(scope="module")
+def authors(ledger_consortium):
+    return Authors(ledger_consortium)
 
 
 def raw(record: ledger_pb2.Record) -> bytes:

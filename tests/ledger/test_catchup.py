@@ -16,6 +16,7 @@ from mpc_ledger.ledger.catchup import BlockFetcher, PenaltyBox
 from mpc_ledger.ledger.driver import ReadyDriver
 from mpc_ledger.ledger.node import CatchUpOutcome, LedgerNode
 from mpc_ledger.ledger.store import MemoryBlockStore, SqliteBlockStore
+from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
 
@@ -33,7 +34,7 @@ def consortium(tmp_path_factory):
 def node(request, consortium, tmp_path):
     identity = consortium.party(request.param).identity
     store = SqliteBlockStore(tmp_path / "ledger.sqlite", identity.genesis.chain_id)
-    node = LedgerNode(identity, store)
+    node = LedgerNode(identity, store, RULEBOOK)
     node.start()
     yield node
     node.stop()
@@ -115,7 +116,7 @@ def test_the_node_commits_through_the_ready_driver_on_any_store(member, consorti
 
     monkeypatch.setattr(node_module, "ReadyDriver", Recording)
     store = MemoryBlockStore()
-    node = LedgerNode(consortium.party(member).identity, store)
+    node = LedgerNode(consortium.party(member).identity, store, RULEBOOK)
     node.start()
     try:
         chain = honest_chain(consortium, 2)
@@ -166,7 +167,7 @@ def behind(consortium, tmp_path):
     """Validator c at height 0 with a fetcher whose penalty box runs on a clock we move."""
     identity = consortium.party("c").identity
     store = SqliteBlockStore(tmp_path / "c.sqlite", identity.genesis.chain_id)
-    node = LedgerNode(identity, store)
+    node = LedgerNode(identity, store, RULEBOOK)
     node.start()
     peers = PeerSet(identity)
     clock, box = Clock(), PenaltyBox(first_s=60)

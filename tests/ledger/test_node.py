@@ -15,6 +15,7 @@ from mpc_ledger.ledger.records import make_record
 from mpc_ledger.ledger.refusals import RefusalCode
 from mpc_ledger.ledger.store import SqliteBlockStore
 from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2
+from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.consortium import make_consortium
 
 QUEUE_MAX_EVENTS = 50
@@ -30,7 +31,9 @@ def node(consortium, tmp_path):
     """The dealer's node (a follower: no consensus traffic of its own), not started."""
     identity = consortium.party("dealer").identity
     store = SqliteBlockStore(tmp_path / "ledger.sqlite", identity.genesis.chain_id)
-    node = LedgerNode(identity, store, options=NodeOptions(queue_max_events=QUEUE_MAX_EVENTS))
+    node = LedgerNode(
+        identity, store, RULEBOOK, options=NodeOptions(queue_max_events=QUEUE_MAX_EVENTS)
+    )
     node.metrics = DaemonMetrics()
     yield node
     node.stop()

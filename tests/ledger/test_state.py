@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import nacl.signing
 import pytest
 
 from mpc_ledger.identity.genesis import QuotaParams
 from mpc_ledger.identity.signing import Signer
+from mpc_ledger.jobs.rules import JOB_RULES
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.refusals import RefusalCode
-from mpc_ledger.ledger.state import LedgerState
-from mpc_ledger.proto.v1 import ledger_pb2
+from mpc_ledger.ledger.state import LEDGER_RULES, LedgerState, Rule, Rulebook
+from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
+from mpc_ledger.rulebook import RULEBOOK
 
 from .conftest import raw
 
 
 @pytest.fixture
 def state(authors):
-    return LedgerState(authors.genesis)
+    return LedgerState(authors.genesis, LEDGER_RULES)
 
 
 def check(state, record):
@@ -146,7 +152,7 @@ def test_malformed_and_non_canonical_bytes(state, authors):
 
 
 def test_oversized_record_is_refused(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, LEDGER_RULES)
     state.max_record_bytes = 200
     record = authors.record("a", note=ledger_pb2.Note(data=b"x" * 500))
     assert "the limit is 200" in check(state, record)
@@ -175,7 +181,7 @@ def test_unsigned_padding_beside_a_signed_body_is_refused(state, authors):
 
 
 def test_a_users_records_stop_at_the_window_quota_and_members_are_not_counted(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, LEDGER_RULES)
     state.quotas = QuotaParams(user_window_blocks=10, user_records_per_window=2)
     state.apply_block(1, [parse_record(raw(authors.bind("a", "a/quota")))])
     notes = [parse_record(raw(authors.note("a/quota", f"n{i}"))) for i in range(4)]
@@ -197,10 +203,62 @@ def test_a_users_records_stop_at_the_window_quota_and_members_are_not_counted(au
 
 
 def test_refusals_carry_a_code_from_a_closed_set(authors):
-    state = LedgerState(authors.genesis)
+    state = LedgerState(authors.genesis, LEDGER_RULES)
     stranger = parse_record(raw(authors.note("x/unknown")))
     assert state.refusal(stranger).code == RefusalCode.UNKNOWN_AUTHOR
     forged = parse_record(raw(authors.note("a", signer=authors.signers["b"])))
     assert state.refusal(forged).code == RefusalCode.BAD_SIGNATURE
     binding = parse_record(raw(authors.bind("a", "b/eve")))
     assert state.refusal(binding).code == RefusalCode.INVALID
+
+
+# -- the rulebook: rules passed in, never registered by importing (issue #14) -----------
+
+# Builds a state with the ledger's own rules in a fresh interpreter, then lists what got
+# imported: a feature above the ledger must not come in with it.
+LEDGER_ONLY_RUN = """
+import json, sys
+from pathlib import Path
+from mpc_ledger.identity.genesis import load_genesis
+from mpc_ledger.ledger.state import LEDGER_RULES, LedgerState
+state = LedgerState(load_genesis(Path(sys.argv[1])), LEDGER_RULES)
+above = ("mpc_ledger.jobs", "mpc_ledger.rulebook", "mpc_ledger.daemon")
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(above))))
+"""
+
+
+def test_a_ledger_state_imports_no_feature_above_the_ledger(ledger_consortium):
+    result = subprocess.run(
+        [sys.executable, "-c", LEDGER_ONLY_RUN, str(ledger_consortium.genesis_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_a_state_with_the_ledgers_rules_only_refuses_a_job_record(state, authors):
+    decision = authors.record("a", job_decision=jobs_pb2.JobDecision(job_id=bytes(32)))
+    refusal = state.refusal(parse_record(raw(decision)))
+    assert refusal.code == RefusalCode.UNKNOWN_KIND
+    assert refusal.reason == "unknown record kind 'job_decision'"
+    # the same record under the whole rulebook reaches the job rules
+    whole = LedgerState(authors.genesis, RULEBOOK).refusal(parse_record(raw(decision)))
+    assert whole.code == RefusalCode.INVALID and "no job" in whole.reason
+
+
+def test_a_kind_in_two_parts_of_a_rulebook_is_refused():
+    again = {"note": Rule(authors="member", check=lambda view, record: None)}
+    with pytest.raises(ValueError, match="record kind 'note' has a rule in two parts"):
+        Rulebook(LEDGER_RULES, again)
+    with pytest.raises(ValueError, match="'job_decision'"):
+        Rulebook(LEDGER_RULES, JOB_RULES, {"job_decision": again["note"]})
+
+
+def test_the_rulebook_is_the_ledgers_rules_and_the_jobs_and_cannot_be_changed():
+    assert set(RULEBOOK) == set(LEDGER_RULES) | set(JOB_RULES)
+    assert not set(LEDGER_RULES) & set(JOB_RULES)
+    assert RULEBOOK["note"] is LEDGER_RULES["note"]
+    assert RULEBOOK["job_started"] is JOB_RULES["job_started"]
+    with pytest.raises(TypeError):
+        RULEBOOK["note"] = JOB_RULES["job_started"]

@@ -22,6 +22,7 @@ from mpc_ledger.mpc.dealer import (
 )
 from mpc_ledger.mpc.errors import MpcError, ProtocolViolation
 from mpc_ledger.mpc.objects import decode_object, encode_object
+from mpc_ledger.mpc.preprocessing import DEVIATION_EXPONENTS
 from mpc_ledger.mpc.programs import TrainSpec
 
 
@@ -145,6 +146,25 @@ def test_the_budget_grows_with_the_job_and_is_finite():
     assert longer.max_request_elements == small.max_request_elements
     # the whole test set goes through the model at once
     assert small.max_request_elements >= 16 * 31
+
+
+def test_pooled_standardisation_widens_the_budget_by_its_statistics():
+    """The pooled statistics compare (2 signs x 26 exponents x parties x features) elements
+    at once (an AND of two such operands and their result per request): with eight parties,
+    batches of 2 rows and a small test set that is more than a training step's largest
+    request; and `standardise` adds a multiplication per chunk of rows."""
+    base = {
+        "layout": "horizontal",
+        "train_rows_per_rank": (6,) * 8,
+        "test_rows_per_rank": (1,) * 8,
+        "batch_size": 2,
+    }
+    local = budget_for_program(train_program(**base))
+    pooled = budget_for_program(train_program(**base, standardisation="pooled"))
+    comparison = 3 * 2 * len(DEVIATION_EXPONENTS) * 8 * 30
+    assert local.max_request_elements < comparison <= pooled.max_request_elements
+    assert pooled.max_requests > local.max_requests
+    assert pooled.max_job_elements > local.max_job_elements
 
 
 def test_a_psi_job_is_bounded_by_the_dealers_max_rows_and_refused_without():

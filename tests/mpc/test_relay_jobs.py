@@ -58,7 +58,7 @@ def manifest(job_id, members=("a", "b", "dealer"), program=None, timeout_s=60.0)
     )
 
 
-def training(epochs=1, rows=64, layout="vertical", model="logistic", recipients=(1,)):
+def training(epochs=1, rows=64, layout="vertical", model="logistic", recipients=(1,), **fields):
     from mpc_ledger.mpc.programs import breast_cancer_split
 
     full = breast_cancer_split(seed=0, rows=rows)
@@ -84,6 +84,7 @@ def training(epochs=1, rows=64, layout="vertical", model="logistic", recipients=
         learning_rate=0.5,
         recipients=recipients,
         **extra,
+        **fields,
     )
     return (
         spec,
@@ -156,12 +157,32 @@ def test_conformance_three_parties_with_the_dealer(tmp_path):
 
 @pytest.mark.slow
 def test_horizontal_mlp_training_reveals_the_model_only_to_recipients(cluster):
-    _spec, _, program = training(layout="horizontal", model="mlp", recipients=(1,))
+    """Pooled standardisation and shuffled batches, with the dealer serving every triple
+    (its budget covers the statistics) over the real relays."""
+    _spec, _, program = training(
+        layout="horizontal",
+        model="mlp",
+        recipients=(1,),
+        batch_order="shuffled",
+        standardisation="pooled",
+    )
     run = cluster.run(manifest("train-h", program=program), timeout_s=240)
     assert run.exit_codes == [0, 0, 0], run.logs()
     party0, party1 = run.results[0]["output"], run.results[1]["output"]
     assert party0["model"] is None
-    assert sorted(party1["model"]) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    assert sorted(party1["model"]) == [
+        "0.bias",
+        "0.weight",
+        "2.bias",
+        "2.weight",
+        "preprocessing.mean",
+        "preprocessing.scale",
+    ]
+    # the data were standardised already (breast_cancer_split): pooled statistics near 0, 1
+    assert torch.allclose(
+        torch.tensor(party1["model"]["preprocessing.mean"]), torch.zeros(30), atol=0.2
+    )
+    assert party0["batch_order_digest"] == party1["batch_order_digest"]
     assert party0["test_accuracy"] == party1["test_accuracy"] > 0.6
     assert compare_transcripts(transcripts(run.results)) == []
 

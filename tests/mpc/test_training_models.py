@@ -39,12 +39,18 @@ from mpc_ledger.jobs.spec import (
     split_rows,
 )
 from mpc_ledger.jobs.worker_bridge import worker_manifest
-from mpc_ledger.mpc.programs import TrainSpec, model_digest, run_plaintext
+from mpc_ledger.mpc.preprocessing import (
+    BatchOrderDigest,
+    batch_permutation,
+    pooled_statistics_plain,
+)
+from mpc_ledger.mpc.programs import MEAN_NAME, SCALE_NAME, TrainSpec, model_digest, run_plaintext
 from mpc_ledger.testing.mpc_cluster import WORKER, WorkerProcess, wait_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARAMETER_ATOL = 0.05
+STATISTICS_RTOL = 1e-3  # the pooled statistics under MPC: 16 fractional bits, range-reduced
 MEMBERS = ("a", "b")
 
 
@@ -146,7 +152,7 @@ def job(name: str, layout: str, **changes: Any) -> JobSpec:
 
 
 def train_both_ways(tmp_path: Path, spec: JobSpec, tables: dict[str, Table]):
-    """(each rank's program output, the plaintext result, the TrainSpec the workers ran,
+    """(each rank's whole result, the plaintext result, the TrainSpec the workers ran,
     the plaintext data)."""
     spec = dataclasses.replace(
         spec,
@@ -175,16 +181,21 @@ def train_both_ways(tmp_path: Path, spec: JobSpec, tables: dict[str, Table]):
     logs = "\n".join(w.log() for w in workers)
     assert [w.process.returncode for w in workers] == [0, 0], logs
     train_spec = TrainSpec.from_json(document["program"]["spec"])
-    full = reference_data(spec, tables, manifest)
+    full = reference_data(spec, tables, manifest.parties[0].train_rows)
     plain = run_plaintext(train_spec, full)
-    return [w.result()["output"] for w in workers], plain, train_spec, full
+    return [w.result() for w in workers], plain, train_spec, full
 
 
-def reference_data(spec: JobSpec, tables: dict[str, Table], manifest: JobManifest):
-    train = manifest.parties[0].train_rows
-    parts = {
-        m: standardised(np.column_stack(list(tables[m].features.values())), train) for m in MEMBERS
-    }
+def reference_data(spec: JobSpec, tables: dict[str, Table], train: int):
+    """What the parties share: each party's columns standardised by its own ``train``
+    training rows, or (pooled) raw, standardised by `run_plaintext` as under MPC."""
+
+    def shared(columns: np.ndarray) -> np.ndarray:
+        if spec.standardisation == "pooled":
+            return columns.astype(np.float32)
+        return standardised(columns, train)
+
+    parts = {m: shared(np.column_stack(list(tables[m].features.values()))) for m in MEMBERS}
     labels = {m: tables[m].label for m in MEMBERS if tables[m].label is not None}
     join = np.hstack if spec.layout == "vertical" else np.vstack
     x_train = join([parts[m][:train] for m in MEMBERS])
@@ -198,15 +209,27 @@ def reference_data(spec: JobSpec, tables: dict[str, Table], manifest: JobManifes
     }
 
 
+def outputs_of(results):
+    return [r["output"] for r in results]
+
+
 def check_against_plaintext(outputs, plain, n_test: int) -> None:
+    """The MPC model is the plaintext one (the statistics it holds too, where the reference
+    computed them); only the recipient learns it, the hash covers everything it holds."""
     recipient, other = outputs
-    assert other["model"] is None  # only the recipient learns the model
+    assert other["model"] is None  # only the recipient learns the model and its statistics
     assert recipient["model_hash"] == other["model_hash"]
     assert bytes.fromhex(recipient["model_hash"]) == model_digest(recipient["model"])
-    assert sorted(recipient["model"]) == sorted(plain["model"])
+    statistics = {MEAN_NAME, SCALE_NAME}
+    assert sorted(set(recipient["model"]) - statistics) == sorted(set(plain["model"]) - statistics)
     for name, value in plain["model"].items():
-        got = torch.tensor(recipient["model"][name])
-        assert torch.allclose(got, torch.tensor(value), atol=PARAMETER_ATOL), (name, got, value)
+        got = torch.tensor(recipient["model"][name], dtype=torch.float64)
+        if name in statistics:
+            expected = torch.tensor(value, dtype=torch.float64)
+            assert torch.allclose(got, expected, rtol=STATISTICS_RTOL, atol=1e-4), (name, got)
+            continue
+        expected = torch.tensor(value, dtype=torch.float64)
+        assert torch.allclose(got, expected, atol=PARAMETER_ATOL), (name, got, value)
     assert recipient["test_accuracy"] == other["test_accuracy"]
     assert abs(recipient["test_accuracy"] - plain["test_accuracy"]) <= 1 / n_test + 1e-3
 
@@ -227,7 +250,8 @@ def test_softmax_regression_on_three_classes(tmp_path):
         reveal_training_loss=True,  # runs the cross-entropy's forward (a log) under MPC too
         batch_size=11,  # 45 training rows: the last batch has one row
     )
-    outputs, plain, train_spec, _full = train_both_ways(tmp_path, spec, tables)
+    results, plain, train_spec, _full = train_both_ways(tmp_path, spec, tables)
+    outputs = outputs_of(results)
     assert (train_spec.model, train_spec.output_size) == ("softmax", 3)
     assert np.array(outputs[0]["model"]["weight"]).shape == (3, 4)
     check_against_plaintext(outputs, plain, n_test=15)
@@ -252,7 +276,8 @@ def test_mlp_with_two_hidden_layers_horizontal_cross_entropy(tmp_path):
         loss="cross_entropy",
         optimiser=OptimiserSpec(learning_rate=0.5),
     )
-    outputs, plain, train_spec, _full = train_both_ways(tmp_path, spec, tables)
+    results, plain, train_spec, _full = train_both_ways(tmp_path, spec, tables)
+    outputs = outputs_of(results)
     assert train_spec.hidden == (8, 6)
     shapes = {n: np.array(v).shape for n, v in outputs[0]["model"].items()}
     assert shapes == {
@@ -279,9 +304,15 @@ def test_momentum_and_weight_decay(tmp_path):
         "vertical",
         optimiser=OptimiserSpec(learning_rate=0.2, momentum=0.8, weight_decay=0.05),
     )
-    outputs, plain, train_spec, full = train_both_ways(tmp_path, spec, tables)
+    results, plain, train_spec, full = train_both_ways(tmp_path, spec, tables)
+    outputs = outputs_of(results)
     assert (train_spec.momentum, train_spec.weight_decay) == (0.8, 0.05)
     check_against_plaintext(outputs, plain, n_test=12)
+    # each owner's own columns' statistics, released to the recipient only, in column order
+    own = np.column_stack([features[:36, i] for i in range(8)])  # the 36 training rows
+    model = outputs[0]["model"]
+    assert np.allclose(model[MEAN_NAME], own.mean(axis=0), rtol=1e-4, atol=3e-5)
+    assert np.allclose(model[SCALE_NAME], own.std(axis=0), rtol=1e-4, atol=3e-5)
     without = run_plaintext(dataclasses.replace(train_spec, momentum=0.0, weight_decay=0.0), full)
     # the settings matter: plain SGD ends elsewhere, beyond the tolerance the MPC run met
     assert not torch.allclose(
@@ -289,3 +320,57 @@ def test_momentum_and_weight_decay(tmp_path):
         torch.tensor(plain["model"]["weight"]),
         atol=PARAMETER_ATOL,
     )
+
+
+def test_pooled_standardisation_and_shuffled_batches_horizontal(tmp_path):
+    """Two hospitals with different populations: b's features are a's scaled and shifted,
+    and one column is the same constant everywhere. Under MPC the pooled statistics are
+    numpy's, the model is the plaintext one trained on the pooled standardisation in the
+    same shuffled order, and both differ from rank order or per-party standardisation."""
+    from sklearn.datasets import load_breast_cancer
+
+    features, labels = shuffled(*load_breast_cancer(return_X_y=True), rows=48)
+    features = features[:, [0, 1, 4]]
+    names = ["radius", "texture", "smoothness"]
+
+    def table(rows: slice, scale: float, shift: float) -> Table:
+        columns = {n: features[rows, i] * scale + shift for i, n in enumerate(names)}
+        return Table({**columns, "site": np.full(24, 3.0)}, labels[rows])
+
+    tables = {"a": table(slice(0, 24), 1.0, 0.0), "b": table(slice(24, 48), 4.0, 30.0)}
+    spec = job(
+        "pooled",
+        "horizontal",
+        batch_order="shuffled",
+        standardisation="pooled",
+        # large steps, so the last batches weigh: the order shows in the model
+        optimiser=OptimiserSpec(learning_rate=1.0),
+        batch_size=6,
+    )
+    results, plain, train_spec, full = train_both_ways(tmp_path, spec, tables)
+    outputs = outputs_of(results)
+    assert (train_spec.batch_order, train_spec.standardisation) == ("shuffled", "pooled")
+    check_against_plaintext(outputs, plain, n_test=12)
+
+    model = outputs[0]["model"]
+    mean, scale = pooled_statistics_plain(full["x_train"])  # every party's training rows
+    assert np.allclose(model[MEAN_NAME], mean, rtol=STATISTICS_RTOL)
+    assert np.allclose(model[SCALE_NAME], scale, rtol=STATISTICS_RTOL)
+    assert model[SCALE_NAME][3] == 1.0 and model[MEAN_NAME][3] == 3.0  # the constant column
+
+    # every party derived the same order, the documented one
+    expected = BatchOrderDigest()
+    for epoch in (1, 2):
+        expected.add(batch_permutation(train_spec.seed, epoch, 36))
+    assert {o["batch_order_digest"] for o in outputs} == {expected.hexdigest()}
+    # the order was applied: rank order ends elsewhere, beyond the tolerance the MPC run met
+    rank_order = run_plaintext(dataclasses.replace(train_spec, batch_order=""), full)
+    assert not np.allclose(rank_order["model"]["weight"], model["weight"], atol=PARAMETER_ATOL), (
+        rank_order["model"]["weight"]
+    )
+    # and the pooling was: each party's own standardisation ends elsewhere too
+    local = run_plaintext(
+        dataclasses.replace(train_spec, standardisation=""),
+        reference_data(dataclasses.replace(spec, standardisation=""), tables, 18),
+    )
+    assert not np.allclose(local["model"]["weight"], model["weight"], atol=PARAMETER_ATOL)

@@ -12,6 +12,7 @@ from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpe
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.proto.v1 import jobs_pb2
+from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
 from mpc_ledger.verify import verify_export
@@ -65,7 +66,7 @@ class JobChain:
         self.spec = spec
         keys = {m: consortium.party(m).identity.signing_key for m in consortium.ids}
         self.builder = ChainBuilder(consortium.genesis, keys)
-        self.state = LedgerState(consortium.genesis)
+        self.state = LedgerState(consortium.genesis, RULEBOOK)
         self.job_id = b""
 
     def commit(self, *records: bytes, honest: bool = True) -> None:

@@ -85,7 +85,7 @@ def test_verify_with_previous_from_the_cli(consortium, builder, tmp_path, capsys
 
 
 # Runs `verify` and `verify-proof` to the end in a fresh interpreter, then lists what got
-# imported: imports inside functions (the verifier loads the job rules at run time) count.
+# imported: imports inside functions count too, not only those at import time.
 OFFLINE_RUN = """
 import argparse, json, sys
 from mpc_ledger.cli import compliance
@@ -119,5 +119,5 @@ def test_the_offline_path_imports_no_network_code(consortium, builder, tmp_path)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["codes"] == [0, 0]  # both ran to a verdict, so every lazy import happened
-    assert seen["rules"]  # imported at run time only: the check sees such imports
+    assert seen["rules"]  # the verifier's rulebook holds the job rules
     assert seen["network"] == []

@@ -77,7 +77,7 @@ class OptimiserSpec(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., learning_rate: _Optional[float] = ..., momentum: _Optional[float] = ..., weight_decay: _Optional[float] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "description", "layout", "alignment", "datasets", "label", "model", "loss", "optimiser", "epochs", "batch_size", "seed", "test_fraction", "recipients", "reveal_training_loss", "tuple_provider", "dealer", "protocol")
+    __slots__ = ("name", "description", "layout", "alignment", "datasets", "label", "model", "loss", "optimiser", "epochs", "batch_size", "seed", "test_fraction", "recipients", "reveal_training_loss", "tuple_provider", "dealer", "protocol", "batch_order", "standardisation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,8 @@ class JobSpec(_message.Message):
     TUPLE_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     DEALER_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ORDER_FIELD_NUMBER: _ClassVar[int]
+    STANDARDISATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     layout: str
@@ -114,7 +116,9 @@ class JobSpec(_message.Message):
     tuple_provider: str
     dealer: str
     protocol: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., layout: _Optional[str] = ..., alignment: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[JobDataset, _Mapping]]] = ..., label: _Optional[str] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., loss: _Optional[str] = ..., optimiser: _Optional[_Union[OptimiserSpec, _Mapping]] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., test_fraction: _Optional[float] = ..., recipients: _Optional[_Iterable[str]] = ..., reveal_training_loss: _Optional[bool] = ..., tuple_provider: _Optional[str] = ..., dealer: _Optional[str] = ..., protocol: _Optional[str] = ...) -> None: ...
+    batch_order: str
+    standardisation: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., layout: _Optional[str] = ..., alignment: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[JobDataset, _Mapping]]] = ..., label: _Optional[str] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., loss: _Optional[str] = ..., optimiser: _Optional[_Union[OptimiserSpec, _Mapping]] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., test_fraction: _Optional[float] = ..., recipients: _Optional[_Iterable[str]] = ..., reveal_training_loss: _Optional[bool] = ..., tuple_provider: _Optional[str] = ..., dealer: _Optional[str] = ..., protocol: _Optional[str] = ..., batch_order: _Optional[str] = ..., standardisation: _Optional[str] = ...) -> None: ...
 
 class JobSubmission(_message.Message):
     __slots__ = ("spec",)
