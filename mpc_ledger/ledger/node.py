@@ -4,16 +4,21 @@ Theory of operation: one thread (the loop) owns the core, the ledger state,
 the mempool and the store. Everything else — gRPC handlers, peer links, the
 block fetcher — posts events to the loop's queue and, where it needs an
 answer, waits on a future. The loop takes every event already queued (a
-batch), feeds each to the core, merges the `Ready`s, and then handles them in
-the fixed order the core's contract requires:
+batch), feeds each to the core, and hands every `Ready` to the node's
+`ReadyDriver` (:mod:`.driver`, the same class the simulator runs), which
+handles them, merged, in the fixed order the core's contract requires:
 
 1. persist: consensus state (the signing high-water mark) and newly committed
    blocks in one fsynced SQLite transaction;
 2. send: hand signed messages to the peer links;
-3. schedule the requested timeouts;
+3. schedule the requested timeouts (a heap of deadlines the loop fires);
 4. apply committed blocks to the ledger state, wake whoever waits on their
    records, prune the mempool, announce the new height;
 5. answer a proposal request with records from the mempool.
+
+What the driver needs of a daemon is the node's: its clock (`_LoopClock`),
+its peer links (`_LinkTransport`) and its ledger (`_NodeApplication`: the
+state, the mempool and the waiters).
 
 Batching is what makes the ledger fast: one fsync covers every vote and
 block of a batch. Nothing a peer sends can block the loop: links have bounded
@@ -64,6 +69,7 @@ from mpc_ledger.consensus import (
     ConsensusCore,
     ProposalRequest,
     Ready,
+    Rejection,
     Timeout,
     TimeoutConfig,
     Validator,
@@ -77,12 +83,13 @@ from mpc_ledger.consensus import (
 from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.identity.signing import Signer
+from mpc_ledger.ledger.driver import DriverObserver, ReadyDriver
 from mpc_ledger.ledger.mempool import Mempool
 from mpc_ledger.ledger.ratelimit import TokenBuckets
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user, parse_record
 from mpc_ledger.ledger.refusals import Refusal, RefusalCode
 from mpc_ledger.ledger.state import LedgerState, Rulebook, user_tls_refusal
-from mpc_ledger.ledger.store import SqliteBlockStore
+from mpc_ledger.ledger.store import BlockStore
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
 
 __all__ = ["CatchUpOutcome", "CatchUpVerdict", "LedgerNode", "NodeOptions", "SubmitResult"]
@@ -149,7 +156,7 @@ class LedgerNode:
     def __init__(
         self,
         identity: PartyIdentity,
-        store: SqliteBlockStore,
+        store: BlockStore,
         rules: Rulebook,
         *,
         send: Callable[[consensus_pb2.ConsensusMessage], None] = lambda message: None,
@@ -188,12 +195,10 @@ class LedgerNode:
             tuple[bytes, concurrent.futures.Future[tuple[int, int]]]
         ] = collections.deque()
         self._last_drop_log = -math.inf
-        self._timers: list[tuple[float, int, Timeout]] = []
-        self._timer_seq = itertools.count()
+        self._clock = _LoopClock()
         self._waiters: dict[bytes, list[concurrent.futures.Future[tuple[int, int]]]] = {}
         self._waiter_count = 0
         self._tip = genesis_tip()
-        self._pending_proposal: tuple[ProposalRequest, float] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._committed = threading.Condition()
@@ -216,9 +221,17 @@ class LedgerNode:
         # Set by the daemon before start(); None in tests that need no metrics.
         self.metrics: DaemonMetrics | None = None
         self._submitted_at: dict[bytes, float] = {}
-        # Records of blocks applied but not yet durable, by height (see `_merge`).
+        # Records of blocks applied but not yet durable, by height (see `_NodeApplication`).
         self._parsed_at: dict[int, list[ParsedRecord]] = {}
         self._commit_listeners: list[Callable[[int, list[ParsedRecord]], None]] = []
+        self._driver = ReadyDriver(
+            self.core,
+            _MeteredStore(self),
+            self._clock,
+            _LinkTransport(self._send),
+            _NodeApplication(self),
+            _NodeObserver(self),
+        )
 
     # -- startup -------------------------------------------------------------------------
 
@@ -417,7 +430,7 @@ class LedgerNode:
     def _loop(self) -> None:
         try:
             if self.core is not None:
-                self._handle_ready(self.core.start())
+                self._driver.handle(self.core.start())
             while not self._stopping.is_set():
                 self._iteration()
         except Exception:
@@ -425,12 +438,11 @@ class LedgerNode:
             raise
 
     def _next_wait_s(self) -> float:
-        deadlines = [self._last_announce + self.options.announce_interval_ms / 1000]
-        if self._timers:
-            deadlines.append(self._timers[0][0])
-        if self._pending_proposal is not None:
-            deadlines.append(self._pending_proposal[1])
-        return max(0.0, min(deadlines) - time.monotonic())
+        deadlines_ms = [1000 * self._last_announce + self.options.announce_interval_ms]
+        for deadline_ms in (self._clock.next_deadline_ms(), self._driver.proposal_deadline_ms):
+            if deadline_ms is not None:
+                deadlines_ms.append(deadline_ms)
+        return max(0.0, min(deadlines_ms) / 1000 - time.monotonic())
 
     def _iteration(self) -> None:
         batch: list[tuple[str, Any]] = []
@@ -444,29 +456,28 @@ class LedgerNode:
         # gave up, so an answer is a barrier (their waits, if still queued, are skipped).
         while self._abandoned:
             self._remove_waiter(*self._abandoned.popleft())
-        ready = Ready()
         for kind, payload in batch:
             if kind == "stop":
                 return
-            self._dispatch(kind, payload, ready)
-        self._fire_timers(ready)
-        self._handle_ready(ready)
-        self._maybe_propose()
+            self._dispatch(kind, payload)
+        self._fire_timers()
+        self._driver.flush()  # one fsync for the whole batch
+        self._driver.maybe_propose()
         self._maybe_announce()
 
-    def _dispatch(self, kind: str, payload: Any, ready: Ready) -> None:
+    def _dispatch(self, kind: str, payload: Any) -> None:
         core = self.core
         if kind == "consensus":
             sender, message = payload
             if core is not None:
-                self._merge(ready, core.receive(message))
+                self._driver.take(core.receive(message))
         elif kind == "submit":
             self._on_submit(*payload)
         elif kind == "wait":
             self._add_waiter(*payload)
         elif kind == "certified":
             item, verdict = payload
-            verdict.set_result(self._on_certified(item, ready))
+            verdict.set_result(self._on_certified(item))
         elif kind == "query":
             read, future = payload
             try:
@@ -511,22 +522,11 @@ class LedgerNode:
             return f"ledger state is at height {self._tip.height}, not {height - 1}"
         return self.state.check_block(raws)
 
-    def _count_rejections(self, ready: Ready) -> None:
-        self.stats.rejections += len(ready.rejections)
-        for rejection in ready.rejections:
-            log.debug("consensus rejected: %s", rejection)
-            if self.metrics is not None:
-                self.metrics.consensus_rejections.labels(str(rejection.reason)).inc()
-
-    def _merge(self, ready: Ready, later: Ready) -> None:
-        # The in-memory state follows the core at once (the next input may be a
-        # proposal on top of this commit); durability and acknowledgements wait
-        # for the persist step of `_handle_ready`.
-        for item in later.committed:
-            # parsed once: `_after_commit` takes the same records by height
-            self._parsed_at[item.block.header.height] = self._apply_state(item)
-        ready.merge(later)
-        self._count_rejections(later)
+    def _count_rejection(self, rejection: Rejection) -> None:
+        self.stats.rejections += 1
+        log.debug("consensus rejected: %s", rejection)
+        if self.metrics is not None:
+            self.metrics.consensus_rejections.labels(str(rejection.reason)).inc()
 
     def _on_submit(
         self,
@@ -581,7 +581,7 @@ class LedgerNode:
         if self.metrics is not None:
             self.metrics.records_rejected.labels(code.value).inc()
 
-    def _on_certified(self, item: consensus_pb2.CommittedBlock, ready: Ready) -> CatchUpVerdict:
+    def _on_certified(self, item: consensus_pb2.CommittedBlock) -> CatchUpVerdict:
         header = item.block.header
         if header.height <= self._tip.height:
             return CatchUpVerdict(CatchUpOutcome.ALREADY_HAD)
@@ -591,7 +591,7 @@ class LedgerNode:
             detail = f"block {header.height} when {self._tip.height + 1} is next"
             return CatchUpVerdict(CatchUpOutcome.REFUSED, detail)
         if self.core is not None:
-            return self._commit_certified_by_core(self.core, item, ready)
+            return self._commit_certified_by_core(self.core, item)
         rejection = verify_certificate(
             self._validators, self.identity.genesis.chain_id, item.block, item.certificate
         ) or check_block(
@@ -599,14 +599,14 @@ class LedgerNode:
         )
         if rejection is not None:  # the fetcher logs it, naming the peer
             return CatchUpVerdict(CatchUpOutcome.REFUSED, str(rejection))
-        self._merge(ready, Ready(committed=[item]))
+        self._driver.take(Ready(committed=[item]))
         return CatchUpVerdict(CatchUpOutcome.ACCEPTED)
 
     def _commit_certified_by_core(
-        self, core: ConsensusCore, item: consensus_pb2.CommittedBlock, ready: Ready
+        self, core: ConsensusCore, item: consensus_pb2.CommittedBlock
     ) -> CatchUpVerdict:
         later = core.commit_certified(item.block, item.certificate)
-        self._merge(ready, later)
+        self._driver.take(later)
         # Votes the core held for this height may commit it first, in the same call: the
         # same block then (the certificate is not checked, but the block is ours).
         wanted = block_id(item.block.header)
@@ -615,69 +615,19 @@ class LedgerNode:
         detail = str(later.rejections[-1]) if later.rejections else "not committed"
         return CatchUpVerdict(CatchUpOutcome.REFUSED, detail)
 
-    def _fire_timers(self, ready: Ready) -> None:
-        now = time.monotonic()
-        while self._timers and self._timers[0][0] <= now and self.core is not None:
-            _, _, timeout = heapq.heappop(self._timers)
-            self._merge(ready, self.core.on_timeout(timeout))
-
-    def _handle_ready(self, ready: Ready) -> None:
-        while True:
-            # 1. persist before anything leaves the process
-            if ready.persist is not None or ready.committed or ready.evidence:
-                started = time.perf_counter()
-                self._store.save(ready.persist, ready.committed, ready.evidence)
-                if self.metrics is not None:
-                    self.metrics.fsync_latency.observe(time.perf_counter() - started)
-            # 2. send
-            for message in ready.messages:
-                self._send(message)
-            # 3. schedule
-            now = time.monotonic()
-            for timeout in ready.timeouts:
-                deadline = now + timeout.duration_ms / 1000
-                heapq.heappush(self._timers, (deadline, next(self._timer_seq), timeout))
-            # 4. apply
-            for item in ready.committed:
-                self._after_commit(item)
-            if ready.committed:
-                self._announce(int(self._tip.height))
-                self._last_announce = time.monotonic()
-            for found in ready.evidence:
-                log.warning("evidence of equivocation stored: %s", found.WhichOneof("kind"))
-            # 5. proposal
-            if ready.proposal_request is not None:
-                self._pending_proposal = (ready.proposal_request, self._proposal_deadline())
-            follow_up = self._maybe_propose(in_ready=True)
-            if follow_up is None:
+    def _fire_timers(self) -> None:
+        now_ms = self._clock.now_ms()
+        while self.core is not None:
+            timeout = self._clock.pop_due(now_ms)
+            if timeout is None:
                 return
-            ready = follow_up
+            self._driver.take(self.core.on_timeout(timeout))
 
-    def _proposal_deadline(self) -> float:
-        if len(self.mempool):
-            return time.monotonic()
+    def _proposal_wait_ms(self) -> float:
+        """How long a proposer with an empty mempool waits for records."""
         # Never wait so long that the others' propose timeout fires first.
         interval_ms = self.identity.genesis.consensus.empty_block_interval_ms
-        wait_ms = min(interval_ms, self._timeouts.propose_ms // 2)
-        return time.monotonic() + wait_ms / 1000
-
-    def _maybe_propose(self, in_ready: bool = False) -> Ready | None:
-        pending = self._pending_proposal
-        if pending is None or self.core is None:
-            return None
-        request, deadline = pending
-        if len(self.mempool) == 0 and time.monotonic() < deadline:
-            return None
-        self._pending_proposal = None
-        chosen = self._choose_records()
-        ready = Ready()
-        self._merge(
-            ready, self.core.propose(request, [r.raw for r in chosen], int(time.time() * 1000))
-        )
-        if in_ready:
-            return ready
-        self._handle_ready(ready)
-        return None
+        return min(interval_ms, self._timeouts.propose_ms // 2)
 
     def _choose_records(self) -> list[ParsedRecord]:
         draft = self.state.draft_block()
@@ -693,6 +643,17 @@ class LedgerNode:
         self.state.apply_block(int(block.header.height), records)
         self._tip = tip_after(self._tip, block, block_id(block.header))
         return records
+
+    def _on_durable(
+        self, committed: list[consensus_pb2.CommittedBlock], evidence: list[consensus_pb2.Evidence]
+    ) -> None:
+        for item in committed:
+            self._after_commit(item)
+        if committed:
+            self._announce(int(self._tip.height))
+            self._last_announce = time.monotonic()
+        for found in evidence:
+            log.warning("evidence of equivocation stored: %s", found.WhichOneof("kind"))
 
     def _after_commit(self, item: consensus_pb2.CommittedBlock) -> None:
         """Once a block is durable: count it, clean the mempool, wake waiters."""
@@ -737,10 +698,93 @@ class LedgerNode:
         self._last_announce = now
         self._announce(int(self._tip.height))
         if self.core is not None and self._tip.height == self._height_at_last_announce:
-            ready = Ready()
-            self._merge(ready, self.core.gossip())
-            self._handle_ready(ready)
+            self._driver.handle(self.core.gossip())
         self._height_at_last_announce = int(self._tip.height)
+
+
+class _LoopClock:
+    """The loop's clock: the process's time, and timers kept as a heap the loop fires."""
+
+    def __init__(self) -> None:
+        self._timers: list[tuple[float, int, Timeout]] = []
+        self._timer_seq = itertools.count()  # equal deadlines fire in scheduling order
+
+    def now_ms(self) -> float:
+        return time.monotonic() * 1000
+
+    def wall_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def schedule(self, timeout: Timeout) -> None:
+        deadline_ms = self.now_ms() + timeout.duration_ms
+        heapq.heappush(self._timers, (deadline_ms, next(self._timer_seq), timeout))
+
+    def next_deadline_ms(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def pop_due(self, now_ms: float) -> Timeout | None:
+        """The earliest timer due at ``now_ms``, taken off the heap; None if none is."""
+        if self._timers and self._timers[0][0] <= now_ms:
+            return heapq.heappop(self._timers)[2]
+        return None
+
+
+class _LinkTransport:
+    """The driver's transport: the peer links' send (each link queues, never blocks)."""
+
+    def __init__(self, send: Callable[[consensus_pb2.ConsensusMessage], None]) -> None:
+        self.send = send
+
+
+class _MeteredStore:
+    """The node's store as the driver saves to it: each save's fsync latency is observed."""
+
+    def __init__(self, node: LedgerNode) -> None:
+        self._node = node
+
+    def save(
+        self,
+        state: consensus_pb2.ConsensusState | None,
+        committed: list[consensus_pb2.CommittedBlock],
+        evidence: list[consensus_pb2.Evidence] | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        self._node._store.save(state, committed, evidence)
+        if self._node.metrics is not None:  # set by the daemon after construction
+            self._node.metrics.fsync_latency.observe(time.perf_counter() - started)
+
+
+class _NodeApplication:
+    """The node's ledger as the driver sees it: state, mempool, waiters (the node's own)."""
+
+    def __init__(self, node: LedgerNode) -> None:
+        self._node = node
+
+    def follow(self, item: consensus_pb2.CommittedBlock) -> None:
+        # parsed once: `_after_commit` takes the same records by height
+        self._node._parsed_at[item.block.header.height] = self._node._apply_state(item)
+
+    def on_durable(
+        self, committed: list[consensus_pb2.CommittedBlock], evidence: list[consensus_pb2.Evidence]
+    ) -> None:
+        self._node._on_durable(committed, evidence)
+
+    def has_records(self) -> bool:
+        return len(self._node.mempool) > 0
+
+    def proposal_wait_ms(self) -> float:
+        return self._node._proposal_wait_ms()
+
+    def choose_records(self, request: ProposalRequest) -> list[bytes]:
+        return [record.raw for record in self._node._choose_records()]
+
+
+class _NodeObserver(DriverObserver):
+    def __init__(self, node: LedgerNode) -> None:
+        self._node = node
+
+    def rejected(self, rejection: Rejection) -> None:
+        self._node._count_rejection(rejection)
 
 
 def _answer(future: concurrent.futures.Future[T], value: T) -> None:

@@ -12,15 +12,21 @@ events at equal times run in scheduling order, so a seed replays exactly:
 
 prints the same trace digest every time (``--trace`` prints the trace).
 
-Each node is a thin shell around its core that does what a daemon does, in
-the order the core's contract asks: persist the state and committed blocks to
-its "disk" (which survives a crash), then send, then schedule timeouts, then
-apply commits to its mempool, then answer a proposal request. On top of the
-core it runs the two things a daemon adds: periodic gossip of the round's
-messages (``core.gossip()``, only when the node has made no progress since
-the last tick) and catch-up (a node that receives a message for a height it
-has already committed answers with its certified blocks from that height,
-which the laggard feeds to ``core.commit_certified``).
+Each node's core is driven by the daemon's own :class:`ReadyDriver`
+(:mod:`mpc_ledger.ledger.driver`), which owns the order the core's contract
+asks: persist the state and committed blocks, then send, then schedule
+timeouts, then apply commits, then answer a proposal request. The simulator
+only supplies what the driver is parameterised by: a `MemoryBlockStore` as
+the node's disk (it survives a crash: a crash drops the core, the driver and
+the mempool), its virtual clock and event queue for timers, the simulated
+network as transport (the persist-before-send checker looks at every message
+there, against what the store holds), and a mempool as the application; it
+schedules crashes right after a node locks from the driver's observer hook.
+On top of the driver it runs the two things a daemon adds: periodic gossip of
+the round's messages (``core.gossip()``, only when the node has made no
+progress since the last tick) and catch-up (a node that receives a message
+for a height it has already committed answers with its certified blocks from
+that height, which the laggard feeds to ``core.commit_certified``).
 
 After every event the checkers in :mod:`._sim_checkers` look at everything
 honest nodes emitted; at the scenario's stabilisation time the network heals,
@@ -53,14 +59,18 @@ from mpc_ledger.consensus import (
     BlockLimits,
     ConsensusConfig,
     ConsensusCore,
+    ProposalRequest,
     Ready,
     Reason,
+    Rejection,
     Timeout,
     TimeoutConfig,
     ValidatorSet,
     max_faulty,
 )
 from mpc_ledger.identity.signing import Signer
+from mpc_ledger.ledger.driver import DriverObserver, ReadyDriver, Step
+from mpc_ledger.ledger.store import MemoryBlockStore
 from mpc_ledger.proto.v1 import consensus_pb2 as pb
 from mpc_ledger.testing._sim_byzantine import BEHAVIOURS, Mischief
 from mpc_ledger.testing._sim_checkers import Invariants, InvariantViolation
@@ -198,9 +208,14 @@ class SimResult:
         )
 
 
+def _record_id(height: int, record: bytes) -> bytes:
+    """The simulation's records are opaque and unique: each is its own id in the store."""
+    return record
+
+
 @dataclass(slots=True)
 class _Node:
-    """One simulated process: durable disk, volatile core and mempool."""
+    """One simulated process: durable store; volatile core, driver and mempool."""
 
     name: str
     index: int
@@ -208,29 +223,36 @@ class _Node:
     signer: Signer
     honest: bool
     mischief: Mischief | None = None
-    disk_state: pb.ConsensusState | None = None
-    disk_blocks: list[pb.CommittedBlock] = field(default_factory=list)
+    store: MemoryBlockStore = field(default_factory=lambda: MemoryBlockStore(_record_id))
     core: ConsensusCore | None = None
+    driver: ReadyDriver | None = None
     epoch: int = 0
     mempool: dict[bytes, None] = field(default_factory=dict)
-    committed_records: set[bytes] = field(default_factory=set)
     pending_sync: dict[int, pb.CommittedBlock] = field(default_factory=dict)
     last_sync_sent_ms: dict[int, int] = field(default_factory=dict)
     last_gossip_position: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def committed_height(self) -> int:
-        return len(self.disk_blocks)
+        return self.store.height()
+
+    def is_committed(self, record: bytes) -> bool:
+        return self.store.record_location(record) is not None
 
     def records_validator(self, height: int, records: Sequence[bytes]) -> str | None:
         seen: set[bytes] = set()
         for record in records:
             if not record_ok(record):
                 return "record fails the simulation's record rule"
-            if record in self.committed_records or record in seen:
+            if self.is_committed(record) or record in seen:
                 return "record already committed or repeated"
             seen.add(record)
         return None
+
+    def handle(self, ready: Ready) -> None:
+        """Hand ``ready`` to the node's driver (only while it runs: a core needs one)."""
+        assert self.driver is not None
+        self.driver.handle(ready)
 
 
 class Simulation:
@@ -241,6 +263,7 @@ class Simulation:
         n: int | None = None,
         trace: Callable[[str], None] | None = None,
         core_factory: Callable[..., ConsensusCore] = ConsensusCore,
+        driver_factory: Callable[..., ReadyDriver] = ReadyDriver,
     ) -> None:
         self.seed = seed
         self.scenario = scenario if isinstance(scenario, Scenario) else SCENARIOS[scenario]
@@ -251,6 +274,7 @@ class Simulation:
         self._trace_sink = trace
         self._trace = hashlib.sha256()
         self._core_factory = core_factory
+        self._driver_factory = driver_factory
         # Not for secrets: the whole point is that a seed replays (keys are test keys).
         self._rng = random.Random(seed)  # noqa: S311
         self._queue = EventQueue()
@@ -262,7 +286,10 @@ class Simulation:
         self._rejections: Counter[str] = Counter()
         self._baseline_height: int | None = None
         self._lock_crashes_left = 2 * self.n
-        self._setup_members()
+        try:
+            self._setup_members()  # boots every node: its first messages are checked too
+        except InvariantViolation as violation:
+            raise self._failure(str(violation)) from violation
         self._schedule_scenario()
 
     # -- setup -----------------------------------------------------------------------------
@@ -364,16 +391,28 @@ class Simulation:
 
     def _boot(self, node: _Node) -> None:
         node.epoch += 1
-        node.committed_records = {r for c in node.disk_blocks for r in c.block.records}
         node.core = self._core_factory(
-            self.config, node.validator_id, node.signer, node.records_validator, node.disk_state
+            self.config,
+            node.validator_id,
+            node.signer,
+            node.records_validator,
+            node.store.consensus_state(),
         )
-        self._handle_ready(node, node.core.start())
+        node.driver = self._driver_factory(
+            node.core,
+            node.store,
+            _SimClock(self, node.index, node.epoch),
+            _SimTransport(self, node),
+            _SimApplication(self, node),
+            _SimObserver(self, node),
+        )
+        node.handle(node.core.start())
 
     def _crash(self, node: _Node) -> None:
         if node.core is None:
             return
         node.core = None
+        node.driver = None
         node.mempool.clear()
         node.pending_sync.clear()
         node.epoch += 1
@@ -478,7 +517,7 @@ class Simulation:
             return
         ready = node.core.receive(wire[1])
         past = any(r.reason == Reason.PAST_HEIGHT for r in ready.rejections)
-        self._handle_ready(node, ready)
+        node.handle(ready)
         if past:
             self._send_sync(node, source, wire[1])
 
@@ -487,7 +526,7 @@ class Simulation:
         if node.core is None or node.epoch != epoch:
             return  # the timer died with the process
         self._note(f"timeout {node.name} {timeout.height}/{timeout.round}/{timeout.step}")
-        self._handle_ready(node, node.core.on_timeout(timeout))
+        node.handle(node.core.on_timeout(timeout))
 
     def _gossip(self, node: _Node) -> None:
         self._queue.push(self.now_ms + GOSSIP_INTERVAL_MS, "gossip", node.index)
@@ -497,10 +536,10 @@ class Simulation:
         position = (core.height, core.round, int(core.step))
         if position == node.last_gossip_position:
             self._note(f"gossip {node.name}")
-            self._handle_ready(node, core.gossip())
+            node.handle(core.gossip())
         node.last_gossip_position = position
         if node.mischief is not None:
-            recent = node.disk_blocks[-1] if node.disk_blocks else None
+            recent = node.store.block(node.committed_height)
             sends = node.mischief.on_tick(
                 self._peers(node), core.height, core.round, core.tip, recent
             )
@@ -542,7 +581,7 @@ class Simulation:
             else message.vote.body.height
         )
         node.last_sync_sent_ms[peer] = self.now_ms
-        for committed in node.disk_blocks[height - 1 : height - 1 + SYNC_BLOCKS_MAX]:
+        for committed in node.store.blocks(height, SYNC_BLOCKS_MAX):
             wire = ("sync", committed.SerializeToString(deterministic=True))
             self._network.send(self.now_ms, node.index, peer, wire)
 
@@ -563,23 +602,9 @@ class Simulation:
 
     def _apply_sync(self, node: _Node, committed: pb.CommittedBlock) -> None:
         assert node.core is not None
-        self._handle_ready(node, node.core.commit_certified(committed.block, committed.certificate))
+        node.handle(node.core.commit_certified(committed.block, committed.certificate))
 
-    # -- what a node does with a Ready (the order the core's contract asks) ---------------
-
-    def _handle_ready(self, node: _Node, ready: Ready | None) -> None:
-        while ready is not None:
-            self._persist(node, ready)
-            self._check(node, ready)
-            self._send(node, ready)
-            for timeout in ready.timeouts:
-                payload = (node.index, node.epoch, timeout)
-                self._queue.push(self.now_ms + timeout.duration_ms, "timeout", payload)
-            self._apply_commits(node, ready)
-            self._maybe_crash_after_lock(node, ready)
-            self._rejections.update(f"core: {r.reason}" for r in ready.rejections)
-            ready = self._answer_request(node, ready)
-
+    # -- what the driver calls (the order is the driver's: see `ReadyDriver`) ----------------
     def _maybe_crash_after_lock(self, node: _Node, ready: Ready) -> None:
         probability = self.scenario.crash_after_lock_probability
         if self.now_ms >= self.scenario.stabilise_at_ms - 200 or self._lock_crashes_left <= 0:
@@ -597,54 +622,39 @@ class Simulation:
             self._queue.push(crash_at_ms, "crash", node.index)
             self._queue.push(crash_at_ms + self._rng.randrange(20, 150), "restart", node.index)
 
-    def _persist(self, node: _Node, ready: Ready) -> None:
-        if ready.persist is not None:
-            node.disk_state = pb.ConsensusState()
-            node.disk_state.CopyFrom(ready.persist)
-        for committed in ready.committed:
-            node.disk_blocks.append(committed)
-            self._note(
-                f"commit {node.name} {committed.block.header.height} "
-                f"{committed.certificate.block_id.hex()[:16]}"
-            )
-
-    def _check(self, node: _Node, ready: Ready) -> None:
-        if not node.honest:
-            return
-        for message in ready.messages:
-            self.invariants.on_send(node.name, node.validator_id, message, node.disk_state)
-        for committed in ready.committed:
-            self.invariants.on_commit(node.name, committed)
-        for evidence in ready.evidence:
-            self.invariants.on_evidence(node.name, evidence)
-
     def _peers(self, node: _Node) -> list[int]:
         return [n.index for n in self.nodes if n.index != node.index]
 
-    def _send(self, node: _Node, ready: Ready) -> None:
+    def _on_send(self, node: _Node, message: pb.ConsensusMessage) -> None:
+        """What leaves a node: checked against what its store holds, then on the network."""
+        if node.honest:
+            persisted = node.store.consensus_state()
+            self.invariants.on_send(node.name, node.validator_id, message, persisted)
         peers = self._peers(node)
-        for message in ready.messages:
-            if node.mischief is not None:
-                assert node.core is not None
-                sends = node.mischief.outgoing(message, peers, node.core.tip)
-            else:
-                wire = ("consensus", message.SerializeToString(deterministic=True))
-                sends = [(peer, wire) for peer in peers]
-            for destination, wire in sends:
-                self._network.send(self.now_ms, node.index, destination, wire)
+        if node.mischief is not None:
+            assert node.core is not None
+            sends = node.mischief.outgoing(message, peers, node.core.tip)
+        else:
+            wire = ("consensus", message.SerializeToString(deterministic=True))
+            sends = [(peer, wire) for peer in peers]
+        for destination, wire in sends:
+            self._network.send(self.now_ms, node.index, destination, wire)
 
-    def _apply_commits(self, node: _Node, ready: Ready) -> None:
-        for committed in ready.committed:
-            for record in committed.block.records:
-                node.committed_records.add(record)
+    def _on_durable(
+        self, node: _Node, committed: list[pb.CommittedBlock], evidence: list[pb.Evidence]
+    ) -> None:
+        for item in committed:
+            self._note(
+                f"commit {node.name} {item.block.header.height} "
+                f"{item.certificate.block_id.hex()[:16]}"
+            )
+            if node.honest:
+                self.invariants.on_commit(node.name, item)
+            for record in item.block.records:
                 node.mempool.pop(record, None)
-
-    def _answer_request(self, node: _Node, ready: Ready) -> Ready | None:
-        request = ready.proposal_request
-        if request is None or node.core is None:
-            return None
-        records = [r for r in node.mempool if r not in node.committed_records]
-        return node.core.propose(request, records[:BLOCK_RECORDS_MAX], self.now_ms)
+        if node.honest:
+            for found in evidence:
+                self.invariants.on_evidence(node.name, found)
 
     # -- results -----------------------------------------------------------------------------
 
@@ -684,6 +694,72 @@ class Simulation:
             messages_sent=self._network.sent,
             messages_dropped=self._network.dropped,
         )
+
+
+class _SimClock:
+    """A node's clock: virtual time, and timers as events that die with the process."""
+
+    def __init__(self, sim: Simulation, index: int, epoch: int) -> None:
+        self._sim = sim
+        self._index = index
+        self._epoch = epoch
+
+    def now_ms(self) -> float:
+        return self._sim.now_ms
+
+    def wall_ms(self) -> int:
+        return self._sim.now_ms
+
+    def schedule(self, timeout: Timeout) -> None:
+        payload = (self._index, self._epoch, timeout)
+        self._sim._queue.push(self._sim.now_ms + timeout.duration_ms, "timeout", payload)
+
+
+class _SimTransport:
+    def __init__(self, sim: Simulation, node: _Node) -> None:
+        self._sim = sim
+        self._node = node
+
+    def send(self, message: pb.ConsensusMessage) -> None:
+        self._sim._on_send(self._node, message)
+
+
+class _SimApplication:
+    """A node's application: its mempool (what is committed is the store's record index)."""
+
+    def __init__(self, sim: Simulation, node: _Node) -> None:
+        self._sim = sim
+        self._node = node
+
+    def follow(self, item: pb.CommittedBlock) -> None:
+        pass  # the records validator reads the store, which the driver saves first
+
+    def on_durable(self, committed: list[pb.CommittedBlock], evidence: list[pb.Evidence]) -> None:
+        self._sim._on_durable(self._node, committed, evidence)
+
+    def has_records(self) -> bool:
+        return bool(self._node.mempool)
+
+    def proposal_wait_ms(self) -> float:
+        return 0  # proposes at once: an empty block moves consensus as well as a full one
+
+    def choose_records(self, request: ProposalRequest) -> list[bytes]:
+        node = self._node
+        records = [r for r in node.mempool if not node.is_committed(r)]
+        return records[:BLOCK_RECORDS_MAX]
+
+
+class _SimObserver(DriverObserver):
+    def __init__(self, sim: Simulation, node: _Node) -> None:
+        self._sim = sim
+        self._node = node
+
+    def rejected(self, rejection: Rejection) -> None:
+        self._sim._rejections[f"core: {rejection.reason}"] += 1
+
+    def after_step(self, step: Step, ready: Ready) -> None:
+        if step == Step.APPLY:  # as a daemon could: between a Ready and the next input
+            self._sim._maybe_crash_after_lock(self._node, ready)
 
 
 def run_simulation(seed: int, scenario: str, n: int | None = None) -> SimResult:

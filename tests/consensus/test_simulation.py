@@ -6,8 +6,10 @@ from collections import Counter
 
 import pytest
 
-from mpc_ledger.consensus import ConsensusCore
+from mpc_ledger.consensus import ConsensusCore, Ready
 from mpc_ledger.consensus.tally import NIL
+from mpc_ledger.ledger.driver import ReadyDriver
+from mpc_ledger.ledger.store import MemoryBlockStore
 from mpc_ledger.proto.v1 import consensus_pb2 as pb
 from mpc_ledger.testing.sim import (
     SCENARIOS,
@@ -143,6 +145,38 @@ def test_double_signing_checker_catches_a_core_that_forgets_what_it_signed() -> 
 def test_certificate_checker_catches_a_weak_quorum() -> None:
     failure = first_failure(WeakQuorumCore, "clean", range(3, 4))  # n = 4: f + 1 = 2 < 3
     assert failure is not None and "certificate" in failure
+
+
+# -- the simulator runs the daemon's driver, and catches a broken one --------------------------
+
+
+class SendsBeforePersisting(ReadyDriver):
+    """Broken on purpose: sends a Ready's messages before it persists what they sign."""
+
+    def _handle(self, ready: Ready) -> None:
+        self._send(ready)
+        self._persist(ready)
+        self._schedule(ready)
+        self._apply(ready)
+
+
+def test_the_simulated_nodes_are_driven_by_the_daemons_driver_on_a_memory_store() -> None:
+    simulation = Simulation(3, "crash")
+    simulation.run()
+    running = [node for node in simulation.nodes if node.driver is not None]
+    assert running and all(type(node.driver) is ReadyDriver for node in running)
+    assert all(type(node.store) is MemoryBlockStore for node in simulation.nodes)
+    assert all(node.driver.core is node.core for node in running)
+
+
+def test_persist_before_send_checker_catches_a_driver_that_sends_first() -> None:
+    failure = None
+    try:
+        Simulation(3, "clean", driver_factory=SendsBeforePersisting).run()
+    except SimulationFailure as caught:
+        failure = str(caught)
+    assert failure is not None and "persist before send" in failure
+    assert "replay: python -m mpc_ledger.testing.sim --seed 3 --scenario clean" in failure
 
 
 def test_unknown_scenario_is_refused() -> None:

@@ -11,9 +11,11 @@ import nacl.signing
 import pytest
 
 from mpc_ledger.daemon.peers import PeerSet
+from mpc_ledger.ledger import node as node_module
 from mpc_ledger.ledger.catchup import BlockFetcher, PenaltyBox
+from mpc_ledger.ledger.driver import ReadyDriver
 from mpc_ledger.ledger.node import CatchUpOutcome, LedgerNode
-from mpc_ledger.ledger.store import SqliteBlockStore
+from mpc_ledger.ledger.store import MemoryBlockStore, SqliteBlockStore
 from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
@@ -96,6 +98,41 @@ def test_a_junk_block_at_the_next_height_after_real_ones_is_refused(node, consor
     junk = junk_chain(consortium, 2)[1]
     assert verdict(node, junk).outcome == CatchUpOutcome.REFUSED
     assert node.height == 1
+
+
+@pytest.mark.parametrize("member", ["auditor", "dealer"], ids=["validator", "follower"])
+def test_the_node_commits_through_the_ready_driver_on_any_store(member, consortium, monkeypatch):
+    """The daemon's node runs the driver the simulator runs (here on the in-memory store)."""
+    steps = []
+
+    class Recording(ReadyDriver):
+        def _persist(self, ready):
+            super()._persist(ready)
+            steps.append(("persist", [c.block.header.height for c in ready.committed]))
+
+        def _apply(self, ready):
+            super()._apply(ready)
+            steps.append(("apply", [c.block.header.height for c in ready.committed]))
+
+    monkeypatch.setattr(node_module, "ReadyDriver", Recording)
+    store = MemoryBlockStore()
+    node = LedgerNode(consortium.party(member).identity, store, RULEBOOK)
+    node.start()
+    try:
+        chain = honest_chain(consortium, 2)
+        assert [verdict(node, item).outcome for item in chain] == [CatchUpOutcome.ACCEPTED] * 2
+        assert node.wait_height(2, VERDICT_TIMEOUT_S)
+    finally:
+        node.stop()
+    assert [step for step in steps if step[1]] == [
+        ("persist", [1]),
+        ("apply", [1]),
+        ("persist", [2]),
+        ("apply", [2]),
+    ]
+    assert [item.block.header for item in store.blocks(1, 10)] == [
+        item.block.header for item in chain
+    ]
 
 
 def test_the_penalty_box_holds_a_peer_for_a_while_and_longer_each_time():
