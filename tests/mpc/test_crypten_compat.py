@@ -1,7 +1,5 @@
 import importlib
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -9,6 +7,8 @@ import pytest
 import torch
 
 from mpc_ledger.mpc import crypten_compat
+
+from .gloo_parties import run_gloo_parties
 
 HERE = Path(__file__).parent
 
@@ -33,27 +33,10 @@ def test_does_not_replace_a_real_module(monkeypatch):
 
 @pytest.mark.integration
 def test_two_process_computation_matches_plaintext(tmp_path):
-    env = {
-        **os.environ,
-        "WORLD_SIZE": "2",
-        "RENDEZVOUS": f"file://{tmp_path / 'rendezvous'}",
-        "DISTRIBUTED_BACKEND": "gloo",
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(HERE / "crypten_party.py")],
-            env={**env, "RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in range(2)
+    outputs = [
+        json.loads(out.strip().splitlines()[-1])
+        for out in run_gloo_parties(HERE / "crypten_party.py", tmp_path, timeout_s=120)
     ]
-    outputs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        outputs.append(json.loads(out.strip().splitlines()[-1]))
     x = torch.tensor([0.5, -1.25, 3.0, 2.0])
     y = torch.tensor([[1.0, 2.0], [3.0, -4.0], [0.25, 0.5], [-1.0, 1.0]])
     expected = (x.unsqueeze(0) @ y).tolist()

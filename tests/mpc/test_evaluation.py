@@ -10,9 +10,6 @@ puts them.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,10 @@ from mpc_ledger.mpc.evaluation import (
     task_of,
 )
 
+from .gloo_parties import run_gloo_parties
+
 HERE = Path(__file__).parent
+
 LOG_LOSS_ATOL = 0.02  # CrypTen's log (see evaluation's docstring)
 SUM_RTOL = 1e-3  # fixed point's 2^-16 per row, over sums of squares and absolute values
 
@@ -70,27 +70,7 @@ def close(name: str, got: float, expected: float) -> bool:
 @pytest.fixture(scope="module")
 def opened(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("evaluation")
-    env = {
-        **os.environ,
-        "WORLD_SIZE": "2",
-        "RENDEZVOUS": f"file://{folder / 'rendezvous'}",
-        "DISTRIBUTED_BACKEND": "gloo",
-    }
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(HERE / "metrics_party.py")],
-            env={**env, "RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    outputs = []
-    for process in processes:
-        out, err = process.communicate(timeout=180)
-        assert process.returncode == 0, err[-4000:]
-        outputs.append(out)
+    outputs = run_gloo_parties(HERE / "metrics_party.py", folder)
     return json.loads(outputs[0].strip().splitlines()[-1])
 
 
