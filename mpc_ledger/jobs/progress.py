@@ -6,7 +6,7 @@ and the user client's `jobs()` (`mpc_ledger.client`, which reads the same
 facts from committed blocks), so the three never disagree on a total.
 
 A job trains ``epochs`` x ceil(training rows / ``batch_size``) steps (the
-worker's loop in `mpc_ledger.mpc.programs.run_training`); its training rows
+worker's loop in `mpc_ledger.mpc.training.run_training`); its training rows
 are the datasets' (the manifest's split: summed for a horizontal job, the
 common count for a vertical one) or, for alignment "psi", the
 intersection's, which no one knows until the private set intersection ran:

@@ -338,7 +338,7 @@ def _parameter_shapes(info: ModelFileInfo, path: Path) -> dict[str, tuple[int, .
 def torch_model(info: ModelFileInfo, path: Path | None = None) -> torch.nn.Module:
     """The architecture the job trained (`build_torch_model`), with its initial weights;
     `ModelFileError` if the metadata's model, loss and classes do not go together."""
-    from mpc_ledger.mpc.programs import TrainSpec, build_torch_model
+    from mpc_ledger.mpc.train_spec import TrainSpec, build_torch_model
 
     try:
         spec = TrainSpec(
