@@ -11,14 +11,10 @@ block's records are checked in order against an overlay exactly as they
 will be applied.
 
 A job's life is a small explicit state machine, kept as data in
-`_TRANSITIONS` (h11 style): (status, event) -> next status; an event that
-is not in the table is refused with the job's status as the reason. Every
-`_apply_*` takes a job's next status from the table, never from a constant,
-so the table is the whole state machine.
-
-    pending --approve (last owner)--> approved --start--> running --complete--> completed
-       |  \\--reject--> rejected          |                  |
-       \\------------- abort ------------+------------------+--> aborted
+`mpc_ledger.jobs.lifecycle.TRANSITIONS` (h11 style): (status, event) ->
+next status; an event that is not in the table is refused with the job's
+status as the reason. Every `_apply_*` takes a job's next status from the
+table, never from a constant, so the table is the whole state machine.
 
 Who may write what (participants = the owners of the job's datasets, ranks
 0..n-1 in the spec's order, and the dealer member, rank n, when the tuple
@@ -60,6 +56,16 @@ import re
 from collections.abc import Iterable, Sequence
 
 from mpc_ledger.jobs.datasets import RegisteredDataset, registration_problems
+from mpc_ledger.jobs.lifecycle import (
+    ABORTED,
+    APPROVED,
+    COMPLETED,
+    PENDING,
+    REJECTED,
+    RUNNING,
+    STATUSES,
+    TRANSITIONS,
+)
 from mpc_ledger.jobs.manifest import JobManifest, build_manifest
 from mpc_ledger.jobs.spec import JobSpec, ledger_problems, spec_problems, split_rows
 from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES
@@ -95,26 +101,9 @@ DATASETS_TABLE = "jobs/datasets"  # dataset id -> RegisteredDataset
 JOBS_TABLE = "jobs/jobs"  # job id (hex) -> JobState
 EPOCHS_TABLE = "jobs/epochs"  # "<job id hex>/<member>/<epoch>" -> EpochDigests
 
-PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
-RUNNING, COMPLETED, ABORTED = "running", "completed", "aborted"
-STATUSES = (PENDING, APPROVED, REJECTED, RUNNING, COMPLETED, ABORTED)
-
-# (status, event) -> next status. Anything else is refused.
-_TRANSITIONS: dict[tuple[str, str], str] = {
-    (PENDING, "approve"): PENDING,
-    (PENDING, "approve-last"): APPROVED,
-    (PENDING, "reject"): REJECTED,
-    (PENDING, "abort"): ABORTED,
-    (APPROVED, "start"): RUNNING,
-    (APPROVED, "abort"): ABORTED,
-    (RUNNING, "start"): RUNNING,
-    (RUNNING, "align"): RUNNING,
-    (RUNNING, "epoch-digests"): RUNNING,
-    (RUNNING, "complete"): COMPLETED,
-    (RUNNING, "proof"): RUNNING,
-    (RUNNING, "abort"): ABORTED,
-    (COMPLETED, "proof"): COMPLETED,
-}
+# The table, under a name of this module: every rule looks it up here, so a test can
+# watch each transition the rules take (tests/jobs/test_rules.py).
+_TRANSITIONS = TRANSITIONS
 
 REASON_MAX_CHARS = 2000
 REASONS_MAX = 64
