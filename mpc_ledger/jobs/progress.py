@@ -21,8 +21,8 @@ import math
 from collections.abc import Sequence
 
 from mpc_ledger.jobs.lifecycle import APPROVED, PENDING, RUNNING
-from mpc_ledger.jobs.rules import JobState
 from mpc_ledger.jobs.spec import JobSpec, split_rows
+from mpc_ledger.jobs.state import JobState
 
 __all__ = [
     "PHASE_ALIGNING",
