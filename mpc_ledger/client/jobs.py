@@ -22,9 +22,9 @@ from mpc_ledger.consensus import Validator, ValidatorSet, verify_certificate
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.jobs.rules import JOB_RULES, JOB_TRAIL_KINDS
 from mpc_ledger.jobs.spec import JobSpec, load_job_spec
-from mpc_ledger.jobs.worker_bridge import PROGRAM_MODELS
 from mpc_ledger.ledger.client import LedgerCalls
 from mpc_ledger.ledger.records import parse_record
+from mpc_ledger.model_kinds import PROGRAM_MODELS
 from mpc_ledger.mpc import model_codec, model_file
 from mpc_ledger.proto.v1 import jobs_pb2, jobs_service_pb2, jobs_service_pb2_grpc, ledger_pb2
 from mpc_ledger.timestamps import block_time_text

@@ -53,6 +53,7 @@ from mpc_ledger.jobs.catalogue import CatalogueEntry, load_entry
 from mpc_ledger.jobs.datafiles import DataFileError, read_rows
 from mpc_ledger.jobs.datasets import FingerprintBuilder
 from mpc_ledger.jobs.manifest import JobManifest, ManifestParty
+from mpc_ledger.model_kinds import PROGRAM_MODELS
 
 if TYPE_CHECKING:  # the daemon never imports torch: only the worker does
     from mpc_ledger.mpc.train_spec import PartyData, TrainSpec
@@ -68,14 +69,6 @@ __all__ = [
     "train_spec_for",
     "worker_manifest",
 ]
-
-# the job spec's model kinds as the training program (and a model file) names them
-PROGRAM_MODELS = {
-    "logistic_regression": "logistic",
-    "linear_regression": "linear",
-    "softmax_regression": "softmax",
-    "mlp": "mlp",
-}
 
 
 class UnsupportedJobError(ValueError):

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from mpc_ledger.model_kinds import LOSSES, PROGRAM_DEFAULT_LOSS, PROGRAM_KINDS, PROGRAM_LOSSES_OF
 from mpc_ledger.mpc.preprocessing import batch_permutation
 
 __all__ = [
@@ -35,15 +36,11 @@ __all__ = [
 ]
 
 LAYOUTS = ("vertical", "horizontal")
-MODELS = ("logistic", "linear", "softmax", "mlp")
-LOSSES = ("bce", "mse", "cross_entropy")
-DEFAULT_LOSS = {"logistic": "bce", "linear": "mse", "softmax": "cross_entropy", "mlp": "bce"}
-_LOSSES_OF = {
-    "logistic": ("bce",),
-    "linear": ("mse",),
-    "softmax": ("cross_entropy",),
-    "mlp": LOSSES,
-}
+# The model kinds by their program names (`mpc_ledger.model_kinds`, which maps a job
+# spec's kind to one).
+MODELS = PROGRAM_KINDS
+DEFAULT_LOSS = PROGRAM_DEFAULT_LOSS
+_LOSSES_OF = PROGRAM_LOSSES_OF
 BATCH_ORDERS = ("", "shuffled")
 STANDARDISATIONS = ("", "pooled")
 # The statistics the model expects its inputs standardised with, released with it.

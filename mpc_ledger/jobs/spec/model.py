@@ -16,6 +16,7 @@ from typing import Any
 
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.jobs.datasets import RegisteredDataset
+from mpc_ledger.model_kinds import LOSSES, MODEL_KINDS, SPEC_DEFAULT_LOSS, SPEC_LOSSES_OF
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [
@@ -43,20 +44,9 @@ __all__ = [
 LAYOUTS = ("vertical", "horizontal")
 ALIGNMENTS = ("psi", "row-order")
 ID_TYPES = ("int64", "string")
-MODEL_KINDS = ("logistic_regression", "linear_regression", "softmax_regression", "mlp")
-LOSSES = ("bce", "mse", "cross_entropy")
-DEFAULT_LOSS = {
-    "logistic_regression": "bce",
-    "linear_regression": "mse",
-    "softmax_regression": "cross_entropy",
-    "mlp": "bce",
-}
-LOSSES_OF = {
-    "logistic_regression": ("bce",),
-    "linear_regression": ("mse",),
-    "softmax_regression": ("cross_entropy",),
-    "mlp": LOSSES,
-}
+# The model kinds and losses, by the spec's (canonical) names: `mpc_ledger.model_kinds`.
+DEFAULT_LOSS = SPEC_DEFAULT_LOSS
+LOSSES_OF = SPEC_LOSSES_OF
 OPTIMISERS = ("sgd",)
 TUPLE_PROVIDERS = ("dealer", "trusted-first-party")
 DEFAULT_PROTOCOL = "crypten-0.4.1-arithmetic"
