@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from mpc_ledger.daemon.parent import stop_on_signals
-from mpc_ledger.mpc.programs import TrainSpec, breast_cancer_split, run_plaintext
+from mpc_ledger.mpc.plaintext import run_plaintext
+from mpc_ledger.mpc.sample_data import breast_cancer_split
+from mpc_ledger.mpc.train_spec import TrainSpec
 from mpc_ledger.mpc.transcript import TranscriptSnapshot, compare_transcripts
 from mpc_ledger.mpc.worker import JobManifest
 from mpc_ledger.mpc.worker_command import worker_command

@@ -6,7 +6,7 @@ and the user client's `jobs()` (`mpc_ledger.client`, which reads the same
 facts from committed blocks), so the three never disagree on a total.
 
 A job trains ``epochs`` x ceil(training rows / ``batch_size``) steps (the
-worker's loop in `mpc_ledger.mpc.programs.run_training`); its training rows
+worker's loop in `mpc_ledger.mpc.training.run_training`); its training rows
 are the datasets' (the manifest's split: summed for a horizontal job, the
 common count for a vertical one) or, for alignment "psi", the
 intersection's, which no one knows until the private set intersection ran:
@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from mpc_ledger.jobs.rules import APPROVED, PENDING, RUNNING, JobState
+from mpc_ledger.jobs.lifecycle import APPROVED, PENDING, RUNNING
+from mpc_ledger.jobs.spec import JobSpec, split_rows
+from mpc_ledger.jobs.state import JobState
 
 __all__ = [
     "PHASE_ALIGNING",
@@ -31,6 +33,7 @@ __all__ = [
     "job_total_steps",
     "phase_of",
     "total_steps",
+    "train_rows",
 ]
 
 PHASE_WAITING = "waiting: the data owners decide"
@@ -58,10 +61,19 @@ def phase_of(status: str, *, started_by_all: bool, psi_unaligned: bool) -> str:
     return PHASE_ALIGNING if psi_unaligned else PHASE_TRAINING
 
 
+def train_rows(spec: JobSpec, row_counts: Sequence[int], psi_train_rows: int | None) -> list[int]:
+    """Each data party's training rows, as `total_steps` takes them: of its dataset's
+    ``row_counts`` (in the spec's order), or for alignment "psi" the first committed
+    alignment's ``psi_train_rows`` (none yet: empty, the total is not known)."""
+    if spec.alignment == "psi":
+        return [psi_train_rows] if psi_train_rows is not None else []
+    return [split_rows(rows, spec.test_fraction)[0] for rows in row_counts]
+
+
 def _train_rows(job: JobState) -> list[int]:
-    if job.spec.alignment == "psi":
-        return [job.alignments[0].train_rows] if job.alignments else []
-    return [p.train_rows for p in job.manifest.parties if p.role == "data"]
+    psi_train_rows = job.alignments[0].train_rows if job.alignments else None
+    row_counts = [p.row_count for p in job.manifest.parties if p.role == "data"]
+    return train_rows(job.spec, row_counts, psi_train_rows)
 
 
 def job_total_steps(job: JobState) -> int:

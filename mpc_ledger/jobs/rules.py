@@ -6,19 +6,16 @@ Each record kind of jobs.proto is a `Rule` of the ledger's deterministic
 state machine (`mpc_ledger.ledger.state`): the state machine checks the
 author's signature and kind of author (member, user with a role); the
 functions here check the payload against the state so far and apply it.
-State lives in the `StateView` feature tables as immutable values, so a
-block's records are checked in order against an overlay exactly as they
-will be applied.
+State lives in the `StateView` feature tables as immutable values
+(`mpc_ledger.jobs.state`, whose names this module re-exports), so a block's
+records are checked in order against an overlay exactly as they will be
+applied.
 
 A job's life is a small explicit state machine, kept as data in
-`_TRANSITIONS` (h11 style): (status, event) -> next status; an event that
-is not in the table is refused with the job's status as the reason. Every
-`_apply_*` takes a job's next status from the table, never from a constant,
-so the table is the whole state machine.
-
-    pending --approve (last owner)--> approved --start--> running --complete--> completed
-       |  \\--reject--> rejected          |                  |
-       \\------------- abort ------------+------------------+--> aborted
+`mpc_ledger.jobs.lifecycle.TRANSITIONS` (h11 style): (status, event) ->
+next status; an event that is not in the table is refused with the job's
+status as the reason. Every `_apply_*` takes a job's next status from the
+table, never from a constant, so the table is the whole state machine.
 
 Who may write what (participants = the owners of the job's datasets, ranks
 0..n-1 in the spec's order, and the dealer member, rank n, when the tuple
@@ -60,8 +57,31 @@ import re
 from collections.abc import Iterable, Sequence
 
 from mpc_ledger.jobs.datasets import RegisteredDataset, registration_problems
-from mpc_ledger.jobs.manifest import JobManifest, build_manifest
+from mpc_ledger.jobs.lifecycle import (
+    ABORTED,
+    APPROVED,
+    COMPLETED,
+    PENDING,
+    REJECTED,
+    RUNNING,
+    STATUSES,
+    TRANSITIONS,
+)
+from mpc_ledger.jobs.manifest import build_manifest
 from mpc_ledger.jobs.spec import JobSpec, ledger_problems, spec_problems, split_rows
+from mpc_ledger.jobs.state import (
+    DATASETS_TABLE,
+    EPOCHS_TABLE,
+    JOBS_TABLE,
+    Alignment,
+    ChannelDigest,
+    EpochDigests,
+    JobState,
+    epoch_digests,
+    job_state,
+    registered_dataset,
+    registered_datasets,
+)
 from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user
 from mpc_ledger.ledger.state import Rule, Rulebook, StateView
@@ -91,148 +111,14 @@ __all__ = [
     "registered_datasets",
 ]
 
-DATASETS_TABLE = "jobs/datasets"  # dataset id -> RegisteredDataset
-JOBS_TABLE = "jobs/jobs"  # job id (hex) -> JobState
-EPOCHS_TABLE = "jobs/epochs"  # "<job id hex>/<member>/<epoch>" -> EpochDigests
-
-PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
-RUNNING, COMPLETED, ABORTED = "running", "completed", "aborted"
-STATUSES = (PENDING, APPROVED, REJECTED, RUNNING, COMPLETED, ABORTED)
-
-# (status, event) -> next status. Anything else is refused.
-_TRANSITIONS: dict[tuple[str, str], str] = {
-    (PENDING, "approve"): PENDING,
-    (PENDING, "approve-last"): APPROVED,
-    (PENDING, "reject"): REJECTED,
-    (PENDING, "abort"): ABORTED,
-    (APPROVED, "start"): RUNNING,
-    (APPROVED, "abort"): ABORTED,
-    (RUNNING, "start"): RUNNING,
-    (RUNNING, "align"): RUNNING,
-    (RUNNING, "epoch-digests"): RUNNING,
-    (RUNNING, "complete"): COMPLETED,
-    (RUNNING, "proof"): RUNNING,
-    (RUNNING, "abort"): ABORTED,
-    (COMPLETED, "proof"): COMPLETED,
-}
+# The table, under a name of this module: every rule looks it up here, so a test can
+# watch each transition the rules take (tests/jobs/test_rules.py).
+_TRANSITIONS = TRANSITIONS
 
 REASON_MAX_CHARS = 2000
 REASONS_MAX = 64
 METRICS_MAX = 32
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-@dataclasses.dataclass(frozen=True)
-class ChannelDigest:
-    sender_rank: int
-    receiver_rank: int
-    digest: bytes
-    messages: int
-    size_bytes: int
-    rounds: int
-
-    @classmethod
-    def from_proto(cls, message: jobs_pb2.ChannelDigest) -> ChannelDigest:
-        return cls(
-            message.sender_rank,
-            message.receiver_rank,
-            bytes(message.digest),
-            message.messages,
-            message.size_bytes,
-            message.rounds,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class EpochDigests:
-    job_id: bytes
-    member_id: str
-    epoch: int
-    channels: tuple[ChannelDigest, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class Alignment:
-    """A data owner's `JobAlignment` record (alignment "psi")."""
-
-    member_id: str
-    intersection_size: int
-    train_rows: int
-    test_rows: int
-    channels: tuple[ChannelDigest, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class JobState:
-    """A job as the ledger knows it (immutable; each record replaces it)."""
-
-    job_id: bytes
-    submitter: str
-    manifest: JobManifest
-    status: str = PENDING
-    decisions: tuple[tuple[str, bool], ...] = ()  # (owner, approve), in commit order
-    started: tuple[str, ...] = ()
-    proofs: tuple[str, ...] = ()
-    reason: str = ""  # why it was rejected or aborted
-    ended_by: str = ""
-    model_hash: bytes = b""
-    metrics: tuple[tuple[str, float], ...] = ()
-    alignments: tuple[Alignment, ...] = ()  # alignment "psi": in commit order
-
-    @property
-    def spec(self) -> JobSpec:
-        return self.manifest.spec
-
-    @property
-    def owners(self) -> tuple[str, ...]:
-        return tuple(p.member_id for p in self.manifest.parties if p.role == "data")
-
-    @property
-    def participants(self) -> tuple[str, ...]:
-        return self.manifest.participants
-
-    def alignment_of(self, member_id: str) -> Alignment | None:
-        for alignment in self.alignments:
-            if alignment.member_id == member_id:
-                return alignment
-        return None
-
-    def rows_of(self, member_id: str) -> int:
-        """The rows ``member_id`` puts into the job: its dataset's, or (psi) the intersection's
-        once it is known (0 before, and for the dealer)."""
-        party = self.manifest.party(member_id)
-        if party is None or party.role != "data":
-            return 0
-        if self.spec.alignment != "psi":
-            return party.row_count
-        alignment = self.alignment_of(member_id)
-        return alignment.intersection_size if alignment is not None else 0
-
-
-# -- queries (for the runner, the CLI and the verifier) -------------------------------------
-
-
-def registered_dataset(view: StateView, dataset_id: str) -> RegisteredDataset | None:
-    value = view.get(DATASETS_TABLE, dataset_id)
-    return value if isinstance(value, RegisteredDataset) else None
-
-
-def registered_datasets(view: StateView, ids: Iterable[str]) -> dict[str, RegisteredDataset]:
-    """The registry for ``ids`` (those registered), as the spec checks take it."""
-    found = {dataset_id: registered_dataset(view, dataset_id) for dataset_id in ids}
-    return {k: v for k, v in found.items() if v is not None}
-
-
-def job_state(view: StateView, job_id: bytes) -> JobState | None:
-    value = view.get(JOBS_TABLE, job_id.hex())
-    return value if isinstance(value, JobState) else None
-
-
-def epoch_digests(
-    view: StateView, job_id: bytes, member_id: str, epoch: int
-) -> EpochDigests | None:
-    value = view.get(EPOCHS_TABLE, f"{job_id.hex()}/{member_id}/{epoch}")
-    return value if isinstance(value, EpochDigests) else None
 
 
 # -- datasets -------------------------------------------------------------------------------

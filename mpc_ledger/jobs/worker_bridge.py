@@ -33,7 +33,7 @@ row (data rows counted from 1), never the value, before CrypTen starts;
 the worker makes that the job's abort reason.
 
 The daemon side works on plain JSON (`train_spec_for` returns the fields of
-`mpc_ledger.mpc.programs.TrainSpec`, which the worker checks), so the
+`mpc_ledger.mpc.train_spec.TrainSpec`, which the worker checks), so the
 party daemon never imports torch or CrypTen.
 
 Contract: the worker manifest holds a local path and is written 0600 in the
@@ -53,9 +53,10 @@ from mpc_ledger.jobs.catalogue import CatalogueEntry, load_entry
 from mpc_ledger.jobs.datafiles import DataFileError, read_rows
 from mpc_ledger.jobs.datasets import FingerprintBuilder
 from mpc_ledger.jobs.manifest import JobManifest, ManifestParty
+from mpc_ledger.model_kinds import PROGRAM_MODELS
 
 if TYPE_CHECKING:  # the daemon never imports torch: only the worker does
-    from mpc_ledger.mpc.programs import PartyData, TrainSpec
+    from mpc_ledger.mpc.train_spec import PartyData, TrainSpec
 
 __all__ = [
     "PROGRAM_MODELS",
@@ -68,14 +69,6 @@ __all__ = [
     "train_spec_for",
     "worker_manifest",
 ]
-
-# the job spec's model kinds as the training program (and a model file) names them
-PROGRAM_MODELS = {
-    "logistic_regression": "logistic",
-    "linear_regression": "linear",
-    "softmax_regression": "softmax",
-    "mlp": "mlp",
-}
 
 
 class UnsupportedJobError(ValueError):
@@ -200,7 +193,7 @@ class LocalTable:
         import numpy as np
         import torch
 
-        from mpc_ledger.mpc.programs import PartyData
+        from mpc_ledger.mpc.train_spec import PartyData
 
         order = np.asarray(rows, dtype=np.int64)
         x = self.x[order]

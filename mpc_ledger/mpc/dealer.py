@@ -56,9 +56,10 @@ from typing import Any
 
 import torch
 
+from mpc_ledger.mpc.conformance import conformance_inputs
 from mpc_ledger.mpc.errors import ProtocolViolation
 from mpc_ledger.mpc.preprocessing import DEVIATION_EXPONENTS
-from mpc_ledger.mpc.programs import TrainSpec, conformance_inputs
+from mpc_ledger.mpc.train_spec import TrainSpec
 
 __all__ = [
     "DIMS_MAX",

@@ -90,8 +90,8 @@ def encrypted_metrics(crypten: Any, loss: str, output: Any, labels: Any) -> dict
 
 
 def _fixed_point(tensor: Any) -> Any:
-    # imported here: crypten_compat imports the dealer, which imports the programs, which
-    # import this module
+    # imported here: only an MPC run needs crypten_compat (the plaintext metrics do not);
+    # it also once closed an import cycle (crypten_compat -> dealer -> programs -> here)
     from mpc_ledger.mpc.crypten_compat import fixed_point as in_default_encoding
 
     return in_default_encoding(tensor)

@@ -38,6 +38,7 @@ import numpy as np
 
 from mpc_ledger.documents import NestingError, parse_json
 from mpc_ledger.errors import UserError
+from mpc_ledger.model_kinds import LOSSES, PROGRAM_KINDS
 from mpc_ledger.mpc.model_codec import MODEL_MAX_BYTES, encode_model, model_digest_of_encoding
 
 if TYPE_CHECKING:  # imported where a model is applied, not where a file is written
@@ -59,8 +60,9 @@ MODEL_FILE_FORMAT = "mpc-ledger/model-file/v1"
 METADATA_KEY = "mpc_ledger"
 PREPROCESSING_MEAN = "preprocessing.mean"
 PREPROCESSING_SCALE = "preprocessing.scale"
-MODEL_KINDS = ("logistic", "linear", "softmax", "mlp")
-LOSSES = ("bce", "mse", "cross_entropy")
+# a file names its kind by the program's name (`mpc_ledger.model_kinds`), as files
+# already written do
+MODEL_KINDS = PROGRAM_KINDS
 _HEADER_MAX_BYTES = 16 << 20
 _FEATURES_MAX = 1 << 16
 _HEX_32 = re.compile(r"^[0-9a-f]{64}$")
@@ -338,7 +340,7 @@ def _parameter_shapes(info: ModelFileInfo, path: Path) -> dict[str, tuple[int, .
 def torch_model(info: ModelFileInfo, path: Path | None = None) -> torch.nn.Module:
     """The architecture the job trained (`build_torch_model`), with its initial weights;
     `ModelFileError` if the metadata's model, loss and classes do not go together."""
-    from mpc_ledger.mpc.programs import TrainSpec, build_torch_model
+    from mpc_ledger.mpc.train_spec import TrainSpec, build_torch_model
 
     try:
         spec = TrainSpec(

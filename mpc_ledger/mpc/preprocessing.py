@@ -52,7 +52,7 @@ statistics to about 2^-16 relative, a standardised value ``z`` to about
 every row twice (once by a five-way one-hot): a few epochs' worth of
 triples for a small model, once per job.
 
-Nothing here reveals anything: the caller (`programs.run_training`) opens the
+Nothing here reveals anything: the caller (`training.run_training`) opens the
 pooled mean and deviation only to the model's recipients, with the model.
 """
 

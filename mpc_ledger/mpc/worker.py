@@ -76,17 +76,13 @@ from mpc_ledger.mpc.communicator import (
     MpcCommunicator,
     TorchDistributedShim,
 )
+from mpc_ledger.mpc.conformance import run_conformance
 from mpc_ledger.mpc.dealer import DealerChannel, budget_for_program, serve
 from mpc_ledger.mpc.errors import MpcError
 from mpc_ledger.mpc.model_codec import encode_model
-from mpc_ledger.mpc.programs import (
-    PartyData,
-    TrainSpec,
-    breast_cancer_split,
-    party_data,
-    run_conformance,
-    run_training,
-)
+from mpc_ledger.mpc.sample_data import breast_cancer_split, party_data
+from mpc_ledger.mpc.train_spec import PartyData, TrainSpec
+from mpc_ledger.mpc.training import run_training
 from mpc_ledger.mpc.worker_link import RelayLink
 
 if TYPE_CHECKING:  # the jobs layer is imported only for jobs a party daemon runs

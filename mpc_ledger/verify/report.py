@@ -8,7 +8,7 @@ height, the record's log index and its id, so a person can find it with
 must not be able to make the report itself unreadably large.
 
 Per-job sections are :class:`Section` objects built by
-:mod:`mpc_ledger.verify.jobs`; renderers show any section generically
+:mod:`mpc_ledger.verify.job_section`; renderers show any section generically
 (fields, then tables), so new job facts need no renderer change.
 
 HTML is one self-contained page (inline CSS, no script, no external asset)

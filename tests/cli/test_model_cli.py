@@ -25,7 +25,7 @@ from mpc_ledger.mpc.model_file import (
     ModelFileInfo,
     write_model_file,
 )
-from mpc_ledger.mpc.programs import TrainSpec, build_torch_model
+from mpc_ledger.mpc.train_spec import TrainSpec, build_torch_model
 
 FEATURES = ("age", "bmi", "crp")
 MEAN = np.array([50.0, 25.0, 3.0], dtype=np.float32)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mpc_ledger.client import JobError, _JobMethods
+from mpc_ledger.client.jobs import JobError, JobMethods
 from mpc_ledger.proto.v1 import consensus_pb2, jobs_pb2
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
@@ -15,7 +15,7 @@ JOB_ID = bytes(range(32))
 MODEL_HASH = bytes(32 * [7])
 
 
-class ServedBlocks(_JobMethods):
+class ServedBlocks(JobMethods):
     """The job methods over the blocks a (possibly lying) daemon serves."""
 
     def __init__(self, genesis, blocks):

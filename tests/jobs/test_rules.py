@@ -7,7 +7,9 @@ import math
 import pytest
 
 from mpc_ledger.cli.job import _listed_progress, progress_line
-from mpc_ledger.client import JobProgress, JobSummary, _JobMethods, _ledger_progress
+from mpc_ledger.client import JobProgress, JobSummary
+from mpc_ledger.client.job_records import ledger_progress
+from mpc_ledger.client.jobs import JobMethods
 from mpc_ledger.jobs import rules
 from mpc_ledger.jobs.api import build_progress
 from mpc_ledger.jobs.progress import PHASE_ALIGNING, PHASE_TRAINING, PHASE_WAITING, job_total_steps
@@ -499,7 +501,7 @@ def test_a_psi_jobs_progress_knows_its_total_once_its_alignment_commits(jobs):
         job = jobs.job(job_id)
         message = build_progress(job, local, show_loss=False, now=0.0)
         datasets = rules.registered_datasets(jobs.state, job.spec.dataset_ids)
-        listed = _ledger_progress(job.spec, job.status, trail, datasets, jobs.authors.genesis)
+        listed = ledger_progress(job.spec, job.status, trail, datasets, jobs.authors.genesis)
         return JobProgress.from_proto(message), listed
 
     def commit_all(*records):
@@ -700,7 +702,7 @@ def test_a_whole_job_fits_in_one_block_in_order(authors, jobs):
     assert rules.job_state(state, job_id).status == rules.APPROVED
 
 
-class BlockReader(_JobMethods):
+class BlockReader(JobMethods):
     """`UserClient`'s job methods over certified blocks held here (no daemon to ask)."""
 
     def __init__(self, genesis, blocks):

@@ -19,7 +19,7 @@ from mpc_ledger.jobs.worker_bridge import (
     load_local_data,
     train_spec_for,
 )
-from mpc_ledger.mpc.programs import TrainSpec
+from mpc_ledger.mpc.train_spec import TrainSpec
 
 
 def job_spec(**changes) -> JobSpec:

@@ -23,7 +23,7 @@ from mpc_ledger.mpc.dealer import (
 from mpc_ledger.mpc.errors import MpcError, ProtocolViolation
 from mpc_ledger.mpc.objects import decode_object, encode_object
 from mpc_ledger.mpc.preprocessing import DEVIATION_EXPONENTS
-from mpc_ledger.mpc.programs import TrainSpec
+from mpc_ledger.mpc.train_spec import TrainSpec
 
 
 def wire(value):

@@ -14,7 +14,7 @@ from mpc_ledger.mpc.model_codec import (
     encode_model,
     model_digest_of_encoding,
 )
-from mpc_ledger.mpc.programs import model_digest
+from mpc_ledger.mpc.training import model_digest
 
 PARAMETERS = {"weight": [[0.5, -1.25, 3.0]], "bias": [0.1]}
 

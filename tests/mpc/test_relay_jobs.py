@@ -22,7 +22,8 @@ import torch
 
 from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.identity import certs, keys
-from mpc_ledger.mpc.programs import TrainSpec, conformance_inputs, mlp_step_reference
+from mpc_ledger.mpc.conformance import conformance_inputs, mlp_step_reference
+from mpc_ledger.mpc.train_spec import TrainSpec
 from mpc_ledger.mpc.transcript import TranscriptSnapshot, compare_transcripts
 from mpc_ledger.mpc.worker import JobManifest
 from mpc_ledger.proto.v1 import mpc_pb2, mpc_pb2_grpc
@@ -59,7 +60,7 @@ def manifest(job_id, members=("a", "b", "dealer"), program=None, timeout_s=60.0)
 
 
 def training(epochs=1, rows=64, layout="vertical", model="logistic", recipients=(1,), **fields):
-    from mpc_ledger.mpc.programs import breast_cancer_split
+    from mpc_ledger.mpc.sample_data import breast_cancer_split
 
     full = breast_cancer_split(seed=0, rows=rows)
     n_train, n_test = len(full["x_train"]), len(full["x_test"])

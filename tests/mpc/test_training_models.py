@@ -39,12 +39,14 @@ from mpc_ledger.jobs.spec import (
     split_rows,
 )
 from mpc_ledger.jobs.worker_bridge import worker_manifest
+from mpc_ledger.mpc.plaintext import run_plaintext
 from mpc_ledger.mpc.preprocessing import (
     BatchOrderDigest,
     batch_permutation,
     pooled_statistics_plain,
 )
-from mpc_ledger.mpc.programs import MEAN_NAME, SCALE_NAME, TrainSpec, model_digest, run_plaintext
+from mpc_ledger.mpc.train_spec import MEAN_NAME, SCALE_NAME, TrainSpec
+from mpc_ledger.mpc.training import model_digest
 from mpc_ledger.mpc.worker_command import worker_command
 from mpc_ledger.testing.mpc_cluster import WorkerProcess, wait_all
 
