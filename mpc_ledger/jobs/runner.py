@@ -41,8 +41,8 @@ A `_JobRun` does, in this order, each step bounded by `RunnerOptions`:
    the transcript after the PSI) before anything else; a data owner whose
    policy's ``min_rows`` exceeds the intersection's training rows aborts
    the job instead (its approval counted the registered rows).
-   Its JSON lines feed the progress registry, the step gauges (the total
-   from the ledger: `mpc_ledger.jobs.progress`) and, at each epoch end, a
+   Its events (`mpc_ledger.mpc.worker_events`) feed the progress registry,
+   the step gauges (the total from the ledger: `mpc_ledger.jobs.progress`) and, at each epoch end, a
    ``job_epoch_digests`` record with its transcript snapshot (data ranks;
    the dealer serves tuples and has no epochs).
 4. On success: rank 0 waits (bounded) until every data party's last epoch
@@ -105,7 +105,17 @@ from mpc_ledger.jobs.rules import (
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.ledger.records import ParsedRecord, make_record
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.mpc.snapshots import TranscriptSnapshot
 from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
+from mpc_ledger.mpc.worker_events import (
+    Aligned,
+    EpochEnded,
+    Finished,
+    NotAnEvent,
+    StepProgress,
+    WorkerEventError,
+    decode,
+)
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 
 __all__ = [
@@ -641,31 +651,36 @@ class _JobRun(threading.Thread):
 
     def _on_event(self, line: bytes) -> None:
         try:
-            event = parse_json(line)
-        except ValueError:
+            event = decode(line)
+        except NotAnEvent:
             return  # not one of ours (a library printing)
-        if not isinstance(event, dict):
+        except WorkerEventError as exc:  # our own worker's, so a bug: the job cannot go on
+            log.warning("job %s: its worker sent a bad event: %s", self.job_hex[:16], exc)
+            reason = "its worker sent an event this daemon cannot read"  # the log says which
+            self._fail(reason)
+            self.kill(reason)
             return
-        kind = event.get("event")
-        if kind in ("progress", "epoch"):
+        if isinstance(event, StepProgress | EpochEnded):
             changes: dict[str, Any] = {
-                "step": int(event.get("step", 0)),
-                "elapsed_s": float(event.get("elapsed_s", 0.0)),
-                "epoch": int(event.get("epoch", 0)) - (1 if kind == "progress" else 0),
+                "step": event.step,
+                "elapsed_s": event.elapsed_s,
+                # an epoch in progress has not been done yet
+                "epoch": event.epoch - (1 if isinstance(event, StepProgress) else 0),
             }
-            if "loss" in event and self.job.spec.reveal_training_loss:
-                changes["loss"] = float(event["loss"])
+            loss = event.loss if isinstance(event, EpochEnded) else None
+            if loss is not None and self.job.spec.reveal_training_loss:
+                changes["loss"] = loss
             self.runner.progress.update(self.job_hex, **changes)
-            self._count_steps(changes["step"])
-        if kind == "alignment" and self.party.role == "data":
+            self._count_steps(event.step)
+        if isinstance(event, Aligned) and self.party.role == "data":
             self._align(event)
-        if kind in ("epoch", "result") and isinstance(event.get("transcript"), dict):
-            self._count_rounds(event["transcript"])
-        if kind == "epoch" and isinstance(event.get("transcript"), dict):
-            channels = _channels(event["transcript"])
+        if isinstance(event, EpochEnded | Finished) and event.transcript is not None:
+            self._count_rounds(event.transcript)
+        if isinstance(event, EpochEnded) and event.transcript is not None:
+            channels = _channels(event.transcript)
             if channels and self.party.role == "data":
                 digests = jobs_pb2.JobEpochDigests(
-                    job_id=self.job.job_id, epoch=int(event["epoch"]), channels=channels
+                    job_id=self.job.job_id, epoch=event.epoch, channels=channels
                 )
                 self.runner.submit("job_epoch_digests", digests, wait=True, job_id=self.job.job_id)
 
@@ -683,28 +698,27 @@ class _JobRun(threading.Thread):
         metrics.job_step.labels(self.job_hex).set(step)
         metrics.job_progress.labels(self.job_hex).set(min(1.0, step / total) if total else 0.0)
 
-    def _count_rounds(self, transcript: dict[str, Any]) -> None:
+    def _count_rounds(self, transcript: TranscriptSnapshot) -> None:
         """The rounds gauge: communicator operations that sent on any of this party's
         channels so far (the transcript counts them per channel)."""
         metrics = self.runner.metrics
         if metrics is None:
             return
         rounds = 0
-        for channel in transcript.get("channels", []):
-            if isinstance(channel, dict) and channel.get("sender") == self.party.rank:
-                rounds = max(rounds, int(channel.get("rounds", 0)))
+        for channel in transcript.channels:
+            if channel.sender == self.party.rank:
+                rounds = max(rounds, channel.rounds)
         metrics.mpc_rounds.labels(self.job_hex).set(rounds)
 
-    def _align(self, event: dict[str, Any]) -> None:
+    def _align(self, event: Aligned) -> None:
         """The worker's PSI result on the ledger (before its first epoch's digests)."""
-        transcript = event.get("transcript")
         alignment = jobs_pb2.JobAlignment(
             job_id=self.job.job_id,
-            method=str(event.get("method", "")),
-            intersection_size=int(event.get("intersection_size", 0)),
-            train_rows=int(event.get("train_rows", 0)),
-            test_rows=int(event.get("test_rows", 0)),
-            channels=_channels(transcript if isinstance(transcript, dict) else {}),
+            method=event.method,
+            intersection_size=event.intersection_size,
+            train_rows=event.train_rows,
+            test_rows=event.test_rows,
+            channels=_channels(event.transcript),
         )
         self.runner.progress.update(
             self.job_hex, detail=f"{alignment.intersection_size} entities in common"
@@ -730,7 +744,7 @@ class _JobRun(threading.Thread):
             manifest_hash=self.job.manifest.manifest_hash,
             dataset_fingerprint=self.party.dataset_fingerprint,
             rank=self.party.rank,
-            final_channels=_channels(result.get("transcript") or {}),
+            final_channels=_channels(_result_transcript(result)),
             rows_contributed=self._rows_contributed(),
             epochs_completed=self.job.spec.epochs,
         )
@@ -783,20 +797,26 @@ def _one_line(problems: str) -> str:
     return f"{head} {'; '.join(rest)}" if rest else head
 
 
-def _channels(transcript: dict[str, Any]) -> Sequence[jobs_pb2.ChannelDigest]:
-    channels = []
-    for channel in transcript.get("channels", []):
-        channels.append(
-            jobs_pb2.ChannelDigest(
-                sender_rank=int(channel["sender"]),
-                receiver_rank=int(channel["receiver"]),
-                digest=bytes.fromhex(channel["digest"]),
-                messages=int(channel["messages"]),
-                size_bytes=int(channel["size_bytes"]),
-                rounds=int(channel["rounds"]),
-            )
+def _channels(transcript: TranscriptSnapshot | None) -> Sequence[jobs_pb2.ChannelDigest]:
+    if transcript is None:
+        return []
+    return [
+        jobs_pb2.ChannelDigest(
+            sender_rank=channel.sender,
+            receiver_rank=channel.receiver,
+            digest=bytes.fromhex(channel.digest),
+            messages=channel.messages,
+            size_bytes=channel.size_bytes,
+            rounds=channel.rounds,
         )
-    return channels
+        for channel in transcript.channels
+    ]
+
+
+def _result_transcript(result: dict[str, Any]) -> TranscriptSnapshot | None:
+    """The job-end transcript of the worker's result file (none off the relay)."""
+    transcript = result.get("transcript")
+    return TranscriptSnapshot.from_json(transcript) if transcript else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
