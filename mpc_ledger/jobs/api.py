@@ -26,9 +26,8 @@ from typing import Any, NoReturn, Protocol
 
 import grpc
 
-from mpc_ledger.jobs.progress import job_phase, job_total_steps
+from mpc_ledger.jobs.progress import LocalProgress, ProgressRegistry, job_phase, job_total_steps
 from mpc_ledger.jobs.rules import ABORTED, COMPLETED, REJECTED, JobState, job_state
-from mpc_ledger.jobs.runner import LocalProgress, ProgressRegistry
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import jobs_pb2, jobs_service_pb2, jobs_service_pb2_grpc
