@@ -1,7 +1,7 @@
 """How far a job is: the ledger's view (total steps, phase) and this daemon's own worker's.
 
 Pure functions of committed facts, shared by the daemon's `Progress` RPC
-(`mpc_ledger.jobs.api`), the job runner's gauges (`mpc_ledger.jobs.runner`)
+(`mpc_ledger.jobs.handlers`), the job runner's gauges (`mpc_ledger.jobs.job_run`)
 and the user client's `jobs()` (`mpc_ledger.client`, which reads the same
 facts from committed blocks), so the three never disagree on a total.
 
