@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Protocol
@@ -19,11 +18,11 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mpc_ledger import __version__
 from mpc_ledger.daemon.config import Party
 from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.daemon.peers import PeerSet
-from mpc_ledger.identity.genesis import Member
+from mpc_ledger.daemon.status import StatusHandler
+from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.net import mtls
 from mpc_ledger.net.admission import UserLimits
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
@@ -52,8 +51,6 @@ USER_METHODS = frozenset(
 # Users' calls that stay open as long as the caller likes: counted against the
 # users' stream limits (`mpc_ledger.net.admission.UserLimits`).
 LONG_USER_METHODS = frozenset({"/mpc_ledger.v1.Ledger/Follow", "/mpc_ledger.v1.Jobs/Progress"})
-DEFAULT_PEER_TIMEOUT_MS = 2000
-PEER_TIMEOUT_MAX_MS = 30_000
 
 
 class BindError(Exception):
@@ -78,16 +75,19 @@ def check_bindable(address: str) -> None:
 
 
 class PartyControlServicer(party_pb2_grpc.PartyControlServicer):
-    """Thin: decode, hand off to the daemon, encode."""
+    """Thin: decode the request and its caller, call the handler (`daemon.status`)."""
 
-    def __init__(self, daemon: PartyDaemon) -> None:
-        self._daemon = daemon
+    def __init__(self, genesis: Genesis, handler: StatusHandler) -> None:
+        self._genesis = genesis
+        self._handler = handler
 
     def Status(
         self, request: party_pb2.StatusRequest, context: grpc.ServicerContext
     ) -> party_pb2.StatusResponse:
-        caller = mtls.peer_of(self._daemon.party.genesis, context)
-        return self._daemon.status(request, caller)
+        caller = mtls.peer_of(self._genesis, context)
+        return self._handler.status(
+            caller.id, probe_peers=request.probe_peers, peer_timeout_ms=request.peer_timeout_ms
+        )
 
 
 class DaemonService(Protocol):
@@ -121,8 +121,8 @@ class PartyDaemon:
         self._max_workers = max_workers
         self._server: grpc.Server | None = None
         self._health = health.HealthServicer()
-        self._started_at = time.monotonic()
         self.peers = PeerSet(party.identity, party.config.peer_addresses)
+        self._status = StatusHandler(party, self.services, self.peers)
         self.metrics = DaemonMetrics()
         # max_workers is the members' pool; users' calls run on a bounded pool of their
         # own (the interceptor's), so no user can keep a member's call waiting.
@@ -146,7 +146,9 @@ class PartyDaemon:
             # same port and silently share the traffic; a party must own its port.
             options=[*mtls.server_options(), ("grpc.so_reuseport", 0)],
         )
-        party_pb2_grpc.add_PartyControlServicer_to_server(PartyControlServicer(self), server)
+        party_pb2_grpc.add_PartyControlServicer_to_server(
+            PartyControlServicer(self.party.genesis, self._status), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for service in self.services:
             service.register(server)
@@ -172,7 +174,7 @@ class PartyDaemon:
             service.start(self)
         for name in SERVICE_NAMES:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._started_at = time.monotonic()
+        self._status.started()
 
     def stop(self, grace_s: float = 0.5) -> None:
         self._health.enter_graceful_shutdown()
@@ -193,36 +195,6 @@ class PartyDaemon:
     def wait(self, timeout_s: float | None = None) -> bool:
         assert self._server is not None
         return bool(self._server.wait_for_termination(timeout_s))
-
-    def status(self, request: party_pb2.StatusRequest, caller: Member) -> party_pb2.StatusResponse:
-        member = self.party.identity.member
-        response = party_pb2.StatusResponse(
-            member_id=member.id,
-            roles=list(member.roles),
-            chain_id=self.party.genesis.chain_id.hex(),
-            consortium=self.party.genesis.consortium,
-            listen_address=self.party.listen_address,
-            version=__version__,
-            uptime_s=time.monotonic() - self._started_at,
-            caller_id=caller.id,
-        )
-        for service in self.services:
-            service.status(response)
-        if request.probe_peers:
-            timeout_ms = min(
-                request.peer_timeout_ms or DEFAULT_PEER_TIMEOUT_MS, PEER_TIMEOUT_MAX_MS
-            )
-            for probe in self.peers.probe_all(timeout_ms / 1000):
-                response.peers.append(
-                    party_pb2.PeerStatus(
-                        id=probe.member.id,
-                        endpoint=probe.member.endpoint,
-                        reachable=probe.error is None,
-                        round_trip_ms=probe.round_trip_ms,
-                        error=probe.error or "",
-                    )
-                )
-        return response
 
     def _log_rejection(self, method: str, reason: str) -> None:
         log.warning("refused %s: %s", method, reason)

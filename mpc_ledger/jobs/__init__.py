@@ -14,6 +14,12 @@ Modules:
 * `rules`: the ledger rules for every dataset and job record kind
   (`rules.JOB_RULES`, which `mpc_ledger.rulebook` merges with the ledger's
   own into the rulebook a `LedgerState` is built with).
+* `runner`: the job runner in a party daemon, a coordinator over
+  `reconcile` (what this member owes a job, pure), `approval` (its policy's
+  decision), `job_run` (one job's steps), `worker_process` (the worker's
+  process and events), `ledger_writes` (the records), `data_check`,
+  `job_folder` and `progress`.
+* `api` and `handlers`: the `Jobs` gRPC service, thin, and what it does.
 
 Importing this package has no effect on the ledger: its rules are data that
 whoever builds a `LedgerState` passes in.

@@ -1,7 +1,7 @@
-"""How far a job is, as far as the ledger can say: its total training steps and its phase.
+"""How far a job is: the ledger's view (total steps, phase) and this daemon's own worker's.
 
 Pure functions of committed facts, shared by the daemon's `Progress` RPC
-(`mpc_ledger.jobs.api`), the job runner's gauges (`mpc_ledger.jobs.runner`)
+(`mpc_ledger.jobs.handlers`), the job runner's gauges (`mpc_ledger.jobs.job_run`)
 and the user client's `jobs()` (`mpc_ledger.client`, which reads the same
 facts from committed blocks), so the three never disagree on a total.
 
@@ -13,12 +13,21 @@ intersection's, which no one knows until the private set intersection ran:
 the first committed ``job_alignment`` says it (the rules make every data
 owner's agree). Until then the total is 0 ("not known") and the phase says
 why.
+
+`ProgressRegistry` holds the other half, in memory only: what this daemon's
+own worker last reported for each job it takes part in (`LocalProgress`),
+written by the job runner from the worker's events and read by the
+`Progress` RPC, which joins it with the ledger's view.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from mpc_ledger.jobs.lifecycle import APPROVED, PENDING, RUNNING
 from mpc_ledger.jobs.spec import JobSpec, split_rows
@@ -29,6 +38,8 @@ __all__ = [
     "PHASE_STARTING",
     "PHASE_TRAINING",
     "PHASE_WAITING",
+    "LocalProgress",
+    "ProgressRegistry",
     "job_phase",
     "job_total_steps",
     "phase_of",
@@ -89,3 +100,48 @@ def job_phase(job: JobState) -> str:
         started_by_all=all(p in job.started for p in job.participants),
         psi_unaligned=job.spec.alignment == "psi" and not job.alignments,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalProgress:
+    """This daemon's own worker's progress on one job, as its events say (the client's
+    `mpc_ledger.client.JobProgress` is what `job watch` receives: this joined with the
+    ledger's view by `mpc_ledger.jobs.api`)."""
+
+    job_id: str  # hex
+    status: str  # starting, running, finishing, completed, aborted
+    epochs: int
+    epoch: int = 0
+    step: int = 0
+    elapsed_s: float = 0.0
+    loss: float | None = None  # only when the job's spec reveals it to the submitter
+    detail: str = ""  # why it was aborted
+    updated_s: float = 0.0  # time.monotonic() of the last change
+
+
+class ProgressRegistry:
+    """This daemon's view of the jobs it takes part in; thread-safe, never persisted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, LocalProgress] = {}
+
+    def begin(self, job_id: str, epochs: int) -> None:
+        with self._lock:
+            started = LocalProgress(job_id, "starting", epochs, updated_s=time.monotonic())
+            self._jobs[job_id] = started
+
+    def update(self, job_id: str, **changes: Any) -> None:
+        with self._lock:
+            current = self._jobs.get(job_id)
+            if current is not None:
+                changes["updated_s"] = time.monotonic()
+                self._jobs[job_id] = dataclasses.replace(current, **changes)
+
+    def get(self, job_id: str) -> LocalProgress | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def all(self) -> list[LocalProgress]:
+        with self._lock:
+            return list(self._jobs.values())

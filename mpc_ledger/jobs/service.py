@@ -38,8 +38,9 @@ import grpc
 from mpc_ledger.daemon.config import Party
 from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
 from mpc_ledger.jobs.api import JobsApi
+from mpc_ledger.jobs.progress import ProgressRegistry
 from mpc_ledger.jobs.rules import JOB_STATUS_KINDS, JOBS_TABLE, STATUSES, job_state
-from mpc_ledger.jobs.runner import JobRunner, ProgressRegistry, RunnerOptions
+from mpc_ledger.jobs.runner import JobRunner, RunnerOptions
 from mpc_ledger.ledger.node import LedgerNode, SubmitResult
 from mpc_ledger.ledger.records import ParsedRecord
 from mpc_ledger.ledger.refusals import RefusalCode

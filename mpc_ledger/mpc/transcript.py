@@ -13,7 +13,9 @@ Theory of operation:
   ``rounds`` (communicator operations that used the channel) is reported
   for information only; it is not compared.
 * `Transcript.snapshot()` freezes the state (the running hashes continue);
-  the jobs layer signs snapshots at epoch ends and at the job's end.
+  the jobs layer signs snapshots at epoch ends and at the job's end. The
+  snapshot values (`ChannelStats`, `TranscriptSnapshot`) live in
+  `mpc_ledger.mpc.snapshots`, which imports no torch, for the party daemon.
 * `compare_transcripts` is pure: given each party's snapshot, it lists every
   link whose two ends disagree, naming the link and what differs.
 """
@@ -23,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping
-from typing import Any
 
 from mpc_ledger.mpc.frames import canonical_header
+from mpc_ledger.mpc.snapshots import ChannelStats, TranscriptSnapshot
 from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = [
@@ -37,50 +39,6 @@ __all__ = [
 ]
 
 _EMPTY_DIGEST = hashlib.sha256().hexdigest()
-
-
-@dataclasses.dataclass(frozen=True)
-class ChannelStats:
-    """One end's view of one directed channel."""
-
-    sender: int
-    receiver: int
-    digest: str  # hex SHA-256
-    messages: int
-    size_bytes: int
-    rounds: int
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class TranscriptSnapshot:
-    """A party's channels at one point (epoch end, job end)."""
-
-    job_id: str
-    rank: int
-    label: str
-    channels: tuple[ChannelStats, ...]
-
-    def channel(self, sender: int, receiver: int) -> ChannelStats | None:
-        for stats in self.channels:
-            if (stats.sender, stats.receiver) == (sender, receiver):
-                return stats
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "rank": self.rank,
-            "label": self.label,
-            "channels": [c.to_json() for c in self.channels],
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> TranscriptSnapshot:
-        channels = tuple(ChannelStats(**c) for c in raw["channels"])
-        return cls(str(raw["job_id"]), int(raw["rank"]), str(raw["label"]), channels)
 
 
 class _Channel:

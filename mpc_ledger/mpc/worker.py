@@ -25,19 +25,18 @@ a changed file fails the worker before anything is shared. With
 "test_fraction"}) the data ranks first run the private set intersection
 of their id columns over the same communicator (`mpc_ledger.mpc.psi`; the
 dealer takes no part), keep only the intersection's rows, in its canonical
-order, split them, and report ``{"event": "alignment", "method",
-"intersection_size", "train_rows", "test_rows", "transcript"}`` before
-training; the training spec's row counts are the intersection's. The
+order, split them, and report an `Aligned` event (the intersection's size,
+its split, the transcript after the PSI) before training; the training
+spec's row counts are the intersection's. The
 dealer's ``data`` is empty, or for a job aligned by PSI ``{"max_rows"}``:
 the smallest dataset's row count, which bounds the intersection and so the
 dealer's budget (`mpc_ledger.mpc.dealer.budget_for_program`).
 
-``--events`` writes JSON lines to stdout for the party daemon's job runner:
-``{"event": "progress", "epoch", "step", "elapsed_s"}``, after each epoch
-``{"event": "epoch", "epoch", "step", "elapsed_s", "transcript", ["loss"]}``
-(the transcript snapshot taken at the epoch's end; the loss only when the
-job reveals it) and ``{"event": "result", ...}`` (the result without the
-model; a training result has its ``batch_order_digest``). ``--model-out
+``--events`` writes the typed events of `mpc_ledger.mpc.worker_events` to
+stdout, one JSON line each, for the party daemon's job runner: `StepProgress`
+during training, `EpochEnded` after each epoch (the transcript snapshot
+taken at the epoch's end; the loss only when the job reveals it) and
+`Finished` (the result without its output). ``--model-out
 PATH`` (recipients) saves the revealed model there
 (``torch.save`` of a name -> tensor dict, mode 0600, and its canonical encoding,
 `mpc_ledger.mpc.model_codec`, beside it as ``.bin``) instead of putting it in
@@ -81,8 +80,17 @@ from mpc_ledger.mpc.dealer import DealerChannel, budget_for_program, serve
 from mpc_ledger.mpc.errors import MpcError
 from mpc_ledger.mpc.model_codec import encode_model
 from mpc_ledger.mpc.sample_data import breast_cancer_split, party_data
+from mpc_ledger.mpc.snapshots import TranscriptSnapshot
 from mpc_ledger.mpc.train_spec import PartyData, TrainSpec
 from mpc_ledger.mpc.training import run_training
+from mpc_ledger.mpc.worker_events import (
+    Aligned,
+    EpochEnded,
+    Finished,
+    StepProgress,
+    WorkerEvent,
+    encode,
+)
 from mpc_ledger.mpc.worker_link import RelayLink
 
 if TYPE_CHECKING:  # the jobs layer is imported only for jobs a party daemon runs
@@ -178,10 +186,10 @@ def _setup_gloo(manifest: JobManifest, rank: int, rendezvous: str) -> Any:
     return crypten
 
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[WorkerEvent], None]
 
 
-def _no_events(_event: dict[str, Any]) -> None:
+def _no_events(_event: WorkerEvent) -> None:
     pass
 
 
@@ -234,14 +242,13 @@ def _align(
             f"and test on ({train} training and {test} test rows)"
         )
     emit(
-        {
-            "event": "alignment",
-            "method": "psi",
-            "intersection_size": result.size,
-            "train_rows": train,
-            "test_rows": test,
-            "transcript": communicator.snapshot("psi").to_json(),
-        }
+        Aligned(
+            method="psi",
+            intersection_size=result.size,
+            train_rows=train,
+            test_rows=test,
+            transcript=communicator.snapshot("psi"),
+        )
     )
     spec = dataclasses.replace(spec, train_rows_per_rank=(train,), test_rows_per_rank=(test,))
     return spec, table.party_data(result.rows, train, pooled=spec.standardisation == "pooled")
@@ -264,13 +271,21 @@ def _run_program(
         if not isinstance(data, PartyData):  # a whole table: aligned by PSI first
             spec, data = _align(manifest, rank, spec, data, emit)
 
+        def on_step(report: dict[str, Any]) -> None:
+            emit(StepProgress(report["epoch"], report["step"], report["elapsed_s"]))
+
         def on_epoch(report: dict[str, Any]) -> None:
-            event = {"event": "epoch", **report}
             communicator = MpcCommunicator.instance
-            if communicator is not None:
-                label = f"epoch-{report['epoch']}"
-                event["transcript"] = communicator.snapshot(label).to_json()
-            emit(event)
+            label = f"epoch-{report['epoch']}"
+            emit(
+                EpochEnded(
+                    epoch=report["epoch"],
+                    step=report["step"],
+                    elapsed_s=report["elapsed_s"],
+                    transcript=communicator.snapshot(label) if communicator is not None else None,
+                    loss=report.get("loss"),
+                )
+            )
 
         return run_training(
             crypten,
@@ -278,7 +293,7 @@ def _run_program(
             rank,
             manifest.world_size,
             data,
-            on_step=lambda report: emit({"event": "progress", **report}),
+            on_step=on_step,
             on_epoch=on_epoch,
         )
     raise ValueError(f"unknown program {name!r}")
@@ -418,12 +433,29 @@ def main(
         print(f"error: rank {args.rank}: {reason}", file=sys.stderr)
         return 1
     _write(args.output, result)
-    emit({"event": "result", **{k: v for k, v in result.items() if k != "output"}})
+    emit(_finished(result))
     return 0
 
 
-def _print_event(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
+def _finished(result: dict[str, Any]) -> Finished:
+    """The result event: `run`'s result but its output."""
+    transcript = result.get("transcript")
+    return Finished(
+        job_id=result["job_id"],
+        rank=result["rank"],
+        member=result["member"],
+        transport=result["transport"],
+        tuple_provider=result["tuple_provider"],
+        trusted_first_party_allowed=result["trusted_first_party_allowed"],
+        communication=result["communication"],
+        wall_s=result["wall_s"],
+        transcript=TranscriptSnapshot.from_json(transcript) if transcript is not None else None,
+        dealer=result.get("dealer"),
+    )
+
+
+def _print_event(event: WorkerEvent) -> None:
+    sys.stdout.write(encode(event) + "\n")
     sys.stdout.flush()
 
 

@@ -12,8 +12,13 @@ from mpc_ledger.client.job_records import ledger_progress
 from mpc_ledger.client.jobs import JobMethods
 from mpc_ledger.jobs import rules
 from mpc_ledger.jobs.api import build_progress
-from mpc_ledger.jobs.progress import PHASE_ALIGNING, PHASE_TRAINING, PHASE_WAITING, job_total_steps
-from mpc_ledger.jobs.runner import LocalProgress
+from mpc_ledger.jobs.progress import (
+    PHASE_ALIGNING,
+    PHASE_TRAINING,
+    PHASE_WAITING,
+    LocalProgress,
+    job_total_steps,
+)
 from mpc_ledger.jobs.spec import JobDatasetRef
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
