@@ -7,8 +7,12 @@ dealer's rank, the project's dealer loop, `mpc_ledger.mpc.dealer.serve`,
 bounded by the program), and writes one JSON
 result: the program's output, the communication statistics (the
 communicator's own, always counted, `MpcCommunicator.transport_stats`; over
-gloo CrypTen's, in its verbose mode), the transcript snapshot and the tuple
-provider used. It opens no port.
+gloo CrypTen's, in its verbose mode), the transcript snapshot, the tuple
+provider used and, over the relay, ``traffic`` (`mpc_ledger.mpc.round_trips`):
+``job`` (the whole job's sequential round trips, dealer round trips, frames,
+bytes) and, for training at a data rank, ``training`` (the same from the
+first training step to the end of the last epoch, in total and
+``per_step``, with seconds and figures per peer). It opens no port.
 
 Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 0..world_size-1, then the dealer when the provider is "dealer");
@@ -87,6 +91,7 @@ from mpc_ledger.mpc.programs import (
     run_conformance,
     run_training,
 )
+from mpc_ledger.mpc.round_trips import TrafficCounts, training_report
 from mpc_ledger.mpc.worker_link import RelayLink
 
 if TYPE_CHECKING:  # the jobs layer is imported only for jobs a party daemon runs
@@ -251,12 +256,42 @@ def _align(
     return spec, table.party_data(result.rows, train, pooled=spec.standardisation == "pooled")
 
 
+class _TrainingWindow:
+    """This party's round trips, frames and bytes from just before the first training step
+    to the end of the last epoch (set-up, alignment and evaluation excluded): the result's
+    ``traffic.training`` (`round_trips.training_report`). Relay transport only."""
+
+    def __init__(self, members: tuple[str, ...]) -> None:
+        self._members = members
+        self._start: tuple[TrafficCounts, float] | None = None
+        self.report: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        communicator = MpcCommunicator.instance
+        if communicator is not None:
+            self._start = (communicator.traffic.snapshot(), time.perf_counter())
+
+    def stop(self, steps: int) -> None:
+        communicator = MpcCommunicator.instance
+        if communicator is None or self._start is None:
+            return
+        counts, started = self._start
+        self.report = training_report(
+            counts,
+            communicator.traffic.snapshot(),
+            steps=steps,
+            seconds=time.perf_counter() - started,
+            name_of=lambda r: self._members[r] if 0 <= r < len(self._members) else f"rank {r}",
+        )
+
+
 def _run_program(
     crypten: Any,
     manifest: JobManifest,
     rank: int,
     data: PartyData | LocalTable | None,
     emit: Emit,
+    window: _TrainingWindow,
 ) -> dict[str, Any]:
     program = manifest.program
     name = program.get("name")
@@ -269,6 +304,8 @@ def _run_program(
             spec, data = _align(manifest, rank, spec, data, emit)
 
         def on_epoch(report: dict[str, Any]) -> None:
+            if report["epoch"] == spec.epochs:
+                window.stop(int(report["step"]))
             event = {"event": "epoch", **report}
             communicator = MpcCommunicator.instance
             if communicator is not None:
@@ -284,6 +321,7 @@ def _run_program(
             data,
             on_step=lambda report: emit({"event": "progress", **report}),
             on_epoch=on_epoch,
+            on_start=window.start,
         )
     raise ValueError(f"unknown program {name!r}")
 
@@ -336,12 +374,22 @@ def run(
         result["dealer"] = {"requests": budget.requests, "elements": budget.elements}
     else:
         crypten.init()
-        result["output"] = _run_program(crypten, manifest, rank, data, emit)
+        window = _TrainingWindow(manifest.members)
+        result["output"] = _run_program(crypten, manifest, rank, data, emit, window)
+        if window.report is not None:
+            result["traffic"] = {"training": window.report}
     result["communication"] = _communicator_stats(crypten)
     if transport == "relay":
         communicator = MpcCommunicator.instance
         assert communicator is not None
         communicator.release_dealer()
+        job = communicator.traffic.snapshot()
+        result.setdefault("traffic", {})["job"] = {
+            "round_trips": job.round_trips,
+            "dealer_round_trips": job.dealer_round_trips,
+            "frames": sum(t.frames for t in job.peers.values()),
+            "bytes": sum(t.size_bytes for t in job.peers.values()),
+        }
         result["transcript"] = communicator.snapshot("job-end").to_json()
     crypten.uninit()
     result["wall_s"] = time.perf_counter() - started
