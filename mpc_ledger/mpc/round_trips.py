@@ -73,6 +73,16 @@ class TrafficCounts:
     def round_trips(self) -> int:
         return self.peer_round_trips + self.dealer_round_trips
 
+    def totals(self) -> dict[str, int]:
+        """Round trips (all, to data peers, to the dealer), frames and bytes, over all peers."""
+        return {
+            "round_trips": self.round_trips,
+            "peer_round_trips": self.peer_round_trips,
+            "dealer_round_trips": self.dealer_round_trips,
+            "frames": sum(t.frames for t in self.peers.values()),
+            "bytes": sum(t.size_bytes for t in self.peers.values()),
+        }
+
     def minus(self, earlier: TrafficCounts) -> TrafficCounts:
         """What happened after ``earlier`` (a snapshot of the same counter)."""
         empty = PeerTraffic()
@@ -145,15 +155,7 @@ def training_report(
     ``per_step.per_peer`` is keyed by ``name_of(rank)`` (the member id in a job).
     """
     window = end.minus(start)
-    frames = sum(t.frames for t in window.peers.values())
-    size_bytes = sum(t.size_bytes for t in window.peers.values())
-    totals = {
-        "round_trips": window.round_trips,
-        "peer_round_trips": window.peer_round_trips,
-        "dealer_round_trips": window.dealer_round_trips,
-        "frames": frames,
-        "bytes": size_bytes,
-    }
+    totals = window.totals()
     per_step: dict[str, Any] = {"seconds": round(seconds / steps, 4) if steps else 0.0}
     per_step.update({key: _per(value, steps) if steps else 0.0 for key, value in totals.items()})
     per_step["per_peer"] = {

@@ -383,13 +383,7 @@ def run(
         communicator = MpcCommunicator.instance
         assert communicator is not None
         communicator.release_dealer()
-        job = communicator.traffic.snapshot()
-        result.setdefault("traffic", {})["job"] = {
-            "round_trips": job.round_trips,
-            "dealer_round_trips": job.dealer_round_trips,
-            "frames": sum(t.frames for t in job.peers.values()),
-            "bytes": sum(t.size_bytes for t in job.peers.values()),
-        }
+        result.setdefault("traffic", {})["job"] = communicator.traffic.snapshot().totals()
         result["transcript"] = communicator.snapshot("job-end").to_json()
     crypten.uninit()
     result["wall_s"] = time.perf_counter() - started
