@@ -12,6 +12,16 @@ allowed here as a local demo, as the baseline has no dealer). Then the same
 with the dealer (3 processes: 2 parties + dealer), on both transports.
 
 ``--smoke``: 1 epoch on 64 rows (a test runs it).
+
+``--round-trips``: what a training step costs on a network, per party and per
+step (`mpc_ledger.mpc.round_trips`: sequential round trips, those to the
+dealer apart, frames, bytes), for logistic regression and an MLP (one hidden
+layer of 16), with 2 data parties + dealer (vertical 15+15 columns, labels at
+party 1) and 3 data parties + dealer (10+10+10, labels at party 2), on real
+daemons whose links go through the test proxy's delay line, timed at 0, 5
+and 25 ms one-way delay (``--delays-ms``), with test accuracy next to
+plaintext's. Bounded: 128 rows (``--rows``), 1 epoch (``--epochs``), batch 32.
+With ``--smoke``: logistic regression, 2 data parties, 64 rows, 0 and 5 ms.
 """
 
 from __future__ import annotations
@@ -144,13 +154,241 @@ def print_table(title: str, rows: list[Row]) -> None:
         )
 
 
+# --- round trips per step, under injected delay (--round-trips) -----------------------------
+
+CONFIGURATIONS = ("logistic-2", "mlp-2", "logistic-3", "mlp-3")
+DATA_MEMBERS = ("a", "b", "c")
+
+
+@dataclasses.dataclass
+class StepRow:
+    """One configuration: party 0's round trips per step, the wire's frames and bytes per
+    step, seconds per step at each delay, accuracy (MPC and plaintext)."""
+
+    configuration: str
+    parties: int
+    round_trips: float
+    dealer_round_trips: float
+    frames: float
+    size_bytes: float
+    seconds: dict[float, float]
+    accuracy: float
+    plain_accuracy: float
+    per_party: list[dict[str, Any]]
+    counts_stable: bool
+
+
+def round_trip_spec(full: dict[str, Any], model: str, parties: int, epochs: int) -> TrainSpec:
+    return TrainSpec(
+        layout="vertical",
+        model=model,
+        n_features=30,
+        columns_per_rank=(15, 15) if parties == 2 else (10, 10, 10),
+        label_rank=parties - 1,
+        train_rows_per_rank=(len(full["x_train"]),),
+        test_rows_per_rank=(len(full["x_test"]),),
+        epochs=epochs,
+        batch_size=32,
+        learning_rate=0.5,
+        hidden=(16,),
+        seed=0,
+        recipients=(0,),
+    )
+
+
+def dealer_manifest(job_id: str, spec: TrainSpec, rows: int, parties: int) -> JobManifest:
+    program = {
+        "name": "train",
+        "spec": spec.to_json(),
+        "data": {"source": "breast_cancer", "seed": 0, "rows": rows},
+    }
+    members = (*DATA_MEMBERS[:parties], "dealer")
+    return JobManifest(job_id, members, parties, "dealer", False, 300.0, program)
+
+
+def _training_traffic(results: list[dict[str, Any]], parties: int) -> list[dict[str, Any]]:
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise SystemExit(f"job failed: {errors}")
+    return [results[rank]["traffic"]["training"] for rank in range(parties)]
+
+
+def _wire_per_step(training: list[dict[str, Any]]) -> tuple[float, float]:
+    """Every frame on the wire in a step once: what the data parties sent, and what the
+    dealer sent them (the dealer measures no steps of its own)."""
+    frames = size_bytes = 0.0
+    for party in training:
+        for member, peer in party["per_step"]["per_peer"].items():
+            frames += peer["frames_sent"]
+            size_bytes += peer["bytes_sent"]
+            if member == "dealer":
+                frames += peer["frames_received"]
+                size_bytes += peer["bytes_received"]
+    return frames, size_bytes
+
+
+def measure_configuration(
+    cluster: RelayCluster,
+    configuration: str,
+    full: dict[str, Any],
+    rows: int,
+    epochs: int,
+    delays_ms: list[float],
+    timeout_s: float,
+) -> StepRow:
+    model, _, count = configuration.partition("-")
+    parties = int(count)
+    spec = round_trip_spec(full, model, parties, epochs)
+    plain = run_plaintext(spec, full)
+    seconds: dict[float, float] = {}
+    counts: list[list[tuple[float, float]]] = []
+    first: list[dict[str, Any]] = []
+    accuracy = 0.0
+    for delay_ms in delays_ms:
+        cluster.set_delay(delay_ms)
+        job_id = f"{configuration}-{delay_ms:g}ms"
+        run = cluster.run(dealer_manifest(job_id, spec, rows, parties), timeout_s=timeout_s)
+        if any("error" in r for r in run.results):
+            print(run.logs(), file=sys.stderr)
+        training = _training_traffic(run.results, parties)
+        counts.append(
+            [(t["totals"]["round_trips"], t["totals"]["dealer_round_trips"]) for t in training]
+        )
+        seconds[delay_ms] = training[0]["per_step"]["seconds"]
+        if not first:
+            first, accuracy = training, run.results[0]["output"]["test_accuracy"]
+    frames, size_bytes = _wire_per_step(first)
+    per_party = [
+        {"rank": rank, "member": DATA_MEMBERS[rank], **t["per_step"]}
+        for rank, t in enumerate(first)
+    ]
+    return StepRow(
+        configuration,
+        parties,
+        first[0]["per_step"]["round_trips"],
+        first[0]["per_step"]["dealer_round_trips"],
+        frames,
+        size_bytes,
+        seconds,
+        accuracy,
+        plain["test_accuracy"],
+        per_party,
+        counts_stable=all(c == counts[0] for c in counts),
+    )
+
+
+def print_step_table(rows: list[StepRow], delays_ms: list[float]) -> None:
+    timed = "".join(f"{f's/step {d:g}ms':>14}" for d in delays_ms)
+    slope = len(delays_ms) > 1 and delays_ms[0] == 0
+    cost = f"{f'ms/rt@{delays_ms[-1]:g}':>10}" if slope else ""
+    print(
+        f"\n{'configuration':<14}{'parties':>9}{'rounds/step':>13}{'dealer':>8}"
+        f"{'frames/step':>13}{'KB/step':>10}{timed}{cost}{'rt x 50ms':>11}{'acc':>8}{'plain':>8}"
+    )
+    for row in rows:
+        times = "".join(f"{row.seconds[d]:>14.2f}" for d in delays_ms)
+        if slope:  # what the delay added per counted round trip
+            added_s = row.seconds[delays_ms[-1]] - row.seconds[0]
+            times += f"{added_s / max(row.round_trips, 1) * 1000:>10.1f}"
+        print(
+            f"{row.configuration:<14}{f'{row.parties}+dealer':>9}{row.round_trips:>13.1f}"
+            f"{row.dealer_round_trips:>8.1f}{row.frames:>13.1f}{row.size_bytes / 1e3:>10.1f}"
+            f"{times}{row.round_trips * 0.05:>11.2f}"
+            f"{row.accuracy * 100:>7.1f}%{row.plain_accuracy * 100:>7.1f}%"
+        )
+    print(f"\n{'per party (per step)':<22}{'rounds':>8}{'dealer':>8}{'frames':>9}{'KB':>9}")
+    for row in rows:
+        for party in row.per_party:
+            name = f"{row.configuration} {party['member']}"
+            print(
+                f"{name:<22}{party['round_trips']:>8.1f}{party['dealer_round_trips']:>8.1f}"
+                f"{party['frames']:>9.1f}{party['bytes'] / 1e3:>9.1f}"
+            )
+
+
+def round_trips_main(args: argparse.Namespace) -> int:
+    rows = 64 if args.smoke else args.rows
+    configurations = ["logistic-2"] if args.smoke else args.configurations.split(",")
+    delays_ms = [0.0, 5.0] if args.smoke else [float(d) for d in args.delays_ms.split(",")]
+    unknown = sorted(set(configurations) - set(CONFIGURATIONS))
+    if unknown:
+        raise SystemExit(f"unknown configurations {unknown}; known: {', '.join(CONFIGURATIONS)}")
+    full = breast_cancer_split(seed=0, rows=rows)
+    print(
+        f"round trips per training step: breast cancer ({len(full['x_train'])} train / "
+        f"{len(full['x_test'])} test rows), vertical, {args.epochs} epoch(s), batch 32, lr 0.5, "
+        "today's configuration (CrypTen's default functions, the dealer answering each request)"
+    )
+    print(
+        "rounds: party 0's sequential round trips per step (a batch of sends, then the waits "
+        "for their replies, counts once), dealer: those to the dealer; frames/KB: every frame "
+        "on the wire once; s/step: party 0, first to last step, every link delayed one way "
+        "through the test proxy (also at 0 ms); ms/rt: seconds the delay added per step over "
+        "rounds/step (a round trip costs one one-way delay where both ends send at once, two "
+        "where one waits for the other's reply); rt x 50ms: the issue's time budget basis"
+    )
+    table: list[StepRow] = []
+    with tempfile.TemporaryDirectory(prefix="mpcrt") as raw:
+        for parties in (2, 3):
+            wanted = [c for c in configurations if c.endswith(f"-{parties}")]
+            if not wanted:
+                continue
+            members = ",".join(DATA_MEMBERS[:parties])
+            root = Path(raw) / f"parties{parties}"
+            with RelayCluster(root, members, dealer=True, delay_ms=0) as cluster:
+                for configuration in wanted:
+                    table.append(
+                        measure_configuration(
+                            cluster,
+                            configuration,
+                            full,
+                            rows,
+                            args.epochs,
+                            delays_ms,
+                            args.timeout_s,
+                        )
+                    )
+    print_step_table(table, delays_ms)
+    stable = all(row.counts_stable for row in table)
+    print(
+        "round trip counts equal at every delay"
+        if stable
+        else "ROUND TRIP COUNTS DIFFER BETWEEN DELAYS"
+    )
+    summary = {
+        row.configuration: {
+            "round_trips_per_step": row.round_trips,
+            "dealer_round_trips_per_step": row.dealer_round_trips,
+            "seconds_per_step": {f"{d:g}": s for d, s in row.seconds.items()},
+        }
+        for row in table
+    }
+    print(json.dumps({"round_trips": summary, "ok": stable}))
+    return 0 if stable else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="1 epoch on 64 rows")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=None, help="10 (--round-trips: 1)")
     parser.add_argument("--no-dealer", action="store_true", help="skip the runs with the dealer")
     parser.add_argument("--timeout-s", type=float, default=600)
+    parser.add_argument(
+        "--round-trips", action="store_true", help="round trips per step, under delay"
+    )
+    parser.add_argument("--rows", type=int, default=128, help="--round-trips: rows used")
+    parser.add_argument("--delays-ms", default="0,5,25", help="--round-trips: one-way delays")
+    parser.add_argument(
+        "--configurations",
+        default=",".join(CONFIGURATIONS),
+        help="--round-trips: MODEL-DATAPARTIES, comma-separated",
+    )
     args = parser.parse_args(argv)
+    if args.round_trips:
+        args.epochs = 1 if args.smoke or args.epochs is None else args.epochs
+        return round_trips_main(args)
+    if args.epochs is None:
+        args.epochs = 10
     rows_limit = 64 if args.smoke else None
     epochs = 1 if args.smoke else args.epochs
     full = breast_cancer_split(seed=0, rows=rows_limit)

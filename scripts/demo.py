@@ -274,6 +274,32 @@ def print_metrics(listing: str, job_id: str) -> None:
         print(f"    {names.get(name, name):<10} {job['metrics'][name]:.4f}")
 
 
+def print_round_trips(work: Path, job_id: str) -> None:
+    """Each hospital's round trips per training step, from its worker's own result file
+    (`traffic.training`, in its daemon's job folder: local to it, never on the ledger)."""
+    import json
+
+    rows = []
+    for hospital in HOSPITALS:
+        folder = work / "consortium" / hospital / "data" / "jobs" / job_id
+        for path in sorted(folder.glob("result-rank*.json")):
+            training = json.loads(path.read_text()).get("traffic", {}).get("training")
+            if training:
+                rows.append((hospital, training["per_step"]))
+    if not rows:
+        return
+    print(
+        "  per training step, each hospital's sequential round trips (to the dealer apart), "
+        "frames and bytes, as its worker counted them:"
+    )
+    for hospital, step in rows:
+        print(
+            f"    {hospital:<11} rounds per step {step['round_trips']:>6.1f} "
+            f"(dealer {step['dealer_round_trips']:>5.1f})  frames {step['frames']:>7.1f}  "
+            f"{step['bytes'] / 1e3:>7.1f} KB  {step['seconds']:.2f} s"
+        )
+
+
 def plaintext(split: dict[str, Any], epochs: int) -> tuple[float, float]:
     """The same model, loss, optimiser, epochs and batches in plain PyTorch: (accuracy, s)."""
     import torch
@@ -346,6 +372,7 @@ def demo(work: Path, rows: int, epochs: int) -> None:
         listing = run("job", "list", "--format", "json", "--profile", "alice", cwd=work,
                       capture=True, echo=False)  # fmt: skip
         print_metrics(listing, job_id)
+        print_round_trips(work, job_id)
 
         say("alice, the job's recipient, fetches the model from hospital-a's daemon")
         run("job", "result", job_id, "-o", "model.safetensors", "--profile", "alice", cwd=work)

@@ -71,6 +71,7 @@ from mpc_ledger.mpc.frames import (
 )
 from mpc_ledger.mpc.labels import LabelError, Mailbox
 from mpc_ledger.mpc.objects import ObjectEncodingError, decode_object, encode_object
+from mpc_ledger.mpc.round_trips import RoundTripCounter
 from mpc_ledger.mpc.transcript import Transcript, TranscriptSnapshot
 from mpc_ledger.proto.v1 import mpc_pb2
 
@@ -279,6 +280,8 @@ class MpcCommunicator:
         self.ttp_group: Group = Group(tuple(range(total)))
         self.ttp_comm_group: Group = Group((0, total - 1)) if total > 1 else self.ttp_group
         self.transcript = Transcript(setup.job_id, setup.rank)
+        # Sequential round trips, frames and bytes, per peer (the dealer's ranks apart)
+        self.traffic = RoundTripCounter(dealer_ranks=range(setup.world_size, len(setup.members)))
         self._mailbox = Mailbox(
             setup.job_id, setup.rank, tuple(range(len(setup.members))), self._name
         )
@@ -423,6 +426,7 @@ class MpcCommunicator:
         """Hash, then hand to the transport (in chunks)."""
         for frame in frames:
             self.transcript.record(frame)
+            self.traffic.sent(frame.receiver_rank, frame.ByteSize())
         self._transmit(frames)
 
     def _transmit(self, frames: Sequence[mpc_pb2.MpcFrame]) -> None:
@@ -487,6 +491,7 @@ class MpcCommunicator:
     ) -> mpc_pb2.MpcFrame:
         frame = self._await_frame(src, seq, operation)
         self.transcript.record(frame)
+        self.traffic.received(src, frame.ByteSize())
         if frame.kind != kind:
             raise ProtocolViolation(
                 self.setup.member_of(src),

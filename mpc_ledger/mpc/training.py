@@ -185,8 +185,11 @@ def run_training(
     on_step: Progress | None = None,
     on_epoch: Progress | None = None,
     progress_interval_s: float = 1.0,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Train under MPC; return the metric (all parties) and the model (recipients only)."""
+    """Train under MPC; return the metric (all parties) and the model (recipients only).
+
+    ``on_start`` is called just before the first training step (set-up done)."""
     started = time.perf_counter()
     data = _plain_labels(spec, data)  # refuses a bad label before anything is shared
     if spec.standardisation == "pooled":  # refuses a value out of range, likewise
@@ -213,6 +216,8 @@ def run_training(
     optimiser = _optimiser(crypten, spec, model)
     order_digest = BatchOrderDigest()
     step, last_report = 0, 0.0
+    if on_start is not None:
+        on_start()
     for epoch in range(1, spec.epochs + 1):
         order = _epoch_order(spec, epoch, order_digest)
         loss_sum, batches = None, 0

@@ -7,8 +7,12 @@ dealer's rank, the project's dealer loop, `mpc_ledger.mpc.dealer.serve`,
 bounded by the program), and writes one JSON
 result: the program's output, the communication statistics (the
 communicator's own, always counted, `MpcCommunicator.transport_stats`; over
-gloo CrypTen's, in its verbose mode), the transcript snapshot and the tuple
-provider used. It opens no port.
+gloo CrypTen's, in its verbose mode), the transcript snapshot, the tuple
+provider used and, over the relay, ``traffic`` (`mpc_ledger.mpc.round_trips`):
+``job`` (the whole job's sequential round trips, dealer round trips, frames,
+bytes) and, for training at a data rank, ``training`` (the same from the
+first training step to the end of the last epoch, in total and
+``per_step``, with seconds and figures per peer). It opens no port.
 
 Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 0..world_size-1, then the dealer when the provider is "dealer");
@@ -79,6 +83,7 @@ from mpc_ledger.mpc.conformance import run_conformance
 from mpc_ledger.mpc.dealer import DealerChannel, budget_for_program, serve
 from mpc_ledger.mpc.errors import MpcError
 from mpc_ledger.mpc.model_codec import encode_model
+from mpc_ledger.mpc.round_trips import TrafficCounts, training_report
 from mpc_ledger.mpc.sample_data import breast_cancer_split, party_data
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
 from mpc_ledger.mpc.train_spec import PartyData, TrainSpec
@@ -254,12 +259,42 @@ def _align(
     return spec, table.party_data(result.rows, train, pooled=spec.standardisation == "pooled")
 
 
+class _TrainingWindow:
+    """This party's round trips, frames and bytes from just before the first training step
+    to the end of the last epoch (set-up, alignment and evaluation excluded): the result's
+    ``traffic.training`` (`round_trips.training_report`). Relay transport only."""
+
+    def __init__(self, members: tuple[str, ...]) -> None:
+        self._members = members
+        self._start: tuple[TrafficCounts, float] | None = None
+        self.report: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        communicator = MpcCommunicator.instance
+        if communicator is not None:
+            self._start = (communicator.traffic.snapshot(), time.perf_counter())
+
+    def stop(self, steps: int) -> None:
+        communicator = MpcCommunicator.instance
+        if communicator is None or self._start is None:
+            return
+        counts, started = self._start
+        self.report = training_report(
+            counts,
+            communicator.traffic.snapshot(),
+            steps=steps,
+            seconds=time.perf_counter() - started,
+            name_of=lambda r: self._members[r] if 0 <= r < len(self._members) else f"rank {r}",
+        )
+
+
 def _run_program(
     crypten: Any,
     manifest: JobManifest,
     rank: int,
     data: PartyData | LocalTable | None,
     emit: Emit,
+    window: _TrainingWindow,
 ) -> dict[str, Any]:
     program = manifest.program
     name = program.get("name")
@@ -275,6 +310,8 @@ def _run_program(
             emit(StepProgress(report["epoch"], report["step"], report["elapsed_s"]))
 
         def on_epoch(report: dict[str, Any]) -> None:
+            if report["epoch"] == spec.epochs:
+                window.stop(int(report["step"]))
             communicator = MpcCommunicator.instance
             label = f"epoch-{report['epoch']}"
             emit(
@@ -295,6 +332,7 @@ def _run_program(
             data,
             on_step=on_step,
             on_epoch=on_epoch,
+            on_start=window.start,
         )
     raise ValueError(f"unknown program {name!r}")
 
@@ -347,12 +385,16 @@ def run(
         result["dealer"] = {"requests": budget.requests, "elements": budget.elements}
     else:
         crypten.init()
-        result["output"] = _run_program(crypten, manifest, rank, data, emit)
+        window = _TrainingWindow(manifest.members)
+        result["output"] = _run_program(crypten, manifest, rank, data, emit, window)
+        if window.report is not None:
+            result["traffic"] = {"training": window.report}
     result["communication"] = _communicator_stats(crypten)
     if transport == "relay":
         communicator = MpcCommunicator.instance
         assert communicator is not None
         communicator.release_dealer()
+        result.setdefault("traffic", {})["job"] = communicator.traffic.snapshot().totals()
         result["transcript"] = communicator.snapshot("job-end").to_json()
     crypten.uninit()
     result["wall_s"] = time.perf_counter() - started

@@ -4,6 +4,10 @@
 code, starts one party daemon per member (each its own process, running
 `PartyDaemon` with `MpcRelayService` on its genesis port, real mTLS), and
 runs a job as one worker process per rank (`python -m mpc_ledger.mpc.worker`).
+With ``delay_ms`` (a number, 0 included) every daemon dials its peers through
+a `proxy.ProxyMesh` on loopback, whose delay line holds every byte for that
+long one way; `RelayCluster.set_delay` changes it between jobs (the relay's
+long-lived links stay open).
 Run ``python -m mpc_ledger.testing.mpc_cluster --config party.toml`` to start
 one such daemon by hand (until `mpc-ledger party start` hosts the relay).
 """
@@ -28,6 +32,7 @@ from mpc_ledger.mpc.relay import socket_path_for
 from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
 from mpc_ledger.testing.processes import DaemonProcess
+from mpc_ledger.testing.proxy import ProxyMesh
 
 if TYPE_CHECKING:  # the worker module imports torch: the daemons this starts must not wait on it
     from mpc_ledger.mpc.worker import JobManifest
@@ -91,7 +96,14 @@ class JobRun:
 class RelayCluster:
     """A local consortium whose daemons host the MPC relay; use as a context manager."""
 
-    def __init__(self, root: Path, parties: str = "a,b", *, dealer: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        parties: str = "a,b",
+        *,
+        dealer: bool = True,
+        delay_ms: float | None = None,
+    ) -> None:
         self.root = Path(root)
         extra = ("--dealer",) if dealer else ()
         self.consortium: LocalConsortium = make_consortium(
@@ -99,6 +111,31 @@ class RelayCluster:
         )
         self.daemons: dict[str, DaemonProcess] = {}  # member id -> daemon with the relay
         self._jobs = 0
+        self.mesh: ProxyMesh | None = None
+        if delay_ms is not None:
+            self.mesh = self._proxy_links(delay_ms)
+
+    def _proxy_links(self, delay_ms: float) -> ProxyMesh:
+        """Every daemon dials every peer through its own delay line (`[peers]` in its config)."""
+        genesis = self.consortium.genesis
+        listen = {}
+        for member_id in self.consortium.ids:
+            member = genesis.member(member_id)
+            assert member is not None  # the consortium was made with these ids
+            host, _, port = member.endpoint.rpartition(":")
+            listen[member_id] = (host, int(port))
+        mesh = ProxyMesh(listen, delay_ms=delay_ms)
+        for member_id in self.consortium.ids:
+            config = self.consortium.config(member_id)
+            peers = "".join(f'{p} = "{a}"\n' for p, a in mesh.addresses_for(member_id).items())
+            config.write_text(config.read_text() + "\n[peers]\n" + peers)
+        return mesh
+
+    def set_delay(self, delay_ms: float) -> None:
+        """The one-way delay of every link from now on (a cluster made with ``delay_ms``)."""
+        if self.mesh is None:
+            raise RuntimeError("this cluster was made without delay lines (delay_ms=None)")
+        self.mesh.set_delay(delay_ms)
 
     def start(self, members: Sequence[str] | None = None, timeout_s: float = 30) -> None:
         for member_id in members or self.consortium.ids:
@@ -126,6 +163,9 @@ class RelayCluster:
         for daemon in self.daemons.values():
             daemon.stop()
         self.daemons.clear()
+        if self.mesh is not None:
+            self.mesh.close()
+            self.mesh = None
 
     def __enter__(self) -> RelayCluster:
         self.start()

@@ -218,7 +218,13 @@ def test_the_demo_runs_end_to_end_in_smoke_mode():
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    for expected in ("job completed: test_accuracy", "plaintext PyTorch", "VERIFIED", "stopped ("):
+    for expected in (
+        "job completed: test_accuracy",
+        "rounds per step",
+        "plaintext PyTorch",
+        "VERIFIED",
+        "stopped (",
+    ):
         assert expected in result.stdout, result.stdout[-4000:]
 
 

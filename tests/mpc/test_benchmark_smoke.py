@@ -28,3 +28,20 @@ def test_benchmark_smoke_run():
     ):
         assert label in result.stdout
     assert "digests agree" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_benchmark_round_trip_table_smoke_run():
+    """``--round-trips --smoke``: one configuration (logistic, 2 parties + dealer) at 0 and 5 ms."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "mpc_bench.py"), "--round-trips", "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for label in ("rounds/step", "s/step 0ms", "s/step 5ms", "logistic-2", "2+dealer"):
+        assert label in result.stdout
+    assert "round trip counts equal at every delay" in result.stdout
