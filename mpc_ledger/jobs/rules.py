@@ -62,9 +62,9 @@ from collections.abc import Iterable, Sequence
 from mpc_ledger.jobs.datasets import RegisteredDataset, registration_problems
 from mpc_ledger.jobs.manifest import JobManifest, build_manifest
 from mpc_ledger.jobs.spec import JobSpec, ledger_problems, spec_problems, split_rows
-from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user
 from mpc_ledger.ledger.state import Rule, Rulebook, StateView
+from mpc_ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [
