@@ -79,10 +79,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from mpc_ledger.daemon.config import Party
-from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.documents import parse_json
 from mpc_ledger.errors import ConfigError, UserError
+from mpc_ledger.identity.party import Party
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.catalogue import entry_path, find_entry
 from mpc_ledger.jobs.datafiles import DataFileError, fingerprint_file
@@ -105,6 +104,7 @@ from mpc_ledger.jobs.rules import (
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.ledger.records import ParsedRecord, make_record
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.metrics import DaemonMetrics
 from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 

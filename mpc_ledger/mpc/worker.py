@@ -65,7 +65,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mpc_ledger.mpc import crypten_compat
 from mpc_ledger.mpc.communicator import (
@@ -87,10 +87,8 @@ from mpc_ledger.mpc.programs import (
     run_conformance,
     run_training,
 )
+from mpc_ledger.mpc.tables import LocalTable
 from mpc_ledger.mpc.worker_link import RelayLink
-
-if TYPE_CHECKING:  # the jobs layer is imported only for jobs a party daemon runs
-    from mpc_ledger.jobs.worker_bridge import LocalTable
 from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = ["JobManifest", "build_parser", "load_manifest", "main"]

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpc_ledger.daemon.parent import child_env, follow_parent
+from mpc_ledger.daemon.processes import DaemonProcess
 from mpc_ledger.mpc.relay import socket_path_for
 from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
-from mpc_ledger.testing.processes import DaemonProcess
 
 if TYPE_CHECKING:  # the worker module imports torch: the daemons this starts must not wait on it
     from mpc_ledger.mpc.worker import JobManifest
@@ -93,9 +93,8 @@ class RelayCluster:
 
     def __init__(self, root: Path, parties: str = "a,b", *, dealer: bool = True) -> None:
         self.root = Path(root)
-        extra = ("--dealer",) if dealer else ()
         self.consortium: LocalConsortium = make_consortium(
-            self.root / "consortium", parties, *extra
+            self.root / "consortium", parties, dealer=dealer
         )
         self.daemons: dict[str, DaemonProcess] = {}  # member id -> daemon with the relay
         self._jobs = 0
@@ -192,8 +191,8 @@ def wait_all(workers: Sequence[WorkerProcess], timeout_s: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one party daemon with the MPC relay until SIGTERM/SIGINT."""
-    from mpc_ledger.daemon.config import load_party
     from mpc_ledger.daemon.server import PartyDaemon
+    from mpc_ledger.identity.party import load_party
     from mpc_ledger.mpc.relay import MpcRelayService
 
     parser = argparse.ArgumentParser(description=main.__doc__)
