@@ -58,12 +58,12 @@ from pathlib import Path
 
 from mpc_ledger.consensus import ValidatorSet
 from mpc_ledger.daemon.parent import stop_on_signals
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import make_record, record_id
 from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, stop_all
 
 RECORD_BYTES = 1024
 LIGHT_LOAD_PER_S = 20
@@ -277,7 +277,7 @@ def failover_and_restart(cluster: Cluster) -> tuple[float, float, float]:
 def catch_up(root: Path, stopped_s: float) -> tuple[int, float]:
     """(blocks fetched, blocks/s) for a node that was down while others raced ahead."""
     consortium = make_consortium(
-        root / "catchup", "a,b,c", "--auditor", "--dealer", "--empty-block-interval-ms", "0"
+        root / "catchup", "a,b,c", auditor=True, dealer=True, empty_block_interval_ms=0
     )
     cluster = Cluster(consortium, root)
     try:
@@ -323,8 +323,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, int(fraction * len(values)))]
 
 
-def run(parties: str, extra: tuple[str, ...], root: Path, count: int, batch: int) -> float:
-    consortium = make_consortium(root / parties.replace(",", "-"), parties, *extra)
+def run(parties: str, root: Path, count: int, batch: int) -> float:
+    consortium = make_consortium(root / parties.replace(",", "-"), parties)
     cluster = Cluster(consortium, root)
     try:
         return saturation(cluster, count, batch)
@@ -345,9 +345,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         root = Path(tmp)
         print(f"ledger benchmark: {count} signed {RECORD_BYTES}-byte records, fsync on", flush=True)
-        baseline = run("solo", (), root, count, 200)
+        baseline = run("solo", root, count, 200)
         print(f"  baseline, 1 validator alone:     {baseline:8.0f} records/s", flush=True)
-        consortium = make_consortium(root / "four", "a,b,c", "--auditor")
+        consortium = make_consortium(root / "four", "a,b,c", auditor=True)
         cluster = Cluster(consortium, root)
         try:
             throughput = saturation(cluster, count, 200)

@@ -25,9 +25,7 @@ The parties share this machine's cores with each other and with their daemons.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
 import json
 import multiprocessing
 import queue
@@ -325,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
             started = time.monotonic()
             members = ",".join(MEMBERS[: args.parties])
-            with contextlib.redirect_stdout(io.StringIO()):  # `consortium init`'s own report
-                cluster = RelayCluster(Path(raw), members, dealer=False)
+            cluster = RelayCluster(Path(raw), members, dealer=False)
             cluster.start()
             sockets = [cluster.socket(m) for m in MEMBERS[: args.parties]]
             print(

@@ -55,7 +55,7 @@ def pin_to_one_core() -> str:
 
 def build_export(root: Path, records: int, block_records: int) -> tuple[Path, object, int]:
     with contextlib.redirect_stdout(io.StringIO()):
-        consortium = make_consortium(root / "c", "a,b,c", "--auditor")
+        consortium = make_consortium(root / "c", "a,b,c", auditor=True)
     genesis = consortium.genesis
     keys = {m: consortium.party(m).identity.signing_key for m in consortium.ids}
     builder = ChainBuilder(genesis, keys)

@@ -48,11 +48,11 @@ from typing import Any
 import tomli_w
 import yaml
 
-from mpc_ledger.daemon.config import load_party_config
 from mpc_ledger.errors import UserError
 from mpc_ledger.identity.genesis import load_genesis
 from mpc_ledger.identity.keys import read_private_file
 from mpc_ledger.identity.material import load_party_identity
+from mpc_ledger.identity.party import load_party_config
 
 CONFIG_DIR = "/etc/mpc-ledger"
 KEYS_DIR = "/run/mpc-ledger/keys"

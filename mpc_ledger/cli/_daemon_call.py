@@ -21,9 +21,9 @@ from typing import Protocol, TypeVar
 
 import grpc
 
-from mpc_ledger.daemon.config import Party
-from mpc_ledger.daemon.peers import describe_rpc_error
+from mpc_ledger.identity.party import Party
 from mpc_ledger.ledger.client import LedgerClient
+from mpc_ledger.net.peers import describe_rpc_error
 
 __all__ = ["call_daemon", "call_party_daemon", "fail"]
 

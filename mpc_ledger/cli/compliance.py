@@ -36,7 +36,7 @@ from mpc_ledger.proto.v1 import consensus_pb2
 from mpc_ledger.verify import read_proof, render, verify_export, verify_record_proof
 
 if TYPE_CHECKING:
-    from mpc_ledger.daemon.config import Party
+    from mpc_ledger.identity.party import Party
     from mpc_ledger.ledger.client import LedgerClient
 
 __all__ = ["add_ledger_commands", "register"]
@@ -191,7 +191,7 @@ def _with_client(args: argparse.Namespace, action: Callable[[Party, LedgerClient
     """``action(party, client)`` against this party's own daemon. The daemon code is
     imported here, not at the top, so that the offline commands import no network code."""
     from mpc_ledger.cli._daemon_call import call_party_daemon
-    from mpc_ledger.daemon.config import load_party
+    from mpc_ledger.identity.party import load_party
 
     party = load_party(args.config)
     return call_party_daemon(party, lambda client: action(party, client))

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mpc_ledger.cli._daemon_call import call_party_daemon, fail
-from mpc_ledger.daemon.config import Party, load_party
 from mpc_ledger.errors import UserError
+from mpc_ledger.identity.party import Party, load_party
 from mpc_ledger.jobs.catalogue import CatalogueEntry, write_entry
 from mpc_ledger.jobs.datafiles import fingerprint_file, load_schema, parse_columns
 from mpc_ledger.jobs.datasets import (

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.consortium import create_local_consortium
 from mpc_ledger.daemon.parent import Stopped, child_env, follow_parent, stop_on_signals
+from mpc_ledger.daemon.processes import CLI, DaemonProcess, stop_all
 from mpc_ledger.identity.genesis import load_genesis
-from mpc_ledger.testing.processes import CLI, DaemonProcess, stop_all
 
 __all__ = ["DEV_POLICY", "HOSPITALS", "READY_LINE", "register"]
 
@@ -67,13 +67,7 @@ def register(groups: Any) -> None:
 def prepare(folder: Path, base_port: int) -> None:
     """`consortium init` into ``folder`` (unless it holds one) and a policy per hospital."""
     if not (folder / "genesis.json").exists():
-        from mpc_ledger.cli.main import main  # not at the top: main imports this module
-
-        args = ["consortium", "init", "--parties", ",".join(HOSPITALS), "--dealer", "--auditor"]
-        with contextlib.redirect_stdout(io.StringIO()):  # its "start each party" hints
-            code = main([*args, "--out", str(folder), "--base-port", str(base_port)])
-        if code != 0:
-            raise SystemExit(code)
+        create_local_consortium(folder, HOSPITALS, dealer=True, auditor=True, base_port=base_port)
     for member in HOSPITALS:
         policy = folder / member / "policy.toml"
         if not policy.exists():

@@ -12,7 +12,7 @@ from typing import Any
 from mpc_ledger.cli import compliance
 from mpc_ledger.cli._daemon_call import call_party_daemon, fail
 from mpc_ledger.consensus import block_id
-from mpc_ledger.daemon.config import load_party
+from mpc_ledger.identity.party import load_party
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import parse_record, record_id
 from mpc_ledger.proto.v1 import consensus_pb2

@@ -10,17 +10,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mpc_ledger.daemon.config import load_party, render_config
 from mpc_ledger.daemon.logs import configure_logging
 from mpc_ledger.daemon.parent import follow_parent
-from mpc_ledger.daemon.server import BindError, PartyDaemon, check_bindable
+from mpc_ledger.daemon.server import PartyDaemon
 from mpc_ledger.errors import UserError
 from mpc_ledger.identity import certs
 from mpc_ledger.identity.genesis import ROLES, check_member_id, parse_endpoint
 from mpc_ledger.identity.material import generate_party_material
+from mpc_ledger.identity.party import load_party, render_config
 from mpc_ledger.jobs.service import JobsService
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.mpc.relay import MpcRelayService
+from mpc_ledger.net.ports import BindError, check_bindable
 from mpc_ledger.rulebook import RULEBOOK
 
 log = logging.getLogger("mpc_ledger.party")

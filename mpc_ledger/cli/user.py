@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mpc_ledger.cli._daemon_call import call_party_daemon, fail
 from mpc_ledger.client import USER_FORMAT, create_user_profile
-from mpc_ledger.daemon.config import Party, load_party
 from mpc_ledger.documents import NestingError, parse_json
 from mpc_ledger.errors import ConfigError, UserError
 from mpc_ledger.identity import certs, keys
+from mpc_ledger.identity.party import Party, load_party
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import USER_ROLES, make_record, member_of_user
 from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mpc_ledger.consensus.messages import Reason, Rejection
 from mpc_ledger.consensus.validators import ValidatorSet
-from mpc_ledger.ledger.merkle import MerkleFrontier, merkle_root
+from mpc_ledger.merkle import MerkleFrontier, merkle_root
 from mpc_ledger.proto.v1 import consensus_pb2 as pb
 
 __all__ = [

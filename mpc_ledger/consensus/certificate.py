@@ -22,7 +22,7 @@ from mpc_ledger.consensus.messages import (
 )
 from mpc_ledger.consensus.validators import Validator, ValidatorSet
 from mpc_ledger.identity.signing import unknown_field_path
-from mpc_ledger.ledger.merkle import merkle_root
+from mpc_ledger.merkle import merkle_root
 from mpc_ledger.proto.v1 import consensus_pb2 as pb
 
 __all__ = ["make_certificate", "precommit_body", "verify_certificate", "verify_evidence"]

@@ -10,24 +10,24 @@ a deadline.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mpc_ledger.daemon.config import Party
-from mpc_ledger.daemon.metrics import DaemonMetrics
-from mpc_ledger.daemon.peers import PeerSet
 from mpc_ledger.daemon.status import StatusHandler
 from mpc_ledger.identity.genesis import Genesis
+from mpc_ledger.identity.party import Party
+from mpc_ledger.metrics import DaemonMetrics
 from mpc_ledger.net import mtls
 from mpc_ledger.net.admission import UserLimits
+from mpc_ledger.net.peers import PeerSet
+from mpc_ledger.net.ports import BindError, check_bindable
+from mpc_ledger.net.service import DaemonService
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
 
-__all__ = ["BindError", "DaemonService", "PartyDaemon", "check_bindable"]
+__all__ = ["PartyDaemon"]
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +53,6 @@ USER_METHODS = frozenset(
 LONG_USER_METHODS = frozenset({"/mpc_ledger.v1.Ledger/Follow", "/mpc_ledger.v1.Jobs/Progress"})
 
 
-class BindError(Exception):
-    """The listen address could not be bound."""
-
-
-def check_bindable(address: str) -> None:
-    """Fail with the OS's reason before gRPC tries (and logs its own noise to stderr)."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    try:
-        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM)
-    except (OSError, ValueError) as exc:
-        raise BindError(f"cannot listen on {address}: {exc}") from None
-    family, kind, proto, _, sockaddr = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(sockaddr)
-        except OSError as exc:
-            raise BindError(f"cannot listen on {address}: {exc.strerror}") from None
-
-
 class PartyControlServicer(party_pb2_grpc.PartyControlServicer):
     """Thin: decode the request and its caller, call the handler (`daemon.status`)."""
 
@@ -88,23 +67,6 @@ class PartyControlServicer(party_pb2_grpc.PartyControlServicer):
         return self._handler.status(
             caller.id, probe_peers=request.probe_peers, peer_timeout_ms=request.peer_timeout_ms
         )
-
-
-class DaemonService(Protocol):
-    """A part of the daemon (the ledger node, the MPC relay, ...) that serves on its port.
-
-    `register` adds its servicers before the server starts; `start` runs once
-    the port is bound; `stop` runs before the server stops, in reverse order.
-    """
-
-    def register(self, server: grpc.Server) -> None: ...
-
-    def start(self, daemon: PartyDaemon) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def status(self, response: party_pb2.StatusResponse) -> None:
-        """Add this service's part of the party's status."""
 
 
 class PartyDaemon:

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from mpc_ledger import __version__
-from mpc_ledger.daemon.config import Party
-from mpc_ledger.daemon.peers import PeerProbe
+from mpc_ledger.identity.party import Party
+from mpc_ledger.net.peers import PeerProbe
 from mpc_ledger.proto.v1 import party_pb2
 
 __all__ = [
@@ -40,7 +40,7 @@ class StatusPart(Protocol):
 
 
 class PeerProber(Protocol):
-    """What the handler needs of `mpc_ledger.daemon.peers.PeerSet`."""
+    """What the handler needs of `mpc_ledger.net.peers.PeerSet`."""
 
     def probe_all(self, timeout_s: float) -> list[PeerProbe]: ...
 

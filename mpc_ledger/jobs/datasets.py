@@ -19,7 +19,7 @@ owner can recompute it and prove the data did not change since approval.
 * **Schema hash.** SHA-256 over a tag and the schema's deterministic
   protobuf encoding (no map fields; column order is significant).
 * **Fingerprint.** ``rows_root`` is the RFC 6962 Merkle root
-  (`mpc_ledger.ledger.merkle`) over the encoded rows, in file order; the
+  (`mpc_ledger.merkle`) over the encoded rows, in file order; the
   fingerprint is SHA-256 over a tag, the schema hash, the row count (u64 BE)
   and ``rows_root``. The registration carries all four, so the ledger
   checks that they agree and an owner can later prove one row's inclusion.
@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mpc_ledger.identity.ids import QUALIFIED_ID
-from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier
+from mpc_ledger.merkle import HASH_SIZE_BYTES, MerkleFrontier
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [

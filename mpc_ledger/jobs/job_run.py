@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.documents import parse_json
 from mpc_ledger.jobs import ledger_writes
 from mpc_ledger.jobs.data_check import DataCheckFailed, recheck_dataset
@@ -54,6 +53,7 @@ from mpc_ledger.jobs.rules import APPROVED, RUNNING, JobState, epoch_digests, jo
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.jobs.worker_process import WorkerProcess
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.metrics import DaemonMetrics
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
 from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.mpc.worker_events import (

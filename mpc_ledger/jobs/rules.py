@@ -82,9 +82,9 @@ from mpc_ledger.jobs.state import (
     registered_dataset,
     registered_datasets,
 )
-from mpc_ledger.ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user
 from mpc_ledger.ledger.state import Rule, Rulebook, StateView
+from mpc_ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [

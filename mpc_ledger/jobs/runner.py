@@ -44,8 +44,7 @@ import threading
 import time
 from pathlib import Path
 
-from mpc_ledger.daemon.config import Party
-from mpc_ledger.daemon.metrics import DaemonMetrics
+from mpc_ledger.identity.party import Party
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs import approval
 from mpc_ledger.jobs.job_folder import make_job_folder
@@ -62,6 +61,7 @@ from mpc_ledger.jobs.rules import (
 )
 from mpc_ledger.ledger.records import ParsedRecord
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.metrics import DaemonMetrics
 
 __all__ = ["JobRunner", "LedgerAccess", "ProgressRegistry", "RunnerOptions"]
 

@@ -1,4 +1,4 @@
-"""The job runner as a party daemon service (`mpc_ledger.daemon.server.DaemonService`).
+"""The job runner as a party daemon service (`mpc_ledger.net.service.DaemonService`).
 
 It listens to the daemon's own ledger node (a commit listener, registered
 before the node starts) and runs this member's part of every job through
@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
-from mpc_ledger.daemon.config import Party
-from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
+from mpc_ledger.identity.party import Party
 from mpc_ledger.jobs.api import JobsApi
 from mpc_ledger.jobs.progress import ProgressRegistry
 from mpc_ledger.jobs.rules import JOB_STATUS_KINDS, JOBS_TABLE, STATUSES, job_state
@@ -47,6 +46,7 @@ from mpc_ledger.ledger.refusals import RefusalCode
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.mpc.relay import socket_path_for
+from mpc_ledger.net.peers import PeerSet, describe_rpc_error
 from mpc_ledger.proto.v1 import (
     jobs_service_pb2_grpc,
     ledger_pb2,
@@ -56,7 +56,7 @@ from mpc_ledger.proto.v1 import (
 )
 
 if TYPE_CHECKING:
-    from mpc_ledger.daemon.server import PartyDaemon
+    from mpc_ledger.net.service import DaemonHost
 
 __all__ = ["JobParticipants", "JobTally", "JobsService"]
 
@@ -201,7 +201,7 @@ class JobsService:
         node.add_commit_listener(lambda _height, records: self.tally.on_commit(node.state, records))
         jobs_service_pb2_grpc.add_JobsServicer_to_server(JobsApi(self), server)
 
-    def start(self, daemon: PartyDaemon) -> None:
+    def start(self, daemon: DaemonHost) -> None:
         assert self.runner is not None and self._access is not None, "register() runs first"
         self._access.peers = daemon.peers
         metrics = daemon.metrics

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from mpc_ledger.daemon.peers import PeerSet, describe_rpc_error
 from mpc_ledger.identity.genesis import Genesis, Member
 from mpc_ledger.ledger.node import CatchUpOutcome, CatchUpVerdict, LedgerNode
+from mpc_ledger.net.peers import PeerSet, describe_rpc_error
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2, ledger_service_pb2_grpc
 
 __all__ = ["BlockFetcher", "PenaltyBox"]

@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import Iterator
 
-from mpc_ledger.daemon.config import Party
+from mpc_ledger.identity.party import Party
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.records import make_record
 from mpc_ledger.net import mtls

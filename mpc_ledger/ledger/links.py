@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping
 
 import grpc
 
-from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.identity.genesis import Member
 from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.net import mtls
+from mpc_ledger.net.peers import describe_rpc_error
 from mpc_ledger.proto.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 
 __all__ = ["GossipLinks"]

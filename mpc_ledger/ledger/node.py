@@ -80,7 +80,6 @@ from mpc_ledger.consensus import (
     tip_after,
     verify_certificate,
 )
-from mpc_ledger.daemon.metrics import DaemonMetrics
 from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.driver import DriverObserver, ReadyDriver
@@ -90,6 +89,7 @@ from mpc_ledger.ledger.records import ParsedRecord, member_of_user, parse_record
 from mpc_ledger.ledger.refusals import Refusal, RefusalCode
 from mpc_ledger.ledger.state import LedgerState, Rulebook, user_tls_refusal
 from mpc_ledger.ledger.store import BlockStore
+from mpc_ledger.metrics import DaemonMetrics
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2
 
 __all__ = ["CatchUpOutcome", "CatchUpVerdict", "LedgerNode", "NodeOptions", "SubmitResult"]

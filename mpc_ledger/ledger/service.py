@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from mpc_ledger.daemon.config import Party
+from mpc_ledger.identity.party import Party
 from mpc_ledger.ledger.catchup import BlockFetcher
 from mpc_ledger.ledger.links import GossipLinks
 from mpc_ledger.ledger.network import ConsensusServicer, LedgerServicer, gossip_record
@@ -24,7 +24,7 @@ from mpc_ledger.proto.v1 import (
 )
 
 if TYPE_CHECKING:
-    from mpc_ledger.daemon.server import PartyDaemon
+    from mpc_ledger.net.service import DaemonHost
 
 __all__ = ["LedgerService"]
 
@@ -65,7 +65,7 @@ class LedgerService:
             ConsensusServicer(self.party.genesis, self.node), server
         )
 
-    def start(self, daemon: PartyDaemon) -> None:
+    def start(self, daemon: DaemonHost) -> None:
         assert self.node is not None, "register() runs before start()"
         peers = daemon.peers.members
         self._peer_ids = tuple(m.id for m in peers)
@@ -88,7 +88,7 @@ class LedgerService:
             self.links.stop()
         self.store.close()
 
-    def _export_metrics(self, daemon: PartyDaemon) -> None:
+    def _export_metrics(self, daemon: DaemonHost) -> None:
         node, metrics = self.node, daemon.metrics
         assert node is not None
         node.metrics = metrics

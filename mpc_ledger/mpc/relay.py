@@ -66,7 +66,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc import aio
 
-from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.mpc import local_framing
 from mpc_ledger.mpc.early_frames import (
@@ -76,10 +75,11 @@ from mpc_ledger.mpc.early_frames import (
     EarlyFrames,
 )
 from mpc_ledger.net import mtls
+from mpc_ledger.net.peers import describe_rpc_error
 from mpc_ledger.proto.v1 import mpc_pb2, mpc_pb2_grpc
 
 if TYPE_CHECKING:
-    from mpc_ledger.daemon.server import PartyDaemon
+    from mpc_ledger.net.service import DaemonHost
 
 __all__ = [
     "EARLY_MAX_BYTES",
@@ -317,7 +317,7 @@ class MpcRelayService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._daemon: PartyDaemon | None = None
+        self._daemon: DaemonHost | None = None
         self._workers: dict[tuple[str, int], _LocalWorker] = {}
         self._finished: set[tuple[str, int]] = set()
         self._early = EarlyFrames(
@@ -336,7 +336,7 @@ class MpcRelayService:
     def register(self, server: grpc.Server) -> None:
         mpc_pb2_grpc.add_MpcPeerServicer_to_server(_PeerServicer(self), server)
 
-    def start(self, daemon: PartyDaemon) -> None:
+    def start(self, daemon: DaemonHost) -> None:
         self._daemon = daemon
         path = self._socket_path_override or socket_path_for(daemon.party.config.data_dir)
         self.socket_path = _prepare_socket_path(path)

@@ -68,7 +68,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mpc_ledger.mpc import crypten_compat
 from mpc_ledger.mpc.communicator import (
@@ -86,6 +86,7 @@ from mpc_ledger.mpc.model_codec import encode_model
 from mpc_ledger.mpc.round_trips import TrafficCounts, training_report
 from mpc_ledger.mpc.sample_data import breast_cancer_split, party_data
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
+from mpc_ledger.mpc.tables import LocalTable
 from mpc_ledger.mpc.train_spec import PartyData, TrainSpec
 from mpc_ledger.mpc.training import run_training
 from mpc_ledger.mpc.worker_events import (
@@ -97,9 +98,6 @@ from mpc_ledger.mpc.worker_events import (
     encode,
 )
 from mpc_ledger.mpc.worker_link import RelayLink
-
-if TYPE_CHECKING:  # the jobs layer is imported only for jobs a party daemon runs
-    from mpc_ledger.jobs.worker_bridge import LocalTable
 from mpc_ledger.proto.v1 import mpc_pb2
 
 __all__ = ["JobManifest", "build_parser", "load_manifest", "main"]

@@ -1,1 +1,2 @@
-"""Party-to-party networking: mutually authenticated TLS over gRPC."""
+"""Party-to-party networking: mutual TLS over gRPC, channels to the peers, listen ports, and
+the contract between the party daemon and the services it runs."""

@@ -1,4 +1,4 @@
-"""Local consortia made by the real `consortium init` code, for tests and benchmarks."""
+"""Local consortia made by the code `consortium init` runs, for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
-from mpc_ledger.cli.main import main
-from mpc_ledger.daemon.config import Party, load_party
-from mpc_ledger.identity.genesis import Genesis, load_genesis
+from mpc_ledger.consortium import create_local_consortium
+from mpc_ledger.identity.genesis import ConsensusParams, Genesis, load_genesis
+from mpc_ledger.identity.party import Party, load_party
 
 __all__ = ["LocalConsortium", "make_consortium", "metric_value"]
 
@@ -49,11 +49,22 @@ def metric_value(text: str, name: str, absent: float | None = None) -> float:
     return float(match.group(1)) if match else float(absent or 0)
 
 
-def make_consortium(root: Path, parties: str = "a,b,c", *extra: str) -> LocalConsortium:
-    """`mpc-ledger consortium init --parties PARTIES --out ROOT --base-port 0 EXTRA...`."""
-    args = ["consortium", "init", "--parties", parties, "--out", str(root), "--base-port", "0"]
-    code = main([*args, *extra])
-    if code != 0:
-        raise RuntimeError(f"consortium init failed with exit code {code}")
-    ids = parties.split(",") + [role for role in ("dealer", "auditor") if f"--{role}" in extra]
-    return LocalConsortium(root, ids)
+def make_consortium(
+    root: Path,
+    parties: str = "a,b,c",
+    *,
+    dealer: bool = False,
+    auditor: bool = False,
+    empty_block_interval_ms: int = ConsensusParams().empty_block_interval_ms,
+) -> LocalConsortium:
+    """What `mpc-ledger consortium init --parties PARTIES --out ROOT --base-port 0` makes
+    (`mpc_ledger.consortium.create_local_consortium`), with a dealer and an auditor if asked."""
+    made = create_local_consortium(
+        root,
+        parties.split(","),
+        dealer=dealer,
+        auditor=auditor,
+        base_port=0,
+        empty_block_interval_ms=empty_block_interval_ms,
+    )
+    return LocalConsortium(root, list(made.member_ids))

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpc_ledger.daemon.parent import child_env, follow_parent
+from mpc_ledger.daemon.processes import DaemonProcess
 from mpc_ledger.mpc.relay import socket_path_for
 from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
-from mpc_ledger.testing.processes import DaemonProcess
 from mpc_ledger.testing.proxy import ProxyMesh
 
 if TYPE_CHECKING:  # the worker module imports torch: the daemons this starts must not wait on it
@@ -105,9 +105,8 @@ class RelayCluster:
         delay_ms: float | None = None,
     ) -> None:
         self.root = Path(root)
-        extra = ("--dealer",) if dealer else ()
         self.consortium: LocalConsortium = make_consortium(
-            self.root / "consortium", parties, *extra
+            self.root / "consortium", parties, dealer=dealer
         )
         self.daemons: dict[str, DaemonProcess] = {}  # member id -> daemon with the relay
         self._jobs = 0
@@ -232,8 +231,8 @@ def wait_all(workers: Sequence[WorkerProcess], timeout_s: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one party daemon with the MPC relay until SIGTERM/SIGINT."""
-    from mpc_ledger.daemon.config import load_party
     from mpc_ledger.daemon.server import PartyDaemon
+    from mpc_ledger.identity.party import load_party
     from mpc_ledger.mpc.relay import MpcRelayService
 
     parser = argparse.ArgumentParser(description=main.__doc__)

@@ -48,7 +48,7 @@ from pathlib import Path
 from mpc_ledger.consensus import Validator, ValidatorSet, block_id
 from mpc_ledger.documents import parse_json
 from mpc_ledger.identity.genesis import Genesis
-from mpc_ledger.ledger.merkle import MerkleFrontier, leaf_hash, merkle_root
+from mpc_ledger.merkle import MerkleFrontier, leaf_hash, merkle_root
 from mpc_ledger.proto.v1 import consensus_pb2, export_pb2
 from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.timestamps import block_time_text

@@ -13,7 +13,7 @@ its last certified header gives the old log's size ``m`` and root. Then:
 2. The RFC 6962 consistency proof from size ``m`` to this export's size ``n``
    is computed from this export's leaves (after its frontier for a partial
    export, see :mod:`~mpc_ledger.verify.logproofs`) and checked with
-   :func:`mpc_ledger.ledger.merkle.verify_consistency` against the two
+   :func:`mpc_ledger.merkle.verify_consistency` against the two
    certified roots. It holds exactly when the old log is a prefix of the new.
 
 When the new export starts after the old log ends (``m`` is smaller than
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mpc_ledger.ledger.merkle import verify_consistency
+from mpc_ledger.merkle import verify_consistency
 from mpc_ledger.verify.logproofs import LeafHashLog
 from mpc_ledger.verify.report import Report
 

@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mpc_ledger.ledger.merkle import MerkleFrontier
+from mpc_ledger.merkle import MerkleFrontier
 from mpc_ledger.proto.v1 import consensus_pb2, export_pb2
 from mpc_ledger.verify.container import EXPORT_FORMAT, ExportWriter
 

@@ -1,6 +1,6 @@
 """RFC 6962 proofs built from leaf *hashes*, possibly after a Merkle frontier.
 
-:mod:`mpc_ledger.ledger.merkle` builds proofs from the records themselves.
+:mod:`mpc_ledger.merkle` builds proofs from the records themselves.
 The export tools hold less: 32 bytes per record rather than the record, and
 a partial export holds no leaf before its start at all, only the frontier (the
 roots of the perfect subtrees of the log at the start). :class:`LeafHashLog`
@@ -13,8 +13,8 @@ start, or a node built from peaks and later leaves). Asking for a node
 strictly inside a peak raises :class:`ValueError`.
 
 Proofs built here are checked with the same
-:func:`mpc_ledger.ledger.merkle.verify_inclusion` and
-:func:`~mpc_ledger.ledger.merkle.verify_consistency` as everyone else's, and
+:func:`mpc_ledger.merkle.verify_inclusion` and
+:func:`~mpc_ledger.merkle.verify_consistency` as everyone else's, and
 tests hold them equal to ``merkle.inclusion_proof`` / ``consistency_proof``.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mpc_ledger.ledger.merkle import (
+from mpc_ledger.merkle import (
     EMPTY_ROOT,
     MerkleFrontier,
     node_hash,

@@ -13,7 +13,7 @@ only the genesis:
   (:mod:`~mpc_ledger.verify.certificates`), so its log root and size are the
   ledger's;
 * ``inclusion``: the audit path leads from the record's leaf at its index to
-  that log root (:func:`mpc_ledger.ledger.merkle.verify_inclusion`);
+  that log root (:func:`mpc_ledger.merkle.verify_inclusion`);
 * ``record``: the record parses, canonically;
 * ``signature``: it is signed by its author: a member's key is in the
   genesis; a user's key comes from the ``bind_user`` record in the proof,
@@ -32,8 +32,8 @@ from collections.abc import Iterable
 
 from mpc_ledger.identity.genesis import Genesis
 from mpc_ledger.identity.signing import Purpose, verify_signature
-from mpc_ledger.ledger.merkle import leaf_hash, verify_inclusion
 from mpc_ledger.ledger.records import ParsedRecord, member_of_user, parse_record
+from mpc_ledger.merkle import leaf_hash, verify_inclusion
 from mpc_ledger.proto.v1 import consensus_pb2, export_pb2
 from mpc_ledger.verify.certificates import assess_certificate
 from mpc_ledger.verify.chain import genesis_validators

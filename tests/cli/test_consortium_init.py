@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from mpc_ledger.cli import consortium as consortium_cli
+from mpc_ledger.net import ports
 from mpc_ledger.testing.consortium import make_consortium
 
 
@@ -19,11 +19,11 @@ def _metrics_ports(root, member_ids) -> list[int]:
 
 
 def test_picked_ports_are_outside_the_ephemeral_range_and_never_repeat(tmp_path) -> None:
-    ephemeral = consortium_cli._ephemeral_range()
+    ephemeral = ports._ephemeral_range()
     if ephemeral is None:
         pytest.skip("this kernel does not report its ephemeral port range")
-    first = make_consortium(tmp_path / "one", "a,b,c", "--auditor")
-    second = make_consortium(tmp_path / "two", "a,b,c", "--auditor")
+    first = make_consortium(tmp_path / "one", "a,b,c", auditor=True)
+    second = make_consortium(tmp_path / "two", "a,b,c", auditor=True)
     used = []
     for made in (first, second):
         for member_id in made.ids:

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
+from mpc_ledger.testing.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
     root = tmp_path_factory.mktemp("ledger-cli")
-    consortium = make_consortium(root / "c", "a,b,c", "--auditor")
+    consortium = make_consortium(root / "c", "a,b,c", auditor=True)
     daemons = [DaemonProcess(consortium.config(m), root / f"{m}.log") for m in consortium.ids]
     for member_id, daemon in zip(consortium.ids, daemons, strict=True):
         daemon.wait_serving(consortium.genesis.member(member_id).endpoint)

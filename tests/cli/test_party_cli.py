@@ -9,10 +9,11 @@ import signal
 import grpc
 import pytest
 
+from mpc_ledger.daemon.processes import DaemonProcess
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, run_cli
+from mpc_ledger.testing.processes import run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from mpc_ledger.client import UserClient, UserProfile
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.ledger.records import make_record
 from mpc_ledger.net import mtls
@@ -23,7 +24,7 @@ from mpc_ledger.proto.v1 import (
     party_pb2_grpc,
 )
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
+from mpc_ledger.testing.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
     root = tmp_path_factory.mktemp("users")
-    consortium = make_consortium(root / "c", "a,b,c", "--auditor")
+    consortium = make_consortium(root / "c", "a,b,c", auditor=True)
     daemons = [DaemonProcess(consortium.config(m), root / f"{m}.log") for m in consortium.ids]
     for member_id, daemon in zip(consortium.ids, daemons, strict=True):
         daemon.wait_serving(consortium.genesis.member(member_id).endpoint)

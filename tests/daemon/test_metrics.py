@@ -9,10 +9,11 @@ import urllib.request
 
 import pytest
 
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.jobs.rules import STATUSES
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
+from mpc_ledger.testing.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def value(text: str, name: str) -> float:
 
 
 def test_metrics_are_scraped_and_follow_the_ledger(tmp_path):
-    consortium = make_consortium(tmp_path / "c", "a,b,c", "--auditor")
+    consortium = make_consortium(tmp_path / "c", "a,b,c", auditor=True)
     daemons = [DaemonProcess(consortium.config(m), tmp_path / f"{m}.log") for m in consortium.ids]
     try:
         for member_id, daemon in zip(consortium.ids, daemons, strict=True):

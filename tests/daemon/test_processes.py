@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from mpc_ledger.testing.processes import DaemonProcess, stop_all
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 
 # Stops cleanly on the first SIGTERM after a short shutdown; a second one during
 # that shutdown stands for what a daemon's finalising interpreter does with it

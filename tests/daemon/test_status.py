@@ -5,13 +5,13 @@ from __future__ import annotations
 import types
 
 from mpc_ledger import __version__
-from mpc_ledger.daemon.peers import PeerProbe
 from mpc_ledger.daemon.status import (
     DEFAULT_PEER_TIMEOUT_MS,
     PEER_TIMEOUT_MAX_MS,
     StatusHandler,
     peer_timeout_s,
 )
+from mpc_ledger.net.peers import PeerProbe
 
 PARTY = types.SimpleNamespace(
     identity=types.SimpleNamespace(member=types.SimpleNamespace(id="a", roles=("data",))),

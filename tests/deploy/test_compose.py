@@ -16,8 +16,8 @@ import tomllib
 import pytest
 import yaml
 
-from mpc_ledger.daemon.config import load_party
 from mpc_ledger.identity.genesis import load_genesis, parse_endpoint
+from mpc_ledger.identity.party import load_party
 
 from .deploy_helpers import DEPLOY, tool
 

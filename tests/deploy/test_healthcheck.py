@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from mpc_ledger.daemon.processes import DaemonProcess
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess
 
 from .deploy_helpers import SCRIPTS, load_script
 

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mpc_ledger.daemon.processes import CLI, DaemonProcess, stop_all
 from mpc_ledger.testing.netns import Lan, unavailable_reason
-from mpc_ledger.testing.processes import CLI, DaemonProcess, stop_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,8 +19,8 @@ import tomllib
 import pytest
 import yaml
 
-from mpc_ledger.daemon.config import load_party
 from mpc_ledger.errors import UserError
+from mpc_ledger.identity.party import load_party
 from mpc_ledger.testing.processes import run_cli
 
 from .deploy_helpers import SCRIPTS, load_script, validate_kubernetes

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from mpc_ledger.daemon.config import load_party
-from mpc_ledger.daemon.metrics import DaemonMetrics
+from mpc_ledger.identity.party import load_party
+from mpc_ledger.metrics import DaemonMetrics
 from mpc_ledger.testing.consortium import make_consortium
 
 from .deploy_helpers import DEPLOY, ROOT

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.jobs.datasets import Column, DatasetSchema, FingerprintBuilder, make_registration
 from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpec
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
 from mpc_ledger.testing.authors import Authors
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, live_pids, run_cli, stop_all
+from mpc_ledger.testing.processes import live_pids, run_cli
 
 PARTIES = Path(__file__).resolve().parents[2] / "parties"
 
@@ -75,7 +76,7 @@ def vertical_spec(**changes) -> JobSpec:
 @pytest.fixture(scope="session")
 def jobs_consortium(tmp_path_factory):
     root = tmp_path_factory.mktemp("jobs") / "c"
-    return make_consortium(root, "a,b,c", "--dealer", "--auditor")
+    return make_consortium(root, "a,b,c", dealer=True, auditor=True)
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +184,7 @@ def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Itera
     import numpy as np
     from sklearn.datasets import load_breast_cancer
 
-    consortium = make_consortium(root / "c", "a,b", "--dealer", "--auditor")
+    consortium = make_consortium(root / "c", "a,b", dealer=True, auditor=True)
     for member_id in ("a", "b"):
         folder = root / "c" / member_id
         (folder / "policy.toml").write_text(policy)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
+from mpc_ledger.testing.processes import run_cli
 
 from .conftest import PARTIES
 
@@ -19,7 +20,7 @@ CSV = "patient_id,age,bmi,smoker,readmitted\np1,34,22.5,true,false\np2,51,30.1,f
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
     root = tmp_path_factory.mktemp("dataset-cli")
-    consortium = make_consortium(root / "c", "a,b", "--dealer", "--auditor")
+    consortium = make_consortium(root / "c", "a,b", dealer=True, auditor=True)
     daemons = [DaemonProcess(consortium.config(m), root / f"{m}.log") for m in consortium.ids]
     try:
         for member_id, daemon in zip(consortium.ids, daemons, strict=True):

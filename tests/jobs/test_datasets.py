@@ -26,7 +26,7 @@ from mpc_ledger.jobs.datasets import (
     registration_problems,
     schema_problems,
 )
-from mpc_ledger.ledger.merkle import merkle_root
+from mpc_ledger.merkle import merkle_root
 
 from .conftest import COHORT, PARTIES, registration
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mpc_ledger.testing.processes import CLI
+from mpc_ledger.daemon.processes import CLI
 
 from .conftest import cli, cli_job, cli_job_world, cli_policy, make_user, worker_pids
 

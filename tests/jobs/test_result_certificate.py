@@ -28,7 +28,7 @@ class ServedBlocks(JobMethods):
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    consortium = make_consortium(tmp_path_factory.mktemp("certified") / "c", "a,b,c", "--auditor")
+    consortium = make_consortium(tmp_path_factory.mktemp("certified") / "c", "a,b,c", auditor=True)
     keys = {m: consortium.party(m).identity.signing_key for m in consortium.ids}
     builder = ChainBuilder(consortium.genesis, keys)
     builder.commit([builder.note("b", "before")])

@@ -23,6 +23,7 @@ import nacl.signing
 import numpy as np
 import pytest
 
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpec
 from mpc_ledger.ledger.client import LedgerClient
@@ -31,7 +32,7 @@ from mpc_ledger.mpc.transcript import ChannelStats, TranscriptSnapshot, compare_
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2, mpc_pb2, mpc_pb2_grpc
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, run_cli, stop_all
+from mpc_ledger.testing.processes import run_cli
 
 from .conftest import worker_pids
 
@@ -85,7 +86,7 @@ def world(tmp_path_factory):
     from sklearn.datasets import load_breast_cancer
 
     root = tmp_path_factory.mktemp("runner")
-    consortium = make_consortium(root / "c", "a,b", "--dealer", "--auditor")
+    consortium = make_consortium(root / "c", "a,b", dealer=True, auditor=True)
     for member_id, models in (
         ("a", '"logistic_regression", "mlp"'),
         ("b", '"logistic_regression"'),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from mpc_ledger.daemon.peers import PeerSet
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.service import _LedgerAccess
 from mpc_ledger.ledger.node import LedgerNode
 from mpc_ledger.ledger.records import make_record
 from mpc_ledger.ledger.refusals import RefusalCode
 from mpc_ledger.ledger.store import SqliteBlockStore
+from mpc_ledger.net.peers import PeerSet
 from mpc_ledger.proto.v1 import ledger_pb2, ledger_service_pb2
 from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.consortium import make_consortium
@@ -23,7 +23,7 @@ from mpc_ledger.testing.consortium import make_consortium
 
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
-    return make_consortium(tmp_path_factory.mktemp("service") / "c", "a,b,c", "--dealer")
+    return make_consortium(tmp_path_factory.mktemp("service") / "c", "a,b,c", dealer=True)
 
 
 @pytest.fixture

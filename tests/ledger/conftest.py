@@ -11,7 +11,7 @@ from mpc_ledger.testing.consortium import make_consortium
 
 @pytest.fixture(scope="module")
 def ledger_consortium(tmp_path_factory):
-    return make_consortium(tmp_path_factory.mktemp("ledger") / "c", "a,b,c", "--auditor")
+    return make_consortium(tmp_path_factory.mktemp("ledger") / "c", "a,b,c", auditor=True)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import nacl.signing
 import pytest
 
 from mpc_ledger.consensus.messages import sign_vote_body
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.identity.genesis import QuotaParams
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.client import LedgerClient
@@ -29,7 +30,6 @@ from mpc_ledger.proto.v1 import (
     ledger_service_pb2_grpc,
 )
 from mpc_ledger.testing.consortium import make_consortium, metric_value
-from mpc_ledger.testing.processes import DaemonProcess, stop_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 IDS = ["a", "b", "c"]

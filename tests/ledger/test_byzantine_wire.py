@@ -12,12 +12,12 @@ import grpc
 import pytest
 
 from mpc_ledger.consensus.messages import sign_vote_body
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2, ledger_service_pb2_grpc
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, stop_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HONEST = ["a", "b", "c"]
@@ -25,7 +25,7 @@ HONEST = ["a", "b", "c"]
 
 @pytest.fixture
 def honest(tmp_path):
-    consortium = make_consortium(tmp_path / "c", "a,b,c", "--auditor", "--dealer")
+    consortium = make_consortium(tmp_path / "c", "a,b,c", auditor=True, dealer=True)
     daemons = [DaemonProcess(consortium.config(m), tmp_path / f"{m}.log") for m in HONEST]
     for member_id, daemon in zip(HONEST, daemons, strict=True):
         daemon.wait_serving(consortium.genesis.member(member_id).endpoint)

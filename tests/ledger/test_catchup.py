@@ -10,12 +10,12 @@ import time
 import nacl.signing
 import pytest
 
-from mpc_ledger.daemon.peers import PeerSet
 from mpc_ledger.ledger import node as node_module
 from mpc_ledger.ledger.catchup import BlockFetcher, PenaltyBox
 from mpc_ledger.ledger.driver import ReadyDriver
 from mpc_ledger.ledger.node import CatchUpOutcome, LedgerNode
 from mpc_ledger.ledger.store import MemoryBlockStore, SqliteBlockStore
+from mpc_ledger.net.peers import PeerSet
 from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
@@ -26,7 +26,7 @@ VERDICT_TIMEOUT_S = 30
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
     return make_consortium(
-        tmp_path_factory.mktemp("catchup") / "c", "a,b,c", "--auditor", "--dealer"
+        tmp_path_factory.mktemp("catchup") / "c", "a,b,c", auditor=True, dealer=True
     )
 
 

@@ -15,12 +15,12 @@ import nacl.signing
 import pytest
 
 from mpc_ledger.consensus import block_id
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.net import mtls
 from mpc_ledger.proto.v1 import consensus_pb2, ledger_service_pb2, ledger_service_pb2_grpc
 from mpc_ledger.testing.chains import ChainBuilder
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, stop_all
 from mpc_ledger.testing.proxy import ProxyMesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -90,7 +90,7 @@ def announce_forever(identity, target, stopping: threading.Event) -> None:
 @pytest.fixture(params=["junk", "silent"])
 def liar_and_honest(request, tmp_path):
     consortium = make_consortium(
-        tmp_path / "c", "a,b,c", "--auditor", "--dealer", "--empty-block-interval-ms", "200"
+        tmp_path / "c", "a,b,c", auditor=True, dealer=True, empty_block_interval_ms=200
     )
     genesis = consortium.genesis
     # Validators dial each other through proxies the test can cut; c dials the liar directly.

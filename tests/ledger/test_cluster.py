@@ -10,9 +10,9 @@ import time
 import pytest
 
 from mpc_ledger.consensus import block_id
+from mpc_ledger.daemon.processes import DaemonProcess, stop_all
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.testing.consortium import make_consortium
-from mpc_ledger.testing.processes import DaemonProcess, stop_all
 from mpc_ledger.testing.proxy import ProxyMesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -22,7 +22,7 @@ IDS = ["a", "b", "c", "auditor"]
 
 class Cluster:
     def __init__(self, root, *, proxies: bool = False):
-        self.consortium = make_consortium(root / "c", "a,b,c", "--auditor")
+        self.consortium = make_consortium(root / "c", "a,b,c", auditor=True)
         self.root = root
         genesis = self.consortium.genesis
         self.mesh = None

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from mpc_ledger.ledger.merkle import (
+from mpc_ledger.merkle import (
     EMPTY_ROOT,
     MerkleFrontier,
     consistency_proof,

@@ -44,7 +44,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
-    return make_consortium(tmp_path_factory.mktemp("guard") / "c", "a,b,c", "--dealer")
+    return make_consortium(tmp_path_factory.mktemp("guard") / "c", "a,b,c", dealer=True)
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ import grpc
 import pytest
 import torch
 
-from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.identity import certs, keys
 from mpc_ledger.mpc.conformance import conformance_inputs, mlp_step_reference
 from mpc_ledger.mpc.train_spec import TrainSpec
 from mpc_ledger.mpc.transcript import TranscriptSnapshot, compare_transcripts
 from mpc_ledger.mpc.worker import JobManifest
+from mpc_ledger.net.peers import describe_rpc_error
 from mpc_ledger.proto.v1 import mpc_pb2, mpc_pb2_grpc
 from mpc_ledger.testing.mpc_cluster import RelayCluster, wait_all
 

@@ -22,7 +22,7 @@ from mpc_ledger.testing.consortium import make_consortium
 
 @pytest.fixture(scope="module")
 def genesis(tmp_path_factory):
-    return make_consortium(tmp_path_factory.mktemp("g") / "c", "a,b", "--dealer").genesis
+    return make_consortium(tmp_path_factory.mktemp("g") / "c", "a,b", dealer=True).genesis
 
 
 def hello(rank=0, members=("a", "b", "dealer"), provider="dealer", job_id="job-1"):

@@ -10,11 +10,11 @@ import grpc
 import pytest
 from cryptography import x509
 
-from mpc_ledger.daemon.peers import describe_rpc_error
 from mpc_ledger.daemon.server import PartyDaemon
 from mpc_ledger.identity import certs, keys
 from mpc_ledger.identity.material import PartyIdentity
 from mpc_ledger.net import mtls
+from mpc_ledger.net.peers import describe_rpc_error
 from mpc_ledger.proto.v1 import party_pb2, party_pb2_grpc
 from mpc_ledger.testing.consortium import make_consortium
 

@@ -17,12 +17,12 @@ from mpc_ledger.verify.export import write_export
 @pytest.fixture(scope="session")
 def consortium(tmp_path_factory) -> LocalConsortium:
     """Members a, b, c and a validator-only auditor: 4 validators, quorum 3."""
-    return make_consortium(tmp_path_factory.mktemp("verify") / "c", "a,b,c", "--auditor")
+    return make_consortium(tmp_path_factory.mktemp("verify") / "c", "a,b,c", auditor=True)
 
 
 @pytest.fixture(scope="session")
 def other_consortium(tmp_path_factory) -> LocalConsortium:
-    return make_consortium(tmp_path_factory.mktemp("verify-other") / "c", "a,b,c", "--auditor")
+    return make_consortium(tmp_path_factory.mktemp("verify-other") / "c", "a,b,c", auditor=True)
 
 
 @pytest.fixture(scope="session")

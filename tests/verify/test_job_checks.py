@@ -56,7 +56,9 @@ SPEC = JobSpec(
 
 @pytest.fixture(scope="module")
 def jobs_consortium(tmp_path_factory):
-    return make_consortium(tmp_path_factory.mktemp("vjobs") / "c", "a,b,c", "--dealer", "--auditor")
+    return make_consortium(
+        tmp_path_factory.mktemp("vjobs") / "c", "a,b,c", dealer=True, auditor=True
+    )
 
 
 class JobChain:

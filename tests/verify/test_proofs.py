@@ -7,9 +7,9 @@ import hashlib
 import nacl.signing
 import pytest
 
+from mpc_ledger import merkle
 from mpc_ledger.consensus import verify_certificate
 from mpc_ledger.identity.signing import Signer
-from mpc_ledger.ledger import merkle
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.proto.v1 import consensus_pb2
 from mpc_ledger.verify import build_record_proof, read_proof, verify_record_proof, write_proof

@@ -97,7 +97,7 @@ for argv in json.loads(sys.argv[1]):
     codes.append(args.handler(args))
 network = sorted(m for m in sys.modules if m.split(".")[0] == "grpc" or m.startswith((
     "mpc_ledger.net", "mpc_ledger.daemon", "mpc_ledger.ledger.client",
-    "mpc_ledger.ledger.network")))
+    "mpc_ledger.ledger.network", "mpc_ledger.metrics", "mpc_ledger.identity.party")))
 rules = "mpc_ledger.jobs.rules" in sys.modules
 print(json.dumps({"codes": codes, "network": network, "rules": rules}))
 """
