@@ -38,6 +38,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -55,7 +56,7 @@ from mpc_ledger.jobs.worker_process import WorkerProcess
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.metrics import DaemonMetrics
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
-from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
+from mpc_ledger.mpc.worker_command import worker_command
 from mpc_ledger.mpc.worker_events import (
     Aligned,
     EpochEnded,
@@ -65,10 +66,12 @@ from mpc_ledger.mpc.worker_events import (
     WorkerEventError,
 )
 
-__all__ = ["JobRun", "RunHost", "RunnerOptions"]
+__all__ = ["JOB_WORKER_PROGRAM", "JobRun", "RunHost", "RunnerOptions"]
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.1  # how often a bounded wait reads the ledger again
+# The worker a job runs: the MPC worker with this layer's reader of the party's file.
+JOB_WORKER_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "mpc_ledger.jobs.worker_main")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +85,7 @@ class RunnerOptions:
     completion_wait_s: float = 30.0  # rank 0 waits this long for the others' last digests
     exit_wait_s: float = 10.0  # after the worker closed its output, for it to exit
     stop_wait_s: float = 5.0  # daemon stop: for the job threads to end
-    worker_command: tuple[str, ...] = WORKER_PROGRAM  # or a test double taking its flags
+    worker_command: tuple[str, ...] = JOB_WORKER_PROGRAM  # or a test double taking its flags
 
 
 class RunHost(Protocol):

@@ -313,3 +313,11 @@ def _number(value: object, column: str) -> float:
         if math.isfinite(number):
             return number
     raise LocalDataError(f"column {column!r} holds a value that is not a finite number")
+
+
+def read_party_file(data: dict[str, Any], spec: TrainSpec, rank: int) -> PartyData | LocalTable:
+    """The worker's reader of this party's file (`mpc_ledger.mpc.tables.FileReader`): the
+    whole table for a job aligned by PSI (``data.alignment``), else this party's rows."""
+    if data.get("alignment"):
+        return load_local_table(data, spec)
+    return load_local_data(data, spec, rank)

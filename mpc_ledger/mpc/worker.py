@@ -22,9 +22,11 @@ Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 "data": {...}} or {"name": "conformance"}). ``data`` is
 ``{"source": "breast_cancer", ...}`` (tests, benchmarks) or
 ``{"source": "file", ...}``: this party's registered dataset, read through
-the local catalogue and re-fingerprinted by
-`mpc_ledger.jobs.worker_bridge.load_local_data` *before* CrypTen starts, so
-a changed file fails the worker before anything is shared. With
+the local catalogue and re-fingerprinted *before* CrypTen starts, so a
+changed file fails the worker before anything is shared. The reader is the
+jobs layer's (`mpc_ledger.jobs.worker_bridge.read_party_file`), passed in by
+the program a party daemon runs, ``python -m mpc_ledger.jobs.worker_main``;
+this module's own ``python -m mpc_ledger.mpc.worker`` reads no files. With
 ``data.alignment`` ({"method": "psi", "id_column", "row_counts",
 "test_fraction"}) the data ranks first run the private set intersection
 of their id columns over the same communicator (`mpc_ledger.mpc.psi`; the
@@ -86,7 +88,7 @@ from mpc_ledger.mpc.model_codec import encode_model
 from mpc_ledger.mpc.round_trips import TrafficCounts, training_report
 from mpc_ledger.mpc.sample_data import breast_cancer_split, party_data
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
-from mpc_ledger.mpc.tables import LocalTable
+from mpc_ledger.mpc.tables import FileReader, LocalTable, split_rows
 from mpc_ledger.mpc.train_spec import PartyData, TrainSpec
 from mpc_ledger.mpc.training import run_training
 from mpc_ledger.mpc.worker_events import (
@@ -196,7 +198,9 @@ def _no_events(_event: WorkerEvent) -> None:
     pass
 
 
-def _load_data(manifest: JobManifest, rank: int) -> PartyData | LocalTable | None:
+def _load_data(
+    manifest: JobManifest, rank: int, read_file: FileReader | None
+) -> PartyData | LocalTable | None:
     """This data party's part of the data, read (and, from a file, re-fingerprinted) before
     CrypTen starts: a party whose data changed fails before it shares anything. A job
     aligned by PSI gets the whole table (`LocalTable`), cut after the intersection."""
@@ -210,12 +214,12 @@ def _load_data(manifest: JobManifest, rank: int) -> PartyData | LocalTable | Non
         full = breast_cancer_split(seed=int(data_spec.get("seed", 0)), rows=data_spec.get("rows"))
         return party_data(spec, rank, full)
     if source == "file":
-        # Imported here: the jobs layer is needed only for jobs run by a party daemon.
-        from mpc_ledger.jobs.worker_bridge import load_local_data, load_local_table
-
-        if data_spec.get("alignment"):
-            return load_local_table(data_spec, spec)
-        return load_local_data(data_spec, spec, rank)
+        if read_file is None:
+            raise ValueError(
+                "this worker program reads no party files: a party daemon's jobs run "
+                "`python -m mpc_ledger.jobs.worker_main`"
+            )
+        return read_file(data_spec, spec, rank)
     raise ValueError(f"unknown data source {source!r}")
 
 
@@ -223,7 +227,6 @@ def _align(
     manifest: JobManifest, rank: int, spec: TrainSpec, table: LocalTable, emit: Emit
 ) -> tuple[TrainSpec, PartyData]:
     """The private set intersection, then this party's rows of it, in canonical order."""
-    from mpc_ledger.jobs.spec import split_rows
     from mpc_ledger.mpc.psi import CommunicatorTransport, encode_ids, intersect
 
     alignment = manifest.program["data"]["alignment"]
@@ -357,9 +360,10 @@ def run(
     rendezvous: str | None,
     communicator_class: type[MpcCommunicator] = MpcCommunicator,
     emit: Emit = _no_events,
+    read_file: FileReader | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    data = _load_data(manifest, rank)
+    data = _load_data(manifest, rank, read_file)
     if transport == "relay":
         assert socket_path is not None
         crypten = _setup_relay(manifest, rank, socket_path, communicator_class)
@@ -426,9 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(
-    argv: list[str] | None = None, *, communicator_class: type[MpcCommunicator] = MpcCommunicator
+    argv: list[str] | None = None,
+    *,
+    communicator_class: type[MpcCommunicator] = MpcCommunicator,
+    read_file: FileReader | None = None,
 ) -> int:
-    """The worker's command line; ``communicator_class`` lets tests run a dishonest double."""
+    """The worker's command line; ``communicator_class`` lets tests run a dishonest double,
+    ``read_file`` reads a party's registered file (the jobs layer's, `jobs.worker_main`)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _die_with_parent()
@@ -456,6 +464,7 @@ def main(
             rendezvous=args.rendezvous,
             communicator_class=communicator_class,
             emit=emit,
+            read_file=read_file,
         )
         if args.model_out is not None:
             _save_model(result, args.model_out)

@@ -29,6 +29,7 @@ import torch
 from mpc_ledger.jobs.catalogue import CatalogueEntry, write_entry
 from mpc_ledger.jobs.datafiles import fingerprint_file
 from mpc_ledger.jobs.datasets import Column, DatasetSchema
+from mpc_ledger.jobs.job_run import JOB_WORKER_PROGRAM
 from mpc_ledger.jobs.manifest import JobManifest, ManifestParty
 from mpc_ledger.jobs.spec import (
     JobDatasetRef,
@@ -173,7 +174,9 @@ def train_both_ways(tmp_path: Path, spec: JobSpec, tables: dict[str, Table]):
         manifest_path.write_text(json.dumps(document))
         output, log_path = tmp_path / f"rank{rank}.json", tmp_path / f"rank{rank}.log"
         rendezvous = f"file://{tmp_path / 'rendezvous'}"
-        command = worker_command(manifest_path, rank, output, rendezvous=rendezvous)
+        command = worker_command(
+            manifest_path, rank, output, rendezvous=rendezvous, program=JOB_WORKER_PROGRAM
+        )
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=log_file)
         workers.append(WorkerProcess(rank, member, process, output, log_path))

@@ -10,13 +10,13 @@ last ``floor(n * test_fraction)`` are the test set.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 from mpc_ledger.errors import ConfigError
 from mpc_ledger.jobs.datasets import RegisteredDataset
 from mpc_ledger.model_kinds import LOSSES, MODEL_KINDS, SPEC_DEFAULT_LOSS, SPEC_LOSSES_OF
+from mpc_ledger.mpc.tables import split_rows
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [
@@ -207,9 +207,3 @@ class JobSpec:
 def id_column_of(ref: JobDatasetRef, dataset: RegisteredDataset) -> str:
     """The id column a psi job aligns ``dataset`` on: the spec's, else the registered one."""
     return ref.id_column or dataset.schema.id_column
-
-
-def split_rows(row_count: int, test_fraction: float) -> tuple[int, int]:
-    """(train rows, test rows): the last ``floor(rows * test_fraction)`` rows are for testing."""
-    test = math.floor(row_count * test_fraction)
-    return row_count - test, test
