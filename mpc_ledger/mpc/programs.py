@@ -418,6 +418,8 @@ def run_training(
     progress_interval_s: float = 1.0,
 ) -> dict[str, Any]:
     """Train under MPC; return the metric (all parties) and the model (recipients only)."""
+    from mpc_ledger.mpc.crypten_compat import dealer_step_starts  # (it imports this module)
+
     started = time.perf_counter()
     data = _plain_labels(spec, data)  # refuses a bad label before anything is shared
     if spec.standardisation == "pooled":  # refuses a value out of range, likewise
@@ -448,6 +450,7 @@ def run_training(
         order = _epoch_order(spec, epoch, order_digest)
         loss_sum, batches = None, 0
         for start in range(0, spec.n_train, spec.batch_size):
+            dealer_step_starts(spec, step + 1)  # party 0: plan the dealer's answers ahead
             stop = min(start + spec.batch_size, spec.n_train)
             output = model(_rows(x_train, order, start, stop))
             loss = loss_fn(output, _rows(y_train, order, start, stop))

@@ -148,7 +148,7 @@ def _setup_relay(
     manifest: JobManifest, rank: int, socket_path: Path, communicator_class: type[MpcCommunicator]
 ) -> Any:
     crypten = crypten_compat.install_communicator(communicator_class, TorchDistributedShim())
-    crypten_compat.set_tuple_provider(manifest.tuple_provider)
+    crypten_compat.set_tuple_provider(manifest.tuple_provider, offline_phase=True)
     hello = _hello(manifest, rank)
     MpcCommunicator.configure(
         CommunicatorSetup(
@@ -331,12 +331,20 @@ def run(
         generate = crypten_compat.start_dealer()
         budget = budget_for_program(manifest.program)
         channel = DealerChannel(crypten.communicator.get(), manifest.members[0])
-        serve(channel, generate, budget)  # returns when party 0 says "terminate"
+        session = serve(channel, generate, budget)  # returns when party 0 says "terminate"
         result["output"] = None
-        result["dealer"] = {"requests": budget.requests, "elements": budget.elements}
+        result["dealer"] = {
+            "requests": budget.requests,
+            "elements": budget.elements,
+            "streamed": session.streamed,
+            "plans": session.plans,
+        }
     else:
         crypten.init()
         result["output"] = _run_program(crypten, manifest, rank, data, emit)
+        offline = crypten_compat.finish_dealer_offline()  # party 0: streamed/requested counts
+        if offline is not None:
+            result["dealer"] = offline
     result["communication"] = _communicator_stats(crypten)
     if transport == "relay":
         communicator = MpcCommunicator.instance
