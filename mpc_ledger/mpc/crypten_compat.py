@@ -11,8 +11,8 @@ the real module cannot be found, and only once.
 
 Everything else that must reach into CrypTen (installing the project's own
 communicator, the legacy ONNX exporter for ``crypten.nn.from_pytorch``, the
-dealer's request schema on party 0's side and CrypTen's tuple generators on
-the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a comparison's result,
+dealer's request schema and its offline phase on party 0's side and CrypTen's
+tuple generators on the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a comparison's result,
 `fixed_point`) is added here too, so a CrypTen upgrade has one file to review.
 """
 
