@@ -328,8 +328,10 @@ def dealer_step_starts(spec: Any, step: int) -> None:
     On party 0 with the offline phase on, sends the dealer a plan when one is due; a
     no-op everywhere else.
     """
+    if not _OFFLINE_PHASE["enabled"]:
+        return
     offline = _party0_offline()
-    if offline is None or not _OFFLINE_PHASE["enabled"]:
+    if offline is None:
         return
     if offline.schedule is None:
         offline.schedule = step_rows(spec.n_train, spec.batch_size, spec.epochs)

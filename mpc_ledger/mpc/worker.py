@@ -8,7 +8,8 @@ bounded by the program), and writes one JSON
 result: the program's output, the communication statistics (the
 communicator's own, always counted, `MpcCommunicator.transport_stats`; over
 gloo CrypTen's, in its verbose mode), the transcript snapshot and the tuple
-provider used. It opens no port.
+provider used; at party 0 and the dealer, ``dealer``: the dealer's answers
+streamed ahead and requested (`mpc_ledger.mpc.dealer_offline`). It opens no port.
 
 Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 0..world_size-1, then the dealer when the provider is "dealer");
