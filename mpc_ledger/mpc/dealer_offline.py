@@ -16,7 +16,10 @@ planned one (`TAKE`: the caller takes the streamed answer, then sends the credit
 returns, if any) or not (`CANCEL`: the caller sends `cancel`'s message, discards the
 answers up to the dealer's marker, then asks as usual). A step that made other requests
 than the last one of its size (e.g. an optimiser's first step) costs one fallback, and its
-own sequence is what the next plan repeats.
+own sequence is what the next plan repeats. Each fallback wastes what the dealer streamed
+past it (at most a window, charged to the job's budget like any answer), so after
+`FALLBACKS_MAX` fallbacks party 0 plans no more and asks for the rest: a program whose
+steps keep changing costs at most that many windows of the budget.
 
 Credit goes back every `credit_every` answers (half the window), so the dealer, which
 streams at most `dealer.stream_window` answers ahead of the credit, never waits for a
@@ -31,7 +34,16 @@ from collections.abc import Sequence
 
 from mpc_ledger.mpc.dealer import Cancel, Credit, DealerPlan, DealerRequest, stream_window
 
-__all__ = ["Decision", "OfflineCounts", "OfflinePlanner", "credit_every", "step_rows"]
+__all__ = [
+    "FALLBACKS_MAX",
+    "Decision",
+    "OfflineCounts",
+    "OfflinePlanner",
+    "credit_every",
+    "step_rows",
+]
+
+FALLBACKS_MAX = 4
 
 
 class Decision(enum.Enum):
@@ -114,7 +126,7 @@ class OfflinePlanner:
                 return None  # still streaming the steps it covers
             self._active = None
         sequence = self._known.get(schedule[index])
-        if sequence is None:
+        if sequence is None or self.counts.fallbacks >= FALLBACKS_MAX:
             return None
         repeats = 0
         for rows in schedule[index:]:

@@ -88,6 +88,21 @@ def both_runs(cluster):
     return offline, without
 
 
+def test_a_plan_that_foresees_wrongly_falls_back_and_trains_the_same_model(cluster, both_runs):
+    """Each plan foresees a wrong third request: party 0 cancels there, discards what the
+    dealer streamed past it, asks; the dealer numbers the next answer after what party 0
+    took, so every answer is still the one the others drew for."""
+    _, without = both_runs
+    workers = run_job(cluster, training_job("offline-mispredict"), programs=seeded("--mispredict"))
+    assert [w.process.returncode for w in workers] == [0, 0, 0, 0], logs(workers)
+    counts = workers[0].result()["dealer"]
+    assert counts["fallbacks"] == counts["plans"] >= 1 and counts["discarded"] >= 1, counts
+    assert counts["streamed"] == 2 * counts["plans"]  # the two answers before each miss
+    assert workers[1].result()["output"]["model"] == without[1].result()["output"]["model"]
+    snapshots = {w.rank: TranscriptSnapshot.from_json(w.result()["transcript"]) for w in workers}
+    assert compare_transcripts(snapshots) == []
+
+
 def test_the_offline_phase_trains_the_same_model(both_runs):
     offline, without = both_runs
     for workers in (offline, without):

@@ -30,7 +30,13 @@ from mpc_ledger.mpc.dealer import (
     serve,
     stream_window,
 )
-from mpc_ledger.mpc.dealer_offline import Decision, OfflinePlanner, credit_every, step_rows
+from mpc_ledger.mpc.dealer_offline import (
+    FALLBACKS_MAX,
+    Decision,
+    OfflinePlanner,
+    credit_every,
+    step_rows,
+)
 from mpc_ledger.mpc.objects import decode_object, encode_object
 
 TRIPLE = DealerRequest(RequestKind.MATMUL_TRIPLE, ((4, 5), (5, 1)))  # 20 + 5 + 4 elements
@@ -375,3 +381,16 @@ def test_party_0_credits_every_half_window_and_cancels_what_it_did_not_take():
     cancel, cancelled, first_unused = planner.close()
     assert (cancel, cancelled, first_unused) == (Cancel(5), planned, 6)
     assert planner.active is None
+
+
+def test_party_0_stops_planning_after_its_fallbacks():
+    planner = OfflinePlanner()
+    schedule = (16,) * (FALLBACKS_MAX + 3)
+    number = 0
+    for index in range(len(schedule)):
+        plan = planner.step_starts(index, schedule, number + 1)
+        assert (plan is None) == (index == 0 or index > FALLBACKS_MAX), index
+        # every step makes other requests than the last one
+        step = (TRIPLE, DealerRequest(RequestKind.WRAPS, ((index + 1, 1),)))
+        _, number = run_step(planner, step, number)
+    assert planner.counts.fallbacks == FALLBACKS_MAX
