@@ -1,6 +1,6 @@
 """One job's worker as a child process of the party daemon: start, follow, kill, reap.
 
-The worker (`python -m mpc_ledger.mpc.worker --events`, or a test double
+The worker (`python -m mpc_ledger.jobs.worker_main --events`, or a test double
 taking its flags) runs in its own process group, so a kill takes whatever
 it started with it, and dies with the daemon (``MPC_LEDGER_WORKER_PARENT``).
 Its stderr goes to the job's log file; its stdout carries its events

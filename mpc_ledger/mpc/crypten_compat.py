@@ -11,8 +11,8 @@ the real module cannot be found, and only once.
 
 Everything else that must reach into CrypTen (installing the project's own
 communicator, the legacy ONNX exporter for ``crypten.nn.from_pytorch``, the
-dealer's request schema on party 0's side and CrypTen's tuple generators on
-the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a comparison's result,
+dealer's request schema and its offline phase on party 0's side and CrypTen's
+tuple generators on the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a comparison's result,
 `fixed_point`) is added here too, so a CrypTen upgrade has one file to review.
 """
 
@@ -26,13 +26,25 @@ import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mpc_ledger.mpc.dealer import DealerRequest, RequestKind, request_seed
+from mpc_ledger.mpc.dealer import (
+    BadDealerRequest,
+    DealerPlan,
+    DealerRequest,
+    RequestKind,
+    Stopped,
+    StreamedAnswer,
+    parse_stream_message,
+    request_seed,
+)
+from mpc_ledger.mpc.dealer_offline import Decision, OfflinePlanner, step_rows
 from mpc_ledger.mpc.errors import MpcError, ProtocolViolation
 
 __all__ = [
     "CRYPTEN_PROVIDER_NAMES",
     "STAND_IN_MODULES",
     "dealer_request_for",
+    "dealer_step_starts",
+    "finish_dealer_offline",
     "fixed_point",
     "import_crypten",
     "install_communicator",
@@ -101,11 +113,12 @@ def install_communicator(communicator_class: type, torch_distributed_stand_in: o
     return crypten
 
 
-def set_tuple_provider(provider: str) -> None:
+def set_tuple_provider(provider: str, *, offline_phase: bool = False) -> None:
     """Point CrypTen's config at the dealer ("TTP") or trusted first party ("TFP").
 
     For the dealer, party 0's client is made to send `DealerRequest`s first
-    (`install_dealer_client`): no path uses the dealer without the schema.
+    (`install_dealer_client`, with the offline phase if asked): no path uses the
+    dealer without the schema.
     """
     if provider not in CRYPTEN_PROVIDER_NAMES:
         raise ValueError(
@@ -113,7 +126,7 @@ def set_tuple_provider(provider: str) -> None:
         )
     crypten = import_crypten()
     if provider == "dealer":
-        install_dealer_client()
+        install_dealer_client(offline_phase=offline_phase)
     crypten.cfg.mpc.provider = CRYPTEN_PROVIDER_NAMES[provider]
 
 
@@ -150,15 +163,22 @@ def dealer_request_for(
     return DealerRequest(kind, tuple(tuple(size) for size in args))
 
 
-def install_dealer_client() -> None:
+def install_dealer_client(*, offline_phase: bool = False) -> None:
     """Party 0 sends `DealerRequest`s instead of CrypTen's call by name. Idempotent.
 
     Replaces ``ttp_request`` of CrypTen's (private) TTP client class; the rest
     of the exchange is CrypTen's: the dealer answers with the result's size,
     then broadcasts the tensor to party 0. The size is checked against the
     request's own result shape before a buffer is made for it.
+
+    With ``offline_phase`` (our relay transport only: its sends never wait, so
+    party 0's credit and the dealer's stream cannot block each other as two
+    blocking sends over gloo could), party 0 plans the dealer's answers ahead
+    (`mpc_ledger.mpc.dealer_offline`, `dealer_step_starts`) and takes streamed
+    answers instead of asking.
     """
     import_crypten()
+    _OFFLINE_PHASE["enabled"] = offline_phase
     ttp = importlib.import_module("crypten.mpc.provider.ttp_provider")
     client_class = ttp.TTPClient._TTPClient__TTPClient
     if getattr(client_class.ttp_request, _STAND_IN_MARK, False):
@@ -171,22 +191,166 @@ def install_dealer_client() -> None:
             function, None if device is None else str(device), args, kwargs
         )
         comm = communicator.get()
-        dealer_rank = comm.get_ttp_rank()
-        comm.send_obj(request.to_object(), dealer_rank, self.ttp_group)
-        size = comm.recv_obj(dealer_rank, self.ttp_group)
-        if not isinstance(size, torch.Size) or tuple(size) != request.result_shape:
-            raise ProtocolViolation(
-                f"rank {dealer_rank}",
-                f"the dealer (rank {dealer_rank}) answered {request.describe()} with size "
-                f"{size!r}, not {list(request.result_shape)}",
-            )
-        result = torch.empty(size, dtype=torch.long)
-        comm.broadcast(result, dealer_rank, self.comm_group)
-        return result
+        offline = _party0_offline()
+        if offline is not None:
+            return offline.fetch(comm, self, request)
+        return _ask_dealer(comm, self, request)
 
     setattr(ttp_request, _STAND_IN_MARK, True)
     client_class.ttp_request = ttp_request
     _bind_tuples_to_requests(ttp, torch)
+
+
+def _dealer_violation(comm: Any, message: str) -> ProtocolViolation:
+    dealer_rank = comm.get_ttp_rank()
+    return ProtocolViolation(f"rank {dealer_rank}", f"the dealer (rank {dealer_rank}) {message}")
+
+
+def _ask_dealer(comm: Any, client: Any, request: DealerRequest) -> Any:
+    """An ordinary request: send it, wait for the size, then the tensor."""
+    torch = importlib.import_module("torch")
+    dealer_rank = comm.get_ttp_rank()
+    comm.send_obj(request.to_object(), dealer_rank, client.ttp_group)
+    size = comm.recv_obj(dealer_rank, client.ttp_group)
+    if not isinstance(size, torch.Size) or tuple(size) != request.result_shape:
+        raise _dealer_violation(
+            comm,
+            f"answered {request.describe()} with size {size!r}, not {list(request.result_shape)}",
+        )
+    result = torch.empty(size, dtype=torch.long)
+    comm.broadcast(result, dealer_rank, client.comm_group)
+    return result
+
+
+_OFFLINE_PHASE: dict[str, Any] = {"enabled": False, "party0": None}
+
+
+class _Party0Offline:
+    """Party 0's offline phase over CrypTen's communicator: `OfflinePlanner` decides, this
+    sends and receives. Every streamed header and size is checked against party 0's own
+    plan before a buffer is made; anything else is a `ProtocolViolation` naming the dealer."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.planner = OfflinePlanner()
+        self.schedule: tuple[int, ...] | None = None
+
+    def fetch(self, comm: Any, client: Any, request: DealerRequest) -> Any:
+        number = int(getattr(client, "mpc_ledger_requests", 0))
+        decision = self.planner.on_request(request, number)
+        if decision is Decision.TAKE:
+            answer = self._take(comm, *self.planner.expected())
+            credit = self.planner.took()
+            if credit is not None:  # a send party 0 does not wait on
+                comm.send_obj(credit.to_object(), comm.get_ttp_rank(), client.ttp_group)
+            return answer
+        if decision is Decision.CANCEL:
+            self._cancel(comm, *self.planner.cancel())
+        return _ask_dealer(comm, client, request)
+
+    def send_plan(self, comm: Any, plan: DealerPlan) -> None:
+        comm.send_obj(plan.to_object(), comm.get_ttp_rank(), self.client.ttp_group)
+
+    def _header(self, comm: Any) -> StreamedAnswer | Stopped:
+        value = comm.recv_obj(comm.get_ttp_rank(), self.client.ttp_group)
+        try:
+            return parse_stream_message(value)
+        except BadDealerRequest as exc:
+            raise _dealer_violation(comm, f"streamed what is not an answer: {exc}") from None
+
+    def _receive(self, comm: Any, header: StreamedAnswer) -> Any:
+        torch = importlib.import_module("torch")
+        result = torch.empty(header.size, dtype=torch.long)
+        comm.broadcast(result, comm.get_ttp_rank(), self.client.comm_group)
+        return result
+
+    def _expect(
+        self, comm: Any, header: StreamedAnswer | Stopped, number: int, request: DealerRequest
+    ) -> StreamedAnswer:
+        if not isinstance(header, StreamedAnswer):
+            raise _dealer_violation(
+                comm, f"stopped at request {header.last} while streaming a plan not cancelled"
+            )
+        if header.number != number or header.size != request.result_shape:
+            raise _dealer_violation(
+                comm,
+                f"streamed answer {header.number} with size {list(header.size)}; party 0 "
+                f"expected answer {number}, {request.describe()}, of size "
+                f"{list(request.result_shape)}",
+            )
+        return header
+
+    def _take(self, comm: Any, number: int, request: DealerRequest) -> Any:
+        return self._receive(comm, self._expect(comm, self._header(comm), number, request))
+
+    def _cancel(self, comm: Any, cancel: Any, plan: DealerPlan, first_unused: int) -> None:
+        """Tell the dealer to stop; discard what it streamed up to its marker."""
+        comm.send_obj(cancel.to_object(), comm.get_ttp_rank(), self.client.ttp_group)
+        number = first_unused
+        while True:
+            header = self._header(comm)
+            if isinstance(header, Stopped):
+                if header.last != number - 1:
+                    raise _dealer_violation(
+                        comm, f"stopped at request {header.last} after streaming {number - 1}"
+                    )
+                return
+            if number > plan.last:
+                raise _dealer_violation(comm, f"streamed answer {number}, past the plan's end")
+            self._receive(comm, self._expect(comm, header, number, plan.request(number)))
+            self.planner.counts.discarded += 1
+            number += 1
+
+    def close(self, comm: Any) -> None:
+        due = self.planner.close()
+        if due is not None:
+            self._cancel(comm, *due)
+
+
+def _party0_offline() -> _Party0Offline | None:
+    """Party 0's side of the dealer (it counts its requests; it plans only when the offline
+    phase is on); None on every other rank and without the dealer."""
+    crypten = import_crypten()
+    if crypten.cfg.mpc.provider != "TTP" or crypten.communicator.get().get_rank() != 0:
+        return None
+    ttp = importlib.import_module("crypten.mpc.provider.ttp_provider")
+    client = ttp.TTPClient.get()
+    current: _Party0Offline | None = _OFFLINE_PHASE["party0"]
+    if current is None or current.client is not client:  # a new job (CrypTen re-initialised)
+        current = _Party0Offline(client)
+        _OFFLINE_PHASE["party0"] = current
+    return current
+
+
+def dealer_step_starts(spec: Any, step: int) -> None:
+    """The training loop's hook: step ``step`` (from 1) of ``spec`` (a `TrainSpec`) starts.
+
+    On party 0 with the offline phase on, sends the dealer a plan when one is due; a
+    no-op everywhere else.
+    """
+    if not _OFFLINE_PHASE["enabled"]:
+        return
+    offline = _party0_offline()
+    if offline is None:
+        return
+    if offline.schedule is None:
+        offline.schedule = step_rows(spec.n_train, spec.batch_size, spec.epochs)
+    next_number = int(getattr(offline.client, "mpc_ledger_requests", 0)) + 1
+    plan = offline.planner.step_starts(step - 1, offline.schedule, next_number)
+    if plan is not None:
+        offline.send_plan(importlib.import_module("crypten.communicator").get(), plan)
+
+
+def finish_dealer_offline() -> dict[str, int] | None:
+    """Party 0, after its program: cancel a plan still streaming (so the dealer's channel
+    is read to its end before "terminate"); its counts of streamed answers, ordinary
+    requests, plans and fallbacks for the result; None on other ranks or without the
+    dealer."""
+    offline = _party0_offline()
+    if offline is None:
+        return None
+    offline.close(importlib.import_module("crypten.communicator").get())
+    return offline.planner.counts.to_json()
 
 
 # CrypTen's TTP provider methods that draw one request's randomness -> the name of the
@@ -260,7 +424,7 @@ def _bind_tuples_to_requests(ttp: Any, torch: Any) -> None:
         setattr(provider, method_name, bound_to_request)
 
 
-def start_dealer() -> Callable[[DealerRequest], Any]:
+def start_dealer() -> Callable[[DealerRequest, int], Any]:
     """Start CrypTen at the dealer's rank; return its generator of answers by kind.
 
     Does what CrypTen's ``TTPServer()`` does before its loop (``crypten.init``,
@@ -280,7 +444,6 @@ def start_dealer() -> Callable[[DealerRequest], Any]:
     server._setup_generators()
     torch = importlib.import_module("torch")
     shared_seeds = [generator.initial_seed() for generator in server.generators]
-    served = 0
     table: dict[RequestKind, Callable[[tuple[Any, ...]], Any]] = {
         RequestKind.MUL_TRIPLE: lambda shapes: server.additive(shapes[0], shapes[1], "mul"),
         RequestKind.MATMUL_TRIPLE: lambda shapes: server.additive(shapes[0], shapes[1], "matmul"),
@@ -290,13 +453,12 @@ def start_dealer() -> Callable[[DealerRequest], Any]:
         RequestKind.B2A: lambda shapes: server.B2A(shapes[0]),
     }
 
-    def generate(request: DealerRequest) -> Any:
+    def generate(request: DealerRequest, number: int) -> Any:
         # Every party's generator bound to this request, as the parties bind theirs
-        # (`_bind_tuples_to_requests`): numbered by the dealer's own count.
-        nonlocal served
-        served += 1
+        # (`_bind_tuples_to_requests`): numbered by the dealer's session, which counts
+        # ordinary and streamed answers alike.
         server.generators = [
-            _seeded_generator(torch, request_seed(seed, served, request)) for seed in shared_seeds
+            _seeded_generator(torch, request_seed(seed, number, request)) for seed in shared_seeds
         ]
         return table[request.kind](request.shapes)
 

@@ -41,8 +41,28 @@ opened in a multiplication. This module replaces that loop:
   a request that is not the one the others made is answered from
   randomness unrelated to theirs: it can only make the job's result wrong.
 
-A request (kind, shapes) depends only on the job's shapes, not on data: it is
-also the unit an offline phase would produce ahead of time.
+A request (kind, shapes) depends only on the job's shapes, not on data, which
+is what the offline phase relies on:
+
+* After a training step, party 0 knows the requests the next steps make (the
+  same as the last step with the same batch size, `mpc_ledger.mpc.dealer_offline`)
+  and sends one `DealerPlan`: that sequence, the number of its first request
+  and how many times it repeats. `parse_message` bounds it like a request
+  (every entry is a request of the schema; at most `PLAN_LENGTH_MAX` entries,
+  `PLAN_REPEATS_MAX` repeats) and `DealerBudget.check_plan` refuses a plan
+  the rest of the budget does not cover, before anything is generated.
+* `serve` then generates the planned answers in order, for the numbers the
+  requests would have had, with the same generators (so each is bit for bit
+  the answer an ordinary request would have got), and streams each to party 0
+  (a `STREAM_SCHEMA` header with its number and size, then the tensor) at most
+  `stream_window` answers ahead of party 0's credit (`Credit`: "I have taken
+  the answers up to n", a send party 0 does not wait on). Each answer
+  generated is charged to the budget as a request is.
+* A request that is not the plan's next makes party 0 send `Cancel(n)` ("I
+  took the answers up to n"): the dealer stops, sends a `Stopped` marker with
+  the last number it streamed, and numbers the next request n + 1. Party 0
+  discards the answers up to the marker; each was made for a (number, kind,
+  shapes) that no party drew, so it is unrelated to the others' shares.
 """
 
 from __future__ import annotations
@@ -63,18 +83,31 @@ from mpc_ledger.mpc.train_spec import TrainSpec
 
 __all__ = [
     "DIMS_MAX",
+    "PLAN_LENGTH_MAX",
+    "PLAN_REPEATS_MAX",
     "SCHEMA",
+    "STREAM_SCHEMA",
     "TERMINATE",
+    "WINDOW_ELEMENTS_MAX",
     "BadDealerRequest",
+    "Cancel",
+    "Credit",
     "DealerBudget",
     "DealerChannel",
+    "DealerPlan",
     "DealerRequest",
     "DealerRequestRefused",
+    "DealerSession",
     "RequestKind",
+    "Stopped",
+    "StreamedAnswer",
     "budget_for_program",
+    "parse_message",
     "parse_request",
+    "parse_stream_message",
     "request_seed",
     "serve",
+    "stream_window",
 ]
 
 SCHEMA = "mpc-ledger/dealer-request/v1"
@@ -298,6 +331,29 @@ class DealerBudget:
         self.requests += 1
         self.elements += elements
 
+    def check_plan(self, plan: DealerPlan) -> None:
+        """Refuse a plan whose answers the rest of the budget does not cover (charges nothing:
+        `charge` counts each answer when it is generated, so a cancelled plan costs only the
+        answers streamed)."""
+        for entry in plan.sequence:
+            if entry.elements > self.max_request_elements:
+                raise BadDealerRequest(
+                    f"the plan's {entry.describe()} asks for {entry.elements} elements; this "
+                    f"job's requests need at most {self.max_request_elements}"
+                )
+        if self.requests + plan.answers > self.max_requests:
+            raise BadDealerRequest(
+                f"a plan of {plan.answers} answers ({len(plan.sequence)} x {plan.repeats}) "
+                f"would bring this job to {self.requests + plan.answers} dealer requests; it "
+                f"needs at most {self.max_requests}"
+            )
+        if self.elements + plan.elements > self.max_job_elements:
+            raise BadDealerRequest(
+                f"a plan of {plan.answers} answers would bring this job to "
+                f"{self.elements + plan.elements} elements from the dealer; it needs at most "
+                f"{self.max_job_elements}"
+            )
+
 
 def _budget(rows: int, widths: Sequence[int], layers: int, steps: int) -> DealerBudget:
     width = max(widths)
@@ -351,6 +407,272 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
+# --- the offline phase: plans, credit, cancellation -----------------------------------------
+
+STREAM_SCHEMA = "mpc-ledger/dealer-stream/v1"
+# One step's requests: at most REQUESTS_PER_LAYER_STEP per layer (measured at most 45), and
+# well inside what one object may hold (`objects.ITEMS_MAX`).
+PLAN_LENGTH_MAX = 4096
+PLAN_REPEATS_MAX = 1_000_000  # the budget bounds the product; this bounds the arithmetic
+# The most the dealer has streamed and party 0 not yet credited, in elements (8 bytes each):
+# what waits in party 0's memory.
+WINDOW_ELEMENTS_MAX = 8 * 1024 * 1024
+_PLAN_KEYS = frozenset({"schema", "plan", "first", "repeats"})
+_ENTRY_KEYS = frozenset({"kind", "shapes"})
+
+
+@dataclasses.dataclass(frozen=True)
+class DealerPlan:
+    """Party 0's forecast: ``sequence`` repeated ``repeats`` times, numbered from ``first``."""
+
+    sequence: tuple[DealerRequest, ...]
+    first: int
+    repeats: int
+
+    @property
+    def answers(self) -> int:
+        return len(self.sequence) * self.repeats
+
+    @property
+    def elements(self) -> int:
+        return sum(entry.elements for entry in self.sequence) * self.repeats
+
+    @property
+    def last(self) -> int:
+        """The number of the plan's last answer."""
+        return self.first + self.answers - 1
+
+    def request(self, number: int) -> DealerRequest:
+        """The planned request numbered ``number`` (first..last)."""
+        if not self.first <= number <= self.last:
+            raise ValueError(f"request {number} is outside the plan ({self.first}..{self.last})")
+        return self.sequence[(number - self.first) % len(self.sequence)]
+
+    def to_object(self) -> dict[str, Any]:
+        entries = tuple(
+            {k: v for k, v in entry.to_object().items() if k != "schema"} for entry in self.sequence
+        )
+        return {"schema": SCHEMA, "plan": entries, "first": self.first, "repeats": self.repeats}
+
+
+@dataclasses.dataclass(frozen=True)
+class Credit:
+    """Party 0 has taken the streamed answers up to ``through`` (a number)."""
+
+    through: int
+
+    def to_object(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "credit": self.through}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cancel:
+    """Party 0 stops the plan: it took the answers up to ``through`` and needs no more."""
+
+    through: int
+
+    def to_object(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "cancel": self.through}
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamedAnswer:
+    """The header of one streamed answer (the tensor follows)."""
+
+    number: int
+    size: Shape
+
+    def to_object(self) -> dict[str, Any]:
+        return {"schema": STREAM_SCHEMA, "number": self.number, "size": torch.Size(self.size)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Stopped:
+    """The dealer's marker after a `Cancel`: ``last`` is the last number it streamed."""
+
+    last: int
+
+    def to_object(self) -> dict[str, Any]:
+        return {"schema": STREAM_SCHEMA, "stopped_at": self.last}
+
+
+def stream_window(plan: DealerPlan) -> int:
+    """How many answers the dealer may stream ahead of party 0's credit (both sides compute
+    it from the plan): two repeats' worth, fewer if that would hold more than
+    `WINDOW_ELEMENTS_MAX` elements; never less than one."""
+    largest = max(_numel(entry.result_shape) for entry in plan.sequence)
+    return max(1, min(2 * len(plan.sequence), WINDOW_ELEMENTS_MAX // max(largest, 1)))
+
+
+def _number(value: object, where: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**62:
+        raise BadDealerRequest(f"{where} {_shown(value)} is not an int of at least {low}")
+    return value
+
+
+def _parse_plan(value: dict[str, Any]) -> DealerPlan:
+    if set(value) != _PLAN_KEYS:
+        raise BadDealerRequest(
+            f"a dealer plan has exactly the keys {sorted(_PLAN_KEYS)}, not {sorted(value)}"
+        )
+    entries = value["plan"]
+    if not isinstance(entries, tuple | list) or not 1 <= len(entries) <= PLAN_LENGTH_MAX:
+        size = len(entries) if isinstance(entries, tuple | list) else type(entries).__name__
+        raise BadDealerRequest(f"a plan has 1 to {PLAN_LENGTH_MAX} requests, not {size}")
+    sequence = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+            raise BadDealerRequest(f"plan entry {index} is not a request's kind and shapes")
+        try:
+            sequence.append(parse_request({"schema": SCHEMA, **entry}))
+        except BadDealerRequest as exc:
+            raise BadDealerRequest(f"plan entry {index}: {exc}") from None
+    repeats = _number(value["repeats"], "the plan's repeats", 1)
+    if repeats > PLAN_REPEATS_MAX:
+        raise BadDealerRequest(f"a plan repeats at most {PLAN_REPEATS_MAX} times, not {repeats}")
+    return DealerPlan(tuple(sequence), _number(value["first"], "the plan's first", 1), repeats)
+
+
+Message = DealerRequest | DealerPlan | Credit | Cancel
+
+
+def parse_message(value: object) -> Message:
+    """What party 0 sent the dealer (not "terminate"): a request, a plan, a credit or a
+    cancel. BadDealerRequest, saying what is wrong, for anything else."""
+    if isinstance(value, dict) and "schema" in value and value.get("schema") == SCHEMA:
+        if "plan" in value:
+            return _parse_plan(value)
+        for key, kind in (("credit", Credit), ("cancel", Cancel)):
+            if key in value:
+                if set(value) != {"schema", key}:
+                    raise BadDealerRequest(
+                        f"a dealer {key} has exactly the keys ['{key}', 'schema'], "
+                        f"not {sorted(value)}"
+                    )
+                return kind(_number(value[key], f"the {key}", 0))
+    return parse_request(value)
+
+
+def parse_stream_message(value: object) -> StreamedAnswer | Stopped:
+    """What the dealer streams to party 0; BadDealerRequest for anything else (party 0
+    makes it a `ProtocolViolation` naming the dealer)."""
+    if not isinstance(value, dict) or value.get("schema") != STREAM_SCHEMA:
+        raise BadDealerRequest(f"a {type(value).__name__} is not a streamed answer")
+    if set(value) == {"schema", "stopped_at"}:
+        return Stopped(_number(value["stopped_at"], "the stop marker", 0))
+    if set(value) != {"schema", "number", "size"}:
+        raise BadDealerRequest(f"a streamed answer has the keys {sorted(value)}")
+    return StreamedAnswer(
+        _number(value["number"], "the answer's number", 1), _shape(value["size"], "its size")
+    )
+
+
+@dataclasses.dataclass
+class _Stream:
+    plan: DealerPlan
+    window: int
+    sent: int = 0  # answers streamed
+    credited: int = 0  # answers party 0 says it took
+
+    @property
+    def last_sent(self) -> int:
+        return self.plan.first + self.sent - 1
+
+    @property
+    def complete(self) -> bool:
+        return self.sent == self.plan.answers
+
+
+class DealerSession:
+    """The dealer's state between party 0's messages (pure: no I/O, no CrypTen).
+
+    Numbers every answer: ordinary requests and streamed ones share one count, the one
+    every party binds its generators to (`request_seed`). BadDealerRequest for a message
+    the state does not allow, before anything is generated for it.
+    """
+
+    def __init__(self, budget: DealerBudget) -> None:
+        self.budget = budget
+        self.next_number = 1
+        self.stream: _Stream | None = None
+        self.requested = 0
+        self.streamed = 0
+        self.plans = 0
+        self.cancelled = 0
+
+    def _no_stream_running(self, what: str) -> None:
+        if self.stream is not None and not self.stream.complete:
+            raise BadDealerRequest(
+                f"{what} while the plan from request {self.stream.plan.first} is streaming "
+                f"(up to {self.stream.last_sent}); cancel it first"
+            )
+        self.stream = None
+
+    def on_request(self, request: DealerRequest) -> int:
+        """Charge ``request``; the number to answer it with."""
+        self._no_stream_running(f"request {request.describe()}")
+        self.budget.charge(request)
+        number = self.next_number
+        self.next_number += 1
+        self.requested += 1
+        return number
+
+    def on_plan(self, plan: DealerPlan) -> None:
+        self._no_stream_running("a new plan")
+        if plan.first != self.next_number:
+            raise BadDealerRequest(
+                f"the plan starts at request {plan.first}; the next request is {self.next_number}"
+            )
+        self.budget.check_plan(plan)
+        self.stream = _Stream(plan, stream_window(plan))
+        self.plans += 1
+
+    def may_stream(self) -> bool:
+        """Whether the dealer streams another answer now (instead of waiting for party 0)."""
+        stream = self.stream
+        return (
+            stream is not None
+            and not stream.complete
+            and stream.sent - stream.credited < stream.window
+        )
+
+    def next_streamed(self) -> tuple[DealerRequest, int]:
+        """The next planned request, charged, and its number."""
+        stream = self.stream
+        assert stream is not None and self.may_stream()
+        number = stream.plan.first + stream.sent
+        request = stream.plan.request(number)
+        self.budget.charge(request)  # within the plan's check: cannot fail
+        stream.sent += 1
+        self.next_number = number + 1
+        self.streamed += 1
+        return request, number
+
+    def _checked_through(self, through: int, what: str) -> _Stream:
+        stream = self.stream
+        if stream is None:
+            raise BadDealerRequest(f"a {what} with no plan streaming")
+        low = stream.plan.first - 1 + stream.credited
+        if not low <= through <= stream.last_sent:
+            raise BadDealerRequest(
+                f"a {what} through request {through}; the dealer streamed "
+                f"{stream.plan.first}..{stream.last_sent} and had credit through {low}"
+            )
+        return stream
+
+    def on_credit(self, credit: Credit) -> None:
+        stream = self._checked_through(credit.through, "credit")
+        stream.credited = credit.through - stream.plan.first + 1
+
+    def on_cancel(self, cancel: Cancel) -> Stopped:
+        """Stop streaming; the next request is numbered ``cancel.through + 1``."""
+        stream = self._checked_through(cancel.through, "cancel")
+        self.stream = None
+        self.next_number = cancel.through + 1
+        self.cancelled += 1
+        return Stopped(stream.last_sent)
+
+
 # --- the loop --------------------------------------------------------------------------------
 
 
@@ -369,29 +691,60 @@ class DealerChannel:
         self._comm.send_obj(result.size(), 0, self._comm.ttp_group)
         self._comm.broadcast(result, self._comm.get_ttp_rank(), self._comm.ttp_comm_group)
 
+    def stream(self, number: int, result: torch.Tensor) -> None:
+        """A planned answer ahead of use: its header, then the tensor (as `answer`)."""
+        header = StreamedAnswer(number, tuple(result.size()))
+        self._comm.send_obj(header.to_object(), 0, self._comm.ttp_group)
+        self._comm.broadcast(result, self._comm.get_ttp_rank(), self._comm.ttp_comm_group)
 
-Generate = Callable[[DealerRequest], torch.Tensor]
+    def stopped(self, marker: Stopped) -> None:
+        self._comm.send_obj(marker.to_object(), 0, self._comm.ttp_group)
 
 
-def serve(channel: DealerChannel, generate: Generate, budget: DealerBudget) -> int:
-    """Answer party 0 until it says "terminate"; the number of requests served.
+Generate = Callable[[DealerRequest, int], torch.Tensor]
 
-    DealerRequestRefused for a request outside the schema or the budget: nothing is
-    generated for it, and the caller ends the job with the message as its reason.
+
+def _what(value: object) -> str:
+    """What a refused message was, for the reason (its number is the session's next)."""
+    if isinstance(value, dict) and ("credit" in value or "cancel" in value):
+        return "message at request"
+    return "plan at request" if isinstance(value, dict) and "plan" in value else "request"
+
+
+def serve(channel: DealerChannel, generate: Generate, budget: DealerBudget) -> DealerSession:
+    """Answer party 0 until it says "terminate"; the session (its counts).
+
+    ``generate(request, number)`` makes the answer to the ``number``-th request. A plan's
+    answers are streamed while the window allows; otherwise the dealer waits for party 0.
+    DealerRequestRefused for a message outside the schema, the budget or the session's
+    state: nothing is generated for it, and the caller ends the job with the message as
+    its reason.
     """
-    served = 0
+    session = DealerSession(budget)
     while True:
+        if session.may_stream():
+            request, number = session.next_streamed()
+            channel.stream(number, generate(request, number))
+            continue
         value = channel.receive()
         if value == TERMINATE:
-            return served
+            return session
         try:
-            request = parse_request(value)
-            budget.charge(request)
+            message = parse_message(value)
+            if isinstance(message, DealerRequest):
+                number = session.on_request(message)
+            elif isinstance(message, DealerPlan):
+                session.on_plan(message)
+            elif isinstance(message, Credit):
+                session.on_credit(message)
+            else:
+                channel.stopped(session.on_cancel(message))
         except BadDealerRequest as exc:
+            what = _what(value)
             raise DealerRequestRefused(
                 channel.party0_member,
-                f"the dealer refused request {served + 1} from {channel.party0_member} "
-                f"(rank 0): {exc}",
+                f"the dealer refused {what} {session.next_number} from "
+                f"{channel.party0_member} (rank 0): {exc}",
             ) from None
-        channel.answer(generate(request))
-        served += 1
+        if isinstance(message, DealerRequest):
+            channel.answer(generate(message, number))

@@ -59,6 +59,7 @@ from typing import Any
 
 import torch
 
+from mpc_ledger.mpc.crypten_compat import dealer_step_starts
 from mpc_ledger.mpc.evaluation import encrypted_metrics
 from mpc_ledger.mpc.model_codec import encode_model, model_digest_of_encoding
 from mpc_ledger.mpc.preprocessing import (
@@ -222,6 +223,7 @@ def run_training(
         order = _epoch_order(spec, epoch, order_digest)
         loss_sum, batches = None, 0
         for start in range(0, spec.n_train, spec.batch_size):
+            dealer_step_starts(spec, step + 1)  # party 0: plan the dealer's answers ahead
             stop = min(start + spec.batch_size, spec.n_train)
             output = model(_rows(x_train, order, start, stop))
             loss = loss_fn(output, _rows(y_train, order, start, stop))

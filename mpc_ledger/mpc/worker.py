@@ -12,7 +12,9 @@ provider used and, over the relay, ``traffic`` (`mpc_ledger.mpc.round_trips`):
 ``job`` (the whole job's sequential round trips, dealer round trips, frames,
 bytes) and, for training at a data rank, ``training`` (the same from the
 first training step to the end of the last epoch, in total and
-``per_step``, with seconds and figures per peer). It opens no port.
+``per_step``, with seconds and figures per peer); at party 0 and the dealer,
+``dealer``: the dealer's answers streamed ahead and requested
+(`mpc_ledger.mpc.dealer_offline`). It opens no port.
 
 Manifest fields: ``job_id``; ``members`` (member id per rank: data parties
 0..world_size-1, then the dealer when the provider is "dealer");
@@ -157,7 +159,7 @@ def _setup_relay(
     manifest: JobManifest, rank: int, socket_path: Path, communicator_class: type[MpcCommunicator]
 ) -> Any:
     crypten = crypten_compat.install_communicator(communicator_class, TorchDistributedShim())
-    crypten_compat.set_tuple_provider(manifest.tuple_provider)
+    crypten_compat.set_tuple_provider(manifest.tuple_provider, offline_phase=True)
     hello = _hello(manifest, rank)
     MpcCommunicator.configure(
         CommunicatorSetup(
@@ -382,15 +384,23 @@ def run(
         generate = crypten_compat.start_dealer()
         budget = budget_for_program(manifest.program)
         channel = DealerChannel(crypten.communicator.get(), manifest.members[0])
-        serve(channel, generate, budget)  # returns when party 0 says "terminate"
+        session = serve(channel, generate, budget)  # returns when party 0 says "terminate"
         result["output"] = None
-        result["dealer"] = {"requests": budget.requests, "elements": budget.elements}
+        result["dealer"] = {
+            "requests": budget.requests,
+            "elements": budget.elements,
+            "streamed": session.streamed,
+            "plans": session.plans,
+        }
     else:
         crypten.init()
         window = _TrainingWindow(manifest.members)
         result["output"] = _run_program(crypten, manifest, rank, data, emit, window)
         if window.report is not None:
             result["traffic"] = {"training": window.report}
+        offline = crypten_compat.finish_dealer_offline()  # party 0: streamed/requested counts
+        if offline is not None:
+            result["dealer"] = offline
     result["communication"] = _communicator_stats(crypten)
     if transport == "relay":
         communicator = MpcCommunicator.instance

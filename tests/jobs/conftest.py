@@ -243,5 +243,11 @@ def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Itera
 
 
 def worker_pids(mention: str) -> list[int]:
-    """Pids of live MPC worker processes whose command line mentions ``mention``."""
-    return live_pids("mpc_ledger.mpc.worker", mention)
+    """Pids of live MPC worker processes whose command line mentions ``mention``: the program
+    a daemon runs for its jobs (`mpc_ledger.jobs.worker_main`) or the bare MPC worker."""
+    return sorted(
+        {
+            *live_pids("mpc_ledger.jobs.worker_main", mention),
+            *live_pids("mpc_ledger.mpc.worker", mention),
+        }
+    )

@@ -202,19 +202,19 @@ class Channel:
 def test_serve_answers_schema_requests_until_terminate():
     generated = []
 
-    def generate(req):
+    def generate(req, number):
         generated.append(req)
         return torch.zeros(req.result_shape, dtype=torch.long)
 
     channel = Channel([request("matmul_triple", (4, 5), (5, 3)), request("b2a", (4,)), "terminate"])
     budget = budget_for_program({"name": "conformance"})
-    assert serve(channel, generate, budget) == 2
+    assert serve(channel, generate, budget).requested == 2
     assert [a.shape for a in channel.answers] == [(4, 3), (4,)]
     assert [g.kind for g in generated] == [RequestKind.MATMUL_TRIPLE, RequestKind.B2A]
 
 
 def test_serve_refuses_without_generating_and_names_party_0():
-    def generate(req):
+    def generate(req, number):
         raise AssertionError("nothing may be generated for a refused request")
 
     prss = {"function": "_get_additive_PRSS", "device": "cpu", "args": ((4, 5),), "kwargs": {}}
@@ -232,7 +232,7 @@ def test_serve_refuses_an_oversized_triple():
     with pytest.raises(DealerRequestRefused, match=r"request 2 .* asks for 2000001 elements"):
         serve(
             channel,
-            lambda r: torch.zeros(r.result_shape),
+            lambda r, n: torch.zeros(r.result_shape),
             budget_for_program({"name": "conformance"}),
         )
     assert len(channel.answers) == 1
