@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from mpc_ledger.mpc.programs import TrainSpec, breast_cancer_split
 
+from mpc_ledger.mpc.sample_data import breast_cancer_split
+from mpc_ledger.mpc.train_spec import TrainSpec
 from mpc_ledger.mpc.transcript import TranscriptSnapshot, compare_transcripts
 from mpc_ledger.mpc.worker import JobManifest
 from mpc_ledger.testing.mpc_cluster import RelayCluster, wait_all
