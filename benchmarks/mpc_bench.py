@@ -196,21 +196,25 @@ def round_trip_spec(full: dict[str, Any], model: str, parties: int, epochs: int)
     )
 
 
-def dealer_manifest(job_id: str, spec: TrainSpec, rows: int, parties: int) -> JobManifest:
+def dealer_manifest(
+    job_id: str, spec: TrainSpec, rows: int, parties: int, *, offline: bool = True
+) -> JobManifest:
     program = {
         "name": "train",
         "spec": spec.to_json(),
         "data": {"source": "breast_cancer", "seed": 0, "rows": rows},
     }
     members = (*DATA_MEMBERS[:parties], "dealer")
-    return JobManifest(job_id, members, parties, "dealer", False, 300.0, program)
+    return JobManifest(job_id, members, parties, "dealer", False, 300.0, program, offline)
 
 
 def _training_traffic(results: list[dict[str, Any]], parties: int) -> list[dict[str, Any]]:
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         raise SystemExit(f"job failed: {errors}")
-    return [results[rank]["traffic"]["training"] for rank in range(parties)]
+    # The steady state: from the second step on (the offline phase plans in the first).
+    trainings = [results[rank]["traffic"]["training"] for rank in range(parties)]
+    return [t.get("after_first_step", t) for t in trainings]
 
 
 def _wire_per_step(training: list[dict[str, Any]]) -> tuple[float, float]:
@@ -235,6 +239,8 @@ def measure_configuration(
     epochs: int,
     delays_ms: list[float],
     timeout_s: float,
+    *,
+    offline: bool,
 ) -> StepRow:
     model, _, count = configuration.partition("-")
     parties = int(count)
@@ -246,8 +252,9 @@ def measure_configuration(
     accuracy = 0.0
     for delay_ms in delays_ms:
         cluster.set_delay(delay_ms)
-        job_id = f"{configuration}-{delay_ms:g}ms"
-        run = cluster.run(dealer_manifest(job_id, spec, rows, parties), timeout_s=timeout_s)
+        job_id = f"{configuration}-{'offline' if offline else 'requests'}-{delay_ms:g}ms"
+        manifest = dealer_manifest(job_id, spec, rows, parties, offline=offline)
+        run = cluster.run(manifest, timeout_s=timeout_s)
         if any("error" in r for r in run.results):
             print(run.logs(), file=sys.stderr)
         training = _training_traffic(run.results, parties)
@@ -263,7 +270,7 @@ def measure_configuration(
         for rank, t in enumerate(first)
     ]
     return StepRow(
-        configuration,
+        f"{configuration} {'offline' if offline else 'today'}",
         parties,
         first[0]["per_step"]["round_trips"],
         first[0]["per_step"]["dealer_round_trips"],
@@ -282,7 +289,7 @@ def print_step_table(rows: list[StepRow], delays_ms: list[float]) -> None:
     slope = len(delays_ms) > 1 and delays_ms[0] == 0
     cost = f"{f'ms/rt@{delays_ms[-1]:g}':>10}" if slope else ""
     print(
-        f"\n{'configuration':<14}{'parties':>9}{'rounds/step':>13}{'dealer':>8}"
+        f"\n{'configuration':<22}{'parties':>9}{'rounds/step':>13}{'dealer':>8}"
         f"{'frames/step':>13}{'KB/step':>10}{timed}{cost}{'rt x 50ms':>11}{'acc':>8}{'plain':>8}"
     )
     for row in rows:
@@ -291,35 +298,40 @@ def print_step_table(rows: list[StepRow], delays_ms: list[float]) -> None:
             added_s = row.seconds[delays_ms[-1]] - row.seconds[0]
             times += f"{added_s / max(row.round_trips, 1) * 1000:>10.1f}"
         print(
-            f"{row.configuration:<14}{f'{row.parties}+dealer':>9}{row.round_trips:>13.1f}"
+            f"{row.configuration:<22}{f'{row.parties}+dealer':>9}{row.round_trips:>13.1f}"
             f"{row.dealer_round_trips:>8.1f}{row.frames:>13.1f}{row.size_bytes / 1e3:>10.1f}"
             f"{times}{row.round_trips * 0.05:>11.2f}"
             f"{row.accuracy * 100:>7.1f}%{row.plain_accuracy * 100:>7.1f}%"
         )
-    print(f"\n{'per party (per step)':<22}{'rounds':>8}{'dealer':>8}{'frames':>9}{'KB':>9}")
+    print(f"\n{'per party (per step)':<30}{'rounds':>8}{'dealer':>8}{'frames':>9}{'KB':>9}")
     for row in rows:
         for party in row.per_party:
             name = f"{row.configuration} {party['member']}"
             print(
-                f"{name:<22}{party['round_trips']:>8.1f}{party['dealer_round_trips']:>8.1f}"
+                f"{name:<30}{party['round_trips']:>8.1f}{party['dealer_round_trips']:>8.1f}"
                 f"{party['frames']:>9.1f}{party['bytes'] / 1e3:>9.1f}"
             )
 
 
 def round_trips_main(args: argparse.Namespace) -> int:
-    rows = 64 if args.smoke else args.rows
+    rows = 128 if args.smoke else args.rows  # 96 training rows: three full batches of 32
     configurations = ["logistic-2"] if args.smoke else args.configurations.split(",")
     delays_ms = [0.0, 5.0] if args.smoke else [float(d) for d in args.delays_ms.split(",")]
     unknown = sorted(set(configurations) - set(CONFIGURATIONS))
     if unknown:
         raise SystemExit(f"unknown configurations {unknown}; known: {', '.join(CONFIGURATIONS)}")
+    dealer_modes = {"both": (False, True), "today": (False,), "offline": (True,)}[args.dealer]
     full = breast_cancer_split(seed=0, rows=rows)
     print(
         f"round trips per training step: breast cancer ({len(full['x_train'])} train / "
         f"{len(full['x_test'])} test rows), vertical, {args.epochs} epoch(s), batch 32, lr 0.5, "
-        "today's configuration (CrypTen's default functions, the dealer answering each request)"
+        "CrypTen's default functions; 'today': the dealer answers each request while the "
+        "step waits; 'offline': party 0 plans the dealer's answers after a step and the "
+        "dealer streams them ahead (mpc_ledger.mpc.dealer_offline)"
     )
     print(
+        "every per-step figure is from the second training step to the last (the first is the "
+        "offline phase's planning step); "
         "rounds: party 0's sequential round trips per step (a batch of sends, then the waits "
         "for their replies, counts once), dealer: those to the dealer; frames/KB: every frame "
         "on the wire once; s/step: party 0, first to last step, every link delayed one way "
@@ -337,17 +349,19 @@ def round_trips_main(args: argparse.Namespace) -> int:
             root = Path(raw) / f"parties{parties}"
             with RelayCluster(root, members, dealer=True, delay_ms=0) as cluster:
                 for configuration in wanted:
-                    table.append(
-                        measure_configuration(
-                            cluster,
-                            configuration,
-                            full,
-                            rows,
-                            args.epochs,
-                            delays_ms,
-                            args.timeout_s,
+                    for offline in dealer_modes:
+                        table.append(
+                            measure_configuration(
+                                cluster,
+                                configuration,
+                                full,
+                                rows,
+                                args.epochs,
+                                delays_ms,
+                                args.timeout_s,
+                                offline=offline,
+                            )
                         )
-                    )
     print_step_table(table, delays_ms)
     stable = all(row.counts_stable for row in table)
     print(
@@ -382,6 +396,13 @@ def main(argv: list[str] | None = None) -> int:
         "--configurations",
         default=",".join(CONFIGURATIONS),
         help="--round-trips: MODEL-DATAPARTIES, comma-separated",
+    )
+    parser.add_argument(
+        "--dealer",
+        choices=("both", "today", "offline"),
+        default="both",
+        help="--round-trips: the dealer answering each request (today), its offline phase, "
+        "or both side by side (default)",
     )
     args = parser.parse_args(argv)
     if args.round_trips:

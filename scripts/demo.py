@@ -284,13 +284,14 @@ def print_round_trips(work: Path, job_id: str) -> None:
         folder = work / "consortium" / hospital / "data" / "jobs" / job_id
         for path in sorted(folder.glob("result-rank*.json")):
             training = json.loads(path.read_text()).get("traffic", {}).get("training")
-            if training:
-                rows.append((hospital, training["per_step"]))
+            if training:  # the steady state: after the dealer's planning step
+                steady = training.get("after_first_step", training)
+                rows.append((hospital, steady["per_step"]))
     if not rows:
         return
     print(
-        "  per training step, each hospital's sequential round trips (to the dealer apart), "
-        "frames and bytes, as its worker counted them:"
+        "  per training step after the first, each hospital's sequential round trips (to the "
+        "dealer apart), frames and bytes, as its worker counted them:"
     )
     for hospital, step in rows:
         print(

@@ -282,6 +282,7 @@ class MpcCommunicator:
         self.transcript = Transcript(setup.job_id, setup.rank)
         # Sequential round trips, frames and bytes, per peer (the dealer's ranks apart)
         self.traffic = RoundTripCounter(dealer_ranks=range(setup.world_size, len(setup.members)))
+        self._streamed = False  # receiving frames sent ahead, unasked (`streamed_receives`)
         self._mailbox = Mailbox(
             setup.job_id, setup.rank, tuple(range(len(setup.members))), self._name
         )
@@ -486,12 +487,22 @@ class MpcCommunicator:
                     expected_member, f"refused a frame from {self._name(sender)}: {exc}"
                 ) from None
 
+    @contextlib.contextmanager
+    def streamed_receives(self) -> Iterator[None]:
+        """Frames received inside were sent ahead without being asked (the dealer's offline
+        phase, `crypten_compat`): counted as frames, not as round trips (`round_trips`)."""
+        self._streamed = True
+        try:
+            yield
+        finally:
+            self._streamed = False
+
     def _consume(
         self, src: int, seq: int, kind: mpc_pb2.FrameKind, operation: str
     ) -> mpc_pb2.MpcFrame:
         frame = self._await_frame(src, seq, operation)
         self.transcript.record(frame)
-        self.traffic.received(src, frame.ByteSize())
+        self.traffic.received(src, frame.ByteSize(), streamed=self._streamed)
         if frame.kind != kind:
             raise ProtocolViolation(
                 self.setup.member_of(src),

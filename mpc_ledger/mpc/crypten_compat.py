@@ -18,6 +18,7 @@ tuple generators on the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a com
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -281,7 +282,10 @@ class _Party0Offline:
         return header
 
     def _take(self, comm: Any, number: int, request: DealerRequest) -> Any:
-        return self._receive(comm, self._expect(comm, self._header(comm), number, request))
+        # Streamed ahead, not asked for: no round trip (`MpcCommunicator.streamed_receives`).
+        streamed = getattr(comm, "streamed_receives", contextlib.nullcontext)
+        with streamed():
+            return self._receive(comm, self._expect(comm, self._header(comm), number, request))
 
     def _cancel(self, comm: Any, cancel: Any, plan: DealerPlan, first_unused: int) -> None:
         """Tell the dealer to stop; discard what it streamed up to its marker."""

@@ -20,6 +20,13 @@ count does not depend on timing (whether a frame had already arrived), so a
 job's counts are the same on every run. A round trip belongs to the class
 of the peer received from: the dealer's ranks, or the data peers'.
 
+One receive is not a reply: a *streamed* frame, which its sender sent ahead
+without being asked (the dealer's offline phase, `mpc_ledger.mpc.dealer_offline`:
+answers generated from a plan, up to two steps ahead, paced by credit sent
+half a window earlier). Taking one waits on no send of this party's since
+its previous receive, so it is counted as a frame, never as a round trip,
+and the sends before it are still waiting for the next real reply.
+
 `TrafficCounts` is a frozen snapshot; `TrafficCounts.minus` gives what
 happened between two snapshots, and `training_report` turns the window
 between the first and the last training step into per-step figures (the
@@ -119,10 +126,12 @@ class RoundTripCounter:
         counts[1] += size_bytes
         self._sent_since_receive = True
 
-    def received(self, peer: int, size_bytes: int) -> None:
+    def received(self, peer: int, size_bytes: int, *, streamed: bool = False) -> None:
         counts = self._peer(peer)
         counts[2] += 1
         counts[3] += size_bytes
+        if streamed:  # sent ahead, unasked: a reply to none of this party's sends
+            return
         if self._sent_since_receive:
             self._sent_since_receive = False
             if peer in self._dealer_ranks:

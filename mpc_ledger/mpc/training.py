@@ -186,11 +186,11 @@ def run_training(
     on_step: Progress | None = None,
     on_epoch: Progress | None = None,
     progress_interval_s: float = 1.0,
-    on_start: Callable[[], None] | None = None,
+    on_step_start: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Train under MPC; return the metric (all parties) and the model (recipients only).
 
-    ``on_start`` is called just before the first training step (set-up done)."""
+    ``on_step_start(step)`` is called as each training step (from 1) starts, after set-up."""
     started = time.perf_counter()
     data = _plain_labels(spec, data)  # refuses a bad label before anything is shared
     if spec.standardisation == "pooled":  # refuses a value out of range, likewise
@@ -217,13 +217,13 @@ def run_training(
     optimiser = _optimiser(crypten, spec, model)
     order_digest = BatchOrderDigest()
     step, last_report = 0, 0.0
-    if on_start is not None:
-        on_start()
     for epoch in range(1, spec.epochs + 1):
         order = _epoch_order(spec, epoch, order_digest)
         loss_sum, batches = None, 0
         for start in range(0, spec.n_train, spec.batch_size):
             dealer_step_starts(spec, step + 1)  # party 0: plan the dealer's answers ahead
+            if on_step_start is not None:
+                on_step_start(step + 1)
             stop = min(start + spec.batch_size, spec.n_train)
             output = model(_rows(x_train, order, start, stop))
             loss = loss_fn(output, _rows(y_train, order, start, stop))

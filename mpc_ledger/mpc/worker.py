@@ -118,6 +118,9 @@ class JobManifest:
     allow_trusted_first_party: bool = False
     peer_timeout_s: float = DEFAULT_PEER_TIMEOUT_S
     program: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "conformance"})
+    # The dealer's offline phase (`mpc_ledger.mpc.dealer_offline`): on unless a benchmark
+    # measures the configuration before it (every request answered while the step waits).
+    dealer_offline: bool = True
 
     def __post_init__(self) -> None:
         if self.tuple_provider not in (PROVIDER_DEALER, PROVIDER_TRUSTED_FIRST_PARTY):
@@ -159,7 +162,9 @@ def _setup_relay(
     manifest: JobManifest, rank: int, socket_path: Path, communicator_class: type[MpcCommunicator]
 ) -> Any:
     crypten = crypten_compat.install_communicator(communicator_class, TorchDistributedShim())
-    crypten_compat.set_tuple_provider(manifest.tuple_provider, offline_phase=True)
+    crypten_compat.set_tuple_provider(
+        manifest.tuple_provider, offline_phase=manifest.dealer_offline
+    )
     hello = _hello(manifest, rank)
     MpcCommunicator.configure(
         CommunicatorSetup(
@@ -263,32 +268,38 @@ def _align(
 
 
 class _TrainingWindow:
-    """This party's round trips, frames and bytes from just before the first training step
+    """This party's round trips, frames and bytes from the start of the first training step
     to the end of the last epoch (set-up, alignment and evaluation excluded): the result's
-    ``traffic.training`` (`round_trips.training_report`). Relay transport only."""
+    ``traffic.training`` (`round_trips.training_report`), and the same from the start of the
+    second step (``after_first_step``: the steady state, once the dealer's offline phase has
+    had its planning step). Relay transport only."""
 
     def __init__(self, members: tuple[str, ...]) -> None:
         self._members = members
-        self._start: tuple[TrafficCounts, float] | None = None
+        self._starts: list[tuple[TrafficCounts, float]] = []
         self.report: dict[str, Any] | None = None
 
-    def start(self) -> None:
+    def step_starts(self, step: int) -> None:
         communicator = MpcCommunicator.instance
-        if communicator is not None:
-            self._start = (communicator.traffic.snapshot(), time.perf_counter())
+        if communicator is not None and step <= 2 and len(self._starts) == step - 1:
+            self._starts.append((communicator.traffic.snapshot(), time.perf_counter()))
 
     def stop(self, steps: int) -> None:
         communicator = MpcCommunicator.instance
-        if communicator is None or self._start is None:
+        if communicator is None or not self._starts:
             return
-        counts, started = self._start
-        self.report = training_report(
-            counts,
-            communicator.traffic.snapshot(),
-            steps=steps,
-            seconds=time.perf_counter() - started,
-            name_of=lambda r: self._members[r] if 0 <= r < len(self._members) else f"rank {r}",
-        )
+        end, ended = communicator.traffic.snapshot(), time.perf_counter()
+
+        def name_of(rank: int) -> str:
+            return self._members[rank] if 0 <= rank < len(self._members) else f"rank {rank}"
+
+        windows = [
+            training_report(counts, end, steps=steps - i, seconds=ended - started, name_of=name_of)
+            for i, (counts, started) in enumerate(self._starts)
+        ]
+        self.report = windows[0]
+        if len(windows) > 1:
+            self.report["after_first_step"] = windows[1]
 
 
 def _run_program(
@@ -335,7 +346,7 @@ def _run_program(
             data,
             on_step=on_step,
             on_epoch=on_epoch,
-            on_start=window.start,
+            on_step_start=window.step_starts,
         )
     raise ValueError(f"unknown program {name!r}")
 

@@ -1,5 +1,6 @@
 """The benchmark runs end to end (tiny data) and prints its figures side by side."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,15 +34,26 @@ def test_benchmark_smoke_run():
 @pytest.mark.slow
 @pytest.mark.integration
 def test_benchmark_round_trip_table_smoke_run():
-    """``--round-trips --smoke``: one configuration (logistic, 2 parties + dealer) at 0 and 5 ms."""
+    """``--round-trips --smoke``: one configuration (logistic, 2 parties + dealer) at 0 and 5 ms,
+    the dealer answering each request (today) and with its offline phase, side by side."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "mpc_bench.py"), "--round-trips", "--smoke"],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for label in ("rounds/step", "s/step 0ms", "s/step 5ms", "logistic-2", "2+dealer"):
+    for label in ("rounds/step", "s/step 0ms", "s/step 5ms", "logistic-2 today", "2+dealer"):
         assert label in result.stdout
     assert "round trip counts equal at every delay" in result.stdout
+    summary = json.loads(result.stdout.strip().splitlines()[-1])["round_trips"]
+    today, offline = summary["logistic-2 today"], summary["logistic-2 offline"]
+    # After the planning step no dealer round trip is left on the critical path, and the
+    # peers' own rounds are today's.
+    assert today["dealer_round_trips_per_step"] > 0
+    assert offline["dealer_round_trips_per_step"] == 0
+    assert (
+        offline["round_trips_per_step"]
+        == today["round_trips_per_step"] - today["dealer_round_trips_per_step"]
+    )

@@ -29,6 +29,21 @@ def test_a_batch_of_sends_then_their_replies_counts_once():
     assert counter.snapshot().round_trips == 1
 
 
+def test_a_streamed_frame_is_no_round_trip_and_the_sends_before_it_still_wait():
+    counter = RoundTripCounter(dealer_ranks={DEALER})
+    counter.sent(1, 10)  # this party's share of an opening
+    counter.received(DEALER, 64, streamed=True)  # the dealer's answer, sent ahead unasked
+    counts = counter.snapshot()
+    assert (counts.peer_round_trips, counts.dealer_round_trips) == (0, 0)
+    assert counts.peers[DEALER] == PeerTraffic(0, 0, 1, 64)
+    counter.received(1, 10)  # the peer's share: the opening's one round trip
+    counts = counter.snapshot()
+    assert (counts.peer_round_trips, counts.dealer_round_trips) == (1, 0)
+    counter.sent(DEALER, 8)  # an ordinary request, then its answer: a dealer round trip
+    counter.received(DEALER, 64)
+    assert counter.snapshot().dealer_round_trips == 1
+
+
 def test_a_receive_with_no_send_before_it_adds_nothing():
     counter = RoundTripCounter()
     counter.received(1, 10)  # a broadcast this party only listens to
