@@ -176,18 +176,21 @@ learning_rate = 0.5
 
 
 @contextlib.contextmanager
-def cli_job_world(root: Path, policy: str, *, check_logs: bool = False) -> Iterator:
+def cli_job_world(
+    root: Path, policy: str, *, check_logs: bool = False, policy_of: dict[str, str] | None = None
+) -> Iterator:
     """Data parties a and b (vertical: a/feat holds f0-f2, b/lab holds g0, g1 and the label
     y; each has patients the other lacks, in its own order, with an id column), the dealer
-    and an auditor; both data parties use ``policy``; the datasets are
-    registered with `dataset register`. Yields the consortium; stops every daemon after."""
+    and an auditor; both data parties use ``policy`` (or ``policy_of[member]`` where given);
+    the datasets are registered with `dataset register`. Yields the consortium; stops every
+    daemon after."""
     import numpy as np
     from sklearn.datasets import load_breast_cancer
 
     consortium = make_consortium(root / "c", "a,b", dealer=True, auditor=True)
     for member_id in ("a", "b"):
         folder = root / "c" / member_id
-        (folder / "policy.toml").write_text(policy)
+        (folder / "policy.toml").write_text((policy_of or {}).get(member_id, policy))
         config = folder / "party.toml"
         config.write_text(
             config.read_text().replace("[party]\n", '[party]\npolicy = "policy.toml"\n')
