@@ -147,16 +147,18 @@ def _checked(tensor: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.T
 
 
 def _loss(crypten: Any, spec: TrainSpec) -> Any:
+    # Without reveal_loss the loss value is never read, so its forward (a log under MPC,
+    # dozens of rounds a step) is skipped; the gradient does not use it (sigmoid - target,
+    # softmax - target), so the model is the same.
+    skip_forward = not spec.reveal_loss
     if spec.loss == "mse":
         return crypten.nn.MSELoss()
     if spec.loss == "bce":
-        return crypten.nn.BCEWithLogitsLoss()
+        return crypten.nn.BCEWithLogitsLoss(skip_forward=skip_forward)
+
     # Not crypten.nn.CrossEntropyLoss: it squeezes its inputs, so a last batch of one row
     # becomes a (classes,) vector and its mean is taken over the classes. The tensor method
-    # it calls keeps the batch dimension. Without reveal_loss the loss value is never read,
-    # so its forward (a log under MPC) is skipped; the gradient (softmax - target) is exact.
-    skip_forward = not spec.reveal_loss
-
+    # it calls keeps the batch dimension.
     def cross_entropy(output: Any, target: Any) -> Any:
         return output.cross_entropy(target, skip_forward=skip_forward)
 
