@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from mpc_ledger.cli._daemon_call import fail
 from mpc_ledger.identity.party import load_party
-from mpc_ledger.jobs.rules import STATUSES
+from mpc_ledger.jobs.lifecycle import STATUSES
 from mpc_ledger.ledger.client import local_target
 from mpc_ledger.net import mtls
 from mpc_ledger.net.peers import describe_rpc_error

@@ -20,7 +20,7 @@ from pathlib import Path
 from mpc_ledger.errors import ConfigError, UserError
 from mpc_ledger.jobs.datasets import RegisteredDataset
 from mpc_ledger.jobs.policy import PolicyDecision, evaluate, load_policy
-from mpc_ledger.jobs.rules import JobState
+from mpc_ledger.jobs.state import JobState
 
 __all__ = ["NO_POLICY_HASH", "REASON_MAX_CHARS", "decide", "too_few_rows"]
 

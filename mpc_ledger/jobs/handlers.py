@@ -2,7 +2,7 @@
 calls one of these and encodes.
 
 `JobsHandler.progress` combines the ledger's state of the job
-(`rules.job_state`, read on the node's loop thread: its phase and total
+(`state.job_state`, read on the node's loop thread: its phase and total
 steps, `mpc_ledger.jobs.progress`; a PSI job's total is known once its
 ``job_alignment`` commits) with this daemon's `ProgressRegistry` (its own
 worker's epoch, step and elapsed time). The ETA is only given while both the
@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mpc_ledger.jobs.job_folder import model_file
+from mpc_ledger.jobs.lifecycle import ABORTED, COMPLETED, REJECTED
 from mpc_ledger.jobs.progress import LocalProgress, ProgressRegistry, job_phase, job_total_steps
-from mpc_ledger.jobs.rules import ABORTED, COMPLETED, REJECTED, JobState, job_state
+from mpc_ledger.jobs.state import JobState, job_state
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.proto.v1 import jobs_pb2, jobs_service_pb2
 

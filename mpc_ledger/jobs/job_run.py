@@ -48,9 +48,10 @@ from mpc_ledger.documents import parse_json
 from mpc_ledger.jobs import ledger_writes
 from mpc_ledger.jobs.data_check import DataCheckFailed, recheck_dataset
 from mpc_ledger.jobs.ledger_writes import JobLedger, channel_digests
+from mpc_ledger.jobs.lifecycle import APPROVED, RUNNING
 from mpc_ledger.jobs.manifest import ManifestParty
 from mpc_ledger.jobs.progress import ProgressRegistry, job_total_steps
-from mpc_ledger.jobs.rules import APPROVED, RUNNING, JobState, epoch_digests, job_state
+from mpc_ledger.jobs.state import JobState, epoch_digests, job_state
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.jobs.worker_process import WorkerProcess
 from mpc_ledger.ledger.state import LedgerState

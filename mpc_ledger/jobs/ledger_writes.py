@@ -22,9 +22,10 @@ from typing import Any, Protocol, TypeVar
 
 from mpc_ledger.identity.signing import Signer
 from mpc_ledger.jobs.approval import REASON_MAX_CHARS
+from mpc_ledger.jobs.lifecycle import APPROVED, PENDING, RUNNING
 from mpc_ledger.jobs.manifest import ManifestParty
 from mpc_ledger.jobs.reconcile import ENDED
-from mpc_ledger.jobs.rules import APPROVED, PENDING, RUNNING, JobState, job_state
+from mpc_ledger.jobs.state import JobState, job_state
 from mpc_ledger.ledger.records import make_record
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot

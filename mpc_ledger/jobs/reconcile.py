@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from mpc_ledger.jobs.rules import ABORTED, APPROVED, PENDING, REJECTED, RUNNING, JobState
+from mpc_ledger.jobs.lifecycle import ABORTED, APPROVED, PENDING, REJECTED, RUNNING
+from mpc_ledger.jobs.state import JobState
 
 __all__ = ["ENDED", "Action", "Decide", "StartRun", "StopRun", "reconcile"]
 

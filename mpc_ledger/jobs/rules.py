@@ -58,13 +58,6 @@ from collections.abc import Iterable, Sequence
 
 from mpc_ledger.jobs.datasets import RegisteredDataset, registration_problems
 from mpc_ledger.jobs.lifecycle import (
-    ABORTED,
-    APPROVED,
-    COMPLETED,
-    PENDING,
-    REJECTED,
-    RUNNING,
-    STATUSES,
     TRANSITIONS,
 )
 from mpc_ledger.jobs.manifest import build_manifest
@@ -88,27 +81,9 @@ from mpc_ledger.merkle import HASH_SIZE_BYTES
 from mpc_ledger.proto.v1 import jobs_pb2
 
 __all__ = [
-    "ABORTED",
-    "APPROVED",
-    "COMPLETED",
-    "DATASETS_TABLE",
-    "EPOCHS_TABLE",
-    "JOBS_TABLE",
     "JOB_RULES",
     "JOB_STATUS_KINDS",
     "JOB_TRAIL_KINDS",
-    "PENDING",
-    "REJECTED",
-    "RUNNING",
-    "STATUSES",
-    "Alignment",
-    "ChannelDigest",
-    "EpochDigests",
-    "JobState",
-    "epoch_digests",
-    "job_state",
-    "registered_dataset",
-    "registered_datasets",
 ]
 
 # The table, under a name of this module: every rule looks it up here, so a test can

@@ -52,13 +52,8 @@ from mpc_ledger.jobs.job_run import JobRun, RunnerOptions
 from mpc_ledger.jobs.ledger_writes import JobLedger, LedgerAccess
 from mpc_ledger.jobs.progress import ProgressRegistry
 from mpc_ledger.jobs.reconcile import Decide, StartRun, StopRun, reconcile
-from mpc_ledger.jobs.rules import (
-    JOB_STATUS_KINDS,
-    JOBS_TABLE,
-    JobState,
-    job_state,
-    registered_datasets,
-)
+from mpc_ledger.jobs.rules import JOB_STATUS_KINDS
+from mpc_ledger.jobs.state import JOBS_TABLE, JobState, job_state, registered_datasets
 from mpc_ledger.ledger.records import ParsedRecord
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.metrics import DaemonMetrics

@@ -37,9 +37,11 @@ import grpc
 
 from mpc_ledger.identity.party import Party
 from mpc_ledger.jobs.api import JobsApi
+from mpc_ledger.jobs.lifecycle import STATUSES
 from mpc_ledger.jobs.progress import ProgressRegistry
-from mpc_ledger.jobs.rules import JOB_STATUS_KINDS, JOBS_TABLE, STATUSES, job_state
+from mpc_ledger.jobs.rules import JOB_STATUS_KINDS
 from mpc_ledger.jobs.runner import JobRunner, RunnerOptions
+from mpc_ledger.jobs.state import JOBS_TABLE, job_state
 from mpc_ledger.ledger.node import LedgerNode, SubmitResult
 from mpc_ledger.ledger.records import ParsedRecord
 from mpc_ledger.ledger.refusals import RefusalCode

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from mpc_ledger.daemon.processes import DaemonProcess, stop_all
-from mpc_ledger.jobs.rules import STATUSES
+from mpc_ledger.jobs.lifecycle import STATUSES
 from mpc_ledger.ledger.client import LedgerClient
 from mpc_ledger.testing.consortium import make_consortium
 from mpc_ledger.testing.processes import run_cli

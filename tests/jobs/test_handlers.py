@@ -17,8 +17,8 @@ from mpc_ledger.jobs.handlers import (
     Refusal,
     checked_job_id,
 )
+from mpc_ledger.jobs.lifecycle import ABORTED, COMPLETED, RUNNING
 from mpc_ledger.jobs.progress import ProgressRegistry
-from mpc_ledger.jobs.rules import ABORTED, COMPLETED, RUNNING
 from mpc_ledger.proto.v1 import jobs_service_pb2
 
 JOB_ID = bytes(range(32))

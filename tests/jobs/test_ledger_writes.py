@@ -15,7 +15,7 @@ from mpc_ledger.jobs.ledger_writes import (
     job_completed,
     participation_proof,
 )
-from mpc_ledger.jobs.rules import ABORTED, RUNNING
+from mpc_ledger.jobs.lifecycle import ABORTED, RUNNING
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.mpc.snapshots import ChannelStats, TranscriptSnapshot
 from mpc_ledger.mpc.worker_events import Aligned

@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 
+from mpc_ledger.jobs.lifecycle import ABORTED, APPROVED, COMPLETED, PENDING, REJECTED, RUNNING
 from mpc_ledger.jobs.reconcile import Decide, StartRun, StopRun, reconcile
-from mpc_ledger.jobs.rules import ABORTED, APPROVED, COMPLETED, PENDING, REJECTED, RUNNING
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """The part of a `rules.JobState` that `reconcile` reads."""
+    """The part of a `state.JobState` that `reconcile` reads."""
 
     status: str = PENDING
     owners: tuple[str, ...] = ("a", "b")

@@ -10,7 +10,8 @@ from mpc_ledger.cli.job import _listed_progress, progress_line
 from mpc_ledger.client import JobProgress, JobSummary
 from mpc_ledger.client.job_records import ledger_progress
 from mpc_ledger.client.jobs import JobMethods
-from mpc_ledger.jobs import rules
+from mpc_ledger.jobs import lifecycle, rules
+from mpc_ledger.jobs import state as job_tables
 from mpc_ledger.jobs.api import build_progress
 from mpc_ledger.jobs.progress import (
     PHASE_ALIGNING,
@@ -76,7 +77,7 @@ class Jobs:
         return self.authors.record(member, job_decision=decision)
 
     def job(self, job_id):
-        return rules.job_state(self.state, job_id)
+        return job_tables.job_state(self.state, job_id)
 
     def fingerprint(self, member, job_id):
         return self.job(job_id).manifest.party(member).dataset_fingerprint
@@ -165,7 +166,7 @@ def jobs(authors, state):
 
 
 def test_registration_is_recorded(state):
-    dataset = rules.registered_dataset(state, "a/cohort")
+    dataset = job_tables.registered_dataset(state, "a/cohort")
     assert dataset.owner == "a" and dataset.row_count == 50 and dataset.schema == COHORT
     assert len(dataset.fingerprint) == 32
 
@@ -198,7 +199,7 @@ def test_registration_refusals(state, jobs, authors):
 def test_submission_creates_a_pending_job(jobs):
     job_id = jobs.submitted()
     job = jobs.job(job_id)
-    assert job.status == rules.PENDING and job.submitter == "a/alice"
+    assert job.status == lifecycle.PENDING and job.submitter == "a/alice"
     assert job.owners == ("a", "b") and job.participants == ("a", "b", "dealer")
     assert job.manifest.job_id == job_id
 
@@ -256,13 +257,13 @@ def test_a_test_set_of_one_row_is_refused(state, jobs):
 def test_every_owner_must_approve(jobs):
     job_id = jobs.submitted()
     commit(jobs.state, jobs.decide("a", job_id))
-    assert jobs.job(job_id).status == rules.PENDING
+    assert jobs.job(job_id).status == lifecycle.PENDING
     assert check(jobs.state, jobs.decide("a", job_id)) == (
         f"'a' has already decided on job {job_id.hex()[:16]}"
     )
     commit(jobs.state, jobs.decide("b", job_id))
     job = jobs.job(job_id)
-    assert job.status == rules.APPROVED and job.decisions == (("a", True), ("b", True))
+    assert job.status == lifecycle.APPROVED and job.decisions == (("a", True), ("b", True))
 
 
 def test_decision_refusals(state, jobs):
@@ -293,7 +294,7 @@ def test_one_rejection_ends_the_job(jobs):
     job_id = jobs.submitted()
     commit(jobs.state, jobs.decide("b", job_id, approve=False, reasons=("too few rows", "mlp")))
     job = jobs.job(job_id)
-    assert job.status == rules.REJECTED and job.reason == "b: too few rows; mlp"
+    assert job.status == lifecycle.REJECTED and job.reason == "b: too few rows; mlp"
     assert check(jobs.state, jobs.decide("a", job_id)) == (
         f"job {job_id.hex()[:16]} is rejected; a job_decision record is not allowed now"
     )
@@ -318,17 +319,17 @@ def test_every_status_a_job_reaches_comes_from_the_transitions_table(jobs, monke
     monkeypatch.setattr(rules, "_TRANSITIONS", table)
     rejected = jobs.submitted()
     commit(jobs.state, jobs.decide("b", rejected, approve=False, reasons=("too few rows",)))
-    assert jobs.job(rejected).status == rules.REJECTED
-    assert set(table.taken) == {(rules.PENDING, "reject")}
+    assert jobs.job(rejected).status == lifecycle.REJECTED
+    assert set(table.taken) == {(lifecycle.PENDING, "reject")}
     table.taken.clear()
     aborted = jobs.submitted()
     jobs.approved(aborted)
     commit(jobs.state, jobs.abort("a/alice", aborted))
-    assert jobs.job(aborted).status == rules.ABORTED
+    assert jobs.job(aborted).status == lifecycle.ABORTED
     assert list(dict.fromkeys(table.taken)) == [
-        (rules.PENDING, "approve"),
-        (rules.PENDING, "approve-last"),
-        (rules.APPROVED, "abort"),
+        (lifecycle.PENDING, "approve"),
+        (lifecycle.PENDING, "approve-last"),
+        (lifecycle.APPROVED, "abort"),
     ]
 
 
@@ -400,7 +401,7 @@ def test_start_needs_approval_and_the_right_facts(jobs):
         "the dealer holds no dataset; dataset_fingerprint must be empty"
     )
     commit(jobs.state, jobs.start("dealer", job_id))
-    assert jobs.job(job_id).status == rules.RUNNING
+    assert jobs.job(job_id).status == lifecycle.RUNNING
     assert check(jobs.state, jobs.start("dealer", job_id)) == (
         f"'dealer' has already started job {short}"
     )
@@ -415,7 +416,7 @@ def test_epoch_digests(jobs):
     job_id = jobs.submitted()
     jobs.running(job_id)
     commit(jobs.state, jobs.digests("a", job_id, epoch=1), jobs.digests("b", job_id, epoch=1))
-    stored = rules.epoch_digests(jobs.state, job_id, "a", 1)
+    stored = job_tables.epoch_digests(jobs.state, job_id, "a", 1)
     assert [(c.sender_rank, c.receiver_rank) for c in stored.channels] == [(0, 1), (1, 0)]
     assert stored.channels[0].digest == b"\x07" * 32 and stored.channels[0].messages == 3
     assert check(jobs.state, jobs.digests("a", job_id, epoch=1)) == (
@@ -505,7 +506,7 @@ def test_a_psi_jobs_progress_knows_its_total_once_its_alignment_commits(jobs):
     def progress(local=None):
         job = jobs.job(job_id)
         message = build_progress(job, local, show_loss=False, now=0.0)
-        datasets = rules.registered_datasets(jobs.state, job.spec.dataset_ids)
+        datasets = job_tables.registered_datasets(jobs.state, job.spec.dataset_ids)
         listed = ledger_progress(job.spec, job.status, trail, datasets, jobs.authors.genesis)
         return JobProgress.from_proto(message), listed
 
@@ -605,7 +606,7 @@ def test_completion_and_proofs(jobs):
     )
     commit(jobs.state, jobs.complete("a", job_id))
     job = jobs.job(job_id)
-    assert job.status == rules.COMPLETED and job.metrics == (("test_accuracy", 0.9),)
+    assert job.status == lifecycle.COMPLETED and job.metrics == (("test_accuracy", 0.9),)
     commit(jobs.state, jobs.proof("a", job_id), jobs.proof("dealer", job_id))
     assert jobs.job(job_id).proofs == ("b", "a", "dealer")
     assert check(jobs.state, jobs.proof("a", job_id)) == (
@@ -655,7 +656,7 @@ def test_abort_ends_the_job_and_nothing_follows(jobs):
     commit(jobs.state, jobs.digests("a", job_id))
     commit(jobs.state, jobs.abort("b", job_id, reason="fingerprint mismatch at b"))
     job = jobs.job(job_id)
-    assert job.status == rules.ABORTED and job.reason == "fingerprint mismatch at b"
+    assert job.status == lifecycle.ABORTED and job.reason == "fingerprint mismatch at b"
     assert job.ended_by == "b"
     later = [
         jobs.abort("a", job_id),
@@ -685,7 +686,7 @@ def test_who_may_abort(jobs):
     assert check(jobs.state, jobs.abort("a", job_id, reason="  ")) == "reason: required"
     assert check(jobs.state, jobs.abort("dealer", job_id)) is None
     commit(jobs.state, jobs.abort("a/alice", job_id, reason="wrong features"))
-    assert jobs.job(job_id).status == rules.ABORTED
+    assert jobs.job(job_id).status == lifecycle.ABORTED
 
 
 def test_a_whole_job_fits_in_one_block_in_order(authors, jobs):
@@ -704,7 +705,7 @@ def test_a_whole_job_fits_in_one_block_in_order(authors, jobs):
     assert reason.startswith("record 4") and "no job" in reason
     for record in [*setup, submission, *decisions]:  # the committed path applies unchecked
         state.apply(parsed(record))
-    assert rules.job_state(state, job_id).status == rules.APPROVED
+    assert job_tables.job_state(state, job_id).status == lifecycle.APPROVED
 
 
 class BlockReader(JobMethods):
@@ -742,11 +743,11 @@ def test_job_list_takes_a_jobs_owners_from_its_datasets_registrations(jobs_conso
         return chain.record(member, job_decision=message)
 
     chain.commit([decision("c"), decision("a")])  # the registrants, so every owner
-    assert [job.state for job in reader.jobs()] == [rules.APPROVED]
+    assert [job.state for job in reader.jobs()] == [lifecycle.APPROVED]
     started = jobs_pb2.JobStarted(job_id=job_id)  # the client reads who, not what
     chain.commit([chain.record(m, job_started=started) for m in ("c", "a", "dealer")])
     digests = jobs_pb2.JobEpochDigests(job_id=job_id, epoch=1)
     chain.commit([chain.record(m, job_epoch_digests=digests) for m in ("c", "a")])
     (job,) = reader.jobs()
-    assert (job.state, job.phase, job.epoch) == (rules.RUNNING, PHASE_TRAINING, 1)
+    assert (job.state, job.phase, job.epoch) == (lifecycle.RUNNING, PHASE_TRAINING, 1)
     assert job.steps == 2 * math.ceil(40 / 8) and job.step == job.steps // 2

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from mpc_ledger.jobs import rules
+from mpc_ledger.jobs import state as job_tables
 from mpc_ledger.jobs.datasets import Column, DatasetSchema, FingerprintBuilder, make_registration
 from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpec
 from mpc_ledger.ledger.records import parse_record
@@ -85,8 +85,8 @@ class JobChain:
         return self.builder.record(author, **payload)
 
     @property
-    def job(self) -> rules.JobState:
-        job = rules.job_state(self.state, self.job_id)
+    def job(self) -> job_tables.JobState:
+        job = job_tables.job_state(self.state, self.job_id)
         assert job is not None
         return job
 
