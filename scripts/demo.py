@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc_ledger.daemon.parent import child_env, stop_on_signals
+from mpc_ledger.daemon.parent import child_env, raise_if_stopped, stop_on_signals
 
 CLI = [sys.executable, "-m", "mpc_ledger.cli.main"]
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
@@ -61,6 +61,7 @@ def say(text: str) -> None:
 def run(*args: Any, cwd: Path, capture: bool = False, check: bool = True, echo: bool = True) -> str:
     """`mpc-ledger ARGS`, printed first; its output goes to ours (and is returned if captured;
     ``echo=False``: only returned)."""
+    raise_if_stopped()  # a stop signal whose exception something swallowed stops here
     words = [str(a) for a in args]
     print(f"$ mpc-ledger {shlex.join(words)}", flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -28,7 +28,15 @@ import signal
 from collections.abc import Iterator, Mapping
 from types import FrameType
 
-__all__ = ["PARENT_ENV", "STOP_SIGNALS", "Stopped", "child_env", "follow_parent", "stop_on_signals"]
+__all__ = [
+    "PARENT_ENV",
+    "STOP_SIGNALS",
+    "Stopped",
+    "child_env",
+    "follow_parent",
+    "raise_if_stopped",
+    "stop_on_signals",
+]
 
 PARENT_ENV = "MPC_LEDGER_PARENT_PID"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -77,6 +85,7 @@ def stop_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
         nonlocal stopping
         if not stopping:
             stopping = True
+            _requested.append(signum)
             raise Stopped(signum)
 
     previous = {signum: signal.signal(signum, on_signal) for signum in signals}
@@ -85,3 +94,20 @@ def stop_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _requested.clear()
+
+
+# The stop signal that arrived inside `stop_on_signals`, for `raise_if_stopped`.
+_requested: list[int] = []
+
+
+def raise_if_stopped() -> None:
+    """Raise `Stopped` again if a stop signal arrived and its exception did not get out.
+
+    The handler raises wherever the main thread happens to be, and code there
+    may swallow it (a library's bare ``except:`` while it imports or cleans up);
+    a program that steps through long work calls this between steps, so the stop
+    still happens at the next one. Not for a `finally:` that is stopping children.
+    """
+    if _requested:
+        raise Stopped(_requested[0])

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mpc_ledger.daemon.parent import STOP_SIGNALS, stop_on_signals
+from mpc_ledger.daemon.parent import STOP_SIGNALS, Stopped, raise_if_stopped, stop_on_signals
 
 # Waits in its block; on a stop signal, its `finally:` is the stop of what it started. A
 # second signal arrives in the middle of that stop (sent to itself: Linux delivers it
@@ -57,3 +57,38 @@ def test_the_handlers_are_restored_after_the_block():
     with stop_on_signals():
         assert all(signal.getsignal(sig) is not before[sig] for sig in STOP_SIGNALS)
     assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == before
+
+
+# A stop signal whose `Stopped` the code it lands in swallows (a bare ``except:``) is raised
+# again at the program's next step.
+_SWALLOWING_CHILD = """
+import os, signal, sys
+from mpc_ledger.daemon.parent import raise_if_stopped, stop_on_signals
+
+with stop_on_signals():
+    try:
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)  # delivered before kill returns
+        except:  # noqa: E722  what a library might do
+            print("swallowed", flush=True)
+        raise_if_stopped()
+        print("not stopped", flush=True)
+    finally:
+        print("stopped", flush=True)
+"""
+
+
+def test_a_swallowed_stop_is_raised_again_at_the_next_step():
+    done = subprocess.run(
+        [sys.executable, "-c", _SWALLOWING_CHILD], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines() == ["swallowed", "stopped"], (done.stdout, done.stderr)
+    assert done.returncode == 128 + signal.SIGHUP, done.stderr
+
+
+def test_raise_if_stopped_is_quiet_without_a_signal_and_after_the_block():
+    with stop_on_signals():
+        raise_if_stopped()
+    with pytest.raises(Stopped), stop_on_signals():
+        signal.raise_signal(signal.SIGTERM)
+    raise_if_stopped()  # the block that saw the signal has ended
