@@ -334,7 +334,7 @@ def round_trips_main(args: argparse.Namespace) -> int:
         "offline phase's planning step); "
         "rounds: party 0's sequential round trips per step (a batch of sends, then the waits "
         "for their replies, counts once), dealer: those to the dealer; frames/KB: every frame "
-        "on the wire once; s/step: party 0, first to last step, every link delayed one way "
+        "on the wire once; s/step: party 0's seconds per step, every link delayed one way "
         "through the test proxy (also at 0 ms); ms/rt: seconds the delay added per step over "
         "rounds/step (a round trip costs one one-way delay where both ends send at once, two "
         "where one waits for the other's reply); rt x 50ms: the issue's time budget basis"
