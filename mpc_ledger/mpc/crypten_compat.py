@@ -18,7 +18,6 @@ tuple generators on the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a com
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -282,9 +281,9 @@ class _Party0Offline:
         return header
 
     def _take(self, comm: Any, number: int, request: DealerRequest) -> Any:
-        # Streamed ahead, not asked for: no round trip (`MpcCommunicator.streamed_receives`).
-        streamed = getattr(comm, "streamed_receives", contextlib.nullcontext)
-        with streamed():
+        # Streamed ahead, not asked for: no round trip. The offline phase runs over the
+        # project's communicator only (`install_dealer_client`).
+        with comm.streamed_receives():
             return self._receive(comm, self._expect(comm, self._header(comm), number, request))
 
     def _cancel(self, comm: Any, cancel: Any, plan: DealerPlan, first_unused: int) -> None:

@@ -274,8 +274,7 @@ class _TrainingWindow:
     second step (``after_first_step``: the steady state, once the dealer's offline phase has
     had its planning step). Relay transport only."""
 
-    def __init__(self, members: tuple[str, ...]) -> None:
-        self._members = members
+    def __init__(self) -> None:
         self._starts: list[tuple[TrafficCounts, float]] = []
         self.report: dict[str, Any] | None = None
 
@@ -289,10 +288,7 @@ class _TrainingWindow:
         if communicator is None or not self._starts:
             return
         end, ended = communicator.traffic.snapshot(), time.perf_counter()
-
-        def name_of(rank: int) -> str:
-            return self._members[rank] if 0 <= rank < len(self._members) else f"rank {rank}"
-
+        name_of = communicator.setup.member_of
         windows = [
             training_report(counts, end, steps=steps - i, seconds=ended - started, name_of=name_of)
             for i, (counts, started) in enumerate(self._starts)
@@ -405,7 +401,7 @@ def run(
         }
     else:
         crypten.init()
-        window = _TrainingWindow(manifest.members)
+        window = _TrainingWindow()
         result["output"] = _run_program(crypten, manifest, rank, data, emit, window)
         if window.report is not None:
             result["traffic"] = {"training": window.report}

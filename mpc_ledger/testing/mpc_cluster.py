@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from mpc_ledger.daemon.parent import child_env, follow_parent
 from mpc_ledger.daemon.processes import DaemonProcess
+from mpc_ledger.identity.genesis import parse_endpoint
 from mpc_ledger.mpc.relay import socket_path_for
 from mpc_ledger.mpc.worker_command import WORKER_PROGRAM, worker_command
 from mpc_ledger.testing.consortium import LocalConsortium, make_consortium
@@ -121,8 +122,7 @@ class RelayCluster:
         for member_id in self.consortium.ids:
             member = genesis.member(member_id)
             assert member is not None  # the consortium was made with these ids
-            host, _, port = member.endpoint.rpartition(":")
-            listen[member_id] = (host, int(port))
+            listen[member_id] = parse_endpoint(member.endpoint)
         mesh = ProxyMesh(listen, delay_ms=delay_ms)
         for member_id in self.consortium.ids:
             config = self.consortium.config(member_id)

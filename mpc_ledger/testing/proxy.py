@@ -124,10 +124,16 @@ class LinkProxy:
                 writer.close()
 
 
+def _check_delay(delay_ms: float) -> None:
+    if delay_ms < 0:
+        raise ValueError("delay_ms must not be negative")
+
+
 class ProxyMesh:
     """One `LinkProxy` per ordered pair of members, on one event-loop thread."""
 
     def __init__(self, listen: dict[str, tuple[str, int]], *, delay_ms: float = 0.0) -> None:
+        _check_delay(delay_ms)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -155,8 +161,7 @@ class ProxyMesh:
 
     def set_delay(self, delay_ms: float) -> None:
         """Delay every link, one way, by ``delay_ms`` (0: forward at once)."""
-        if delay_ms < 0:
-            raise ValueError("delay_ms must not be negative")
+        _check_delay(delay_ms)
         for link in self.links.values():
             link.delay_ms = delay_ms
 
