@@ -18,13 +18,17 @@ Theory of operation:
   `mpc_ledger.mpc.snapshots`, which imports no torch, for the party daemon.
 * `compare_transcripts` is pure: given each party's snapshot, it lists every
   link whose two ends disagree, naming the link and what differs.
+* `Transcript.watch` asks for a channel's digest after exactly n messages
+  (`prefix_digests`): a replay (`mpc_ledger.mpc.replay`) checks what it would
+  have sent against every checkpoint the receiving party recorded, whatever
+  the label of the checkpoint at either end.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from mpc_ledger.mpc.frames import canonical_header
 from mpc_ledger.mpc.snapshots import ChannelStats, TranscriptSnapshot
@@ -59,6 +63,23 @@ class Transcript:
         self.rank = rank
         self._channels: dict[tuple[int, int], _Channel] = {}
         self._round_marks: set[tuple[int, int]] = set()
+        self._watched: dict[tuple[int, int], frozenset[int]] = {}
+        self._prefixes: dict[tuple[int, int], dict[int, str]] = {}
+
+    def watch(self, sender: int, receiver: int, message_counts: Iterable[int]) -> None:
+        """Keep channel sender->receiver's digest after each of ``message_counts`` messages
+        (0 is the empty channel's); `prefix_digests` returns them."""
+        counts = frozenset(int(n) for n in message_counts)
+        key = (sender, receiver)
+        self._watched[key] = counts
+        prefixes = self._prefixes.setdefault(key, {})
+        if 0 in counts:
+            prefixes[0] = _EMPTY_DIGEST
+
+    def prefix_digests(self) -> dict[tuple[int, int], dict[int, str]]:
+        """(sender, receiver) -> {messages: hex digest after that many} for every watched
+        count reached so far."""
+        return {key: dict(values) for key, values in self._prefixes.items()}
 
     def _channel(self, sender: int, receiver: int) -> _Channel:
         key = (sender, receiver)
@@ -79,6 +100,8 @@ class Transcript:
         channel.hash.update(frame.data)
         channel.messages += 1
         channel.size_bytes += len(frame.data)
+        if channel.messages in self._watched.get(key, ()):
+            self._prefixes[key][channel.messages] = channel.hash.copy().hexdigest()
         if key not in self._round_marks:
             self._round_marks.add(key)
             channel.rounds += 1
