@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from mpc_ledger import __version__
 from mpc_ledger.cli import (
+    audit,
     compliance,
     consortium,
     dataset,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(groups)
     ledger.register(groups)
     compliance.register(groups)
+    audit.register(groups)
     dataset.register(groups)
     user.register(groups)
     job.register(groups)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
 import signal
 import sys
 import threading
@@ -18,6 +20,7 @@ from mpc_ledger.identity import certs
 from mpc_ledger.identity.genesis import ROLES, check_member_id, parse_endpoint
 from mpc_ledger.identity.material import generate_party_material
 from mpc_ledger.identity.party import load_party, render_config
+from mpc_ledger.jobs.job_run import RunnerOptions
 from mpc_ledger.jobs.service import JobsService
 from mpc_ledger.ledger.service import LedgerService
 from mpc_ledger.mpc.relay import MpcRelayService
@@ -99,6 +102,19 @@ def keygen_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# The worker program this daemon runs for its jobs, when not the installed one: a wrapper
+# or a test double taking the worker's flags (a party runs its own worker; this gives no
+# one else anything). A command line, split as a shell would.
+WORKER_PROGRAM_ENV = "MPC_LEDGER_WORKER_PROGRAM"
+
+
+def _runner_options() -> RunnerOptions | None:
+    program = os.environ.get(WORKER_PROGRAM_ENV, "").strip()
+    if not program:
+        return None
+    return RunnerOptions(worker_command=tuple(shlex.split(program)))
+
+
 def start_command(args: argparse.Namespace) -> int:
     party = load_party(args.config)
     # The daemon is latency-bound: a message crosses several threads (gRPC,
@@ -124,7 +140,7 @@ def start_command(args: argparse.Namespace) -> int:
     except BindError as exc:
         raise UserError(str(exc), path=args.config, field="party.listen") from None
     ledger = LedgerService(party, RULEBOOK)
-    jobs = JobsService(party, ledger)
+    jobs = JobsService(party, ledger, _runner_options())
     # The relay takes MPC traffic only from each job's participants, as the ledger says.
     relay = MpcRelayService(participants=jobs.participants)
     daemon = PartyDaemon(party, services=[ledger, relay, jobs])

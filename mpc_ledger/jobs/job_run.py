@@ -55,7 +55,9 @@ from mpc_ledger.jobs.state import JobState, epoch_digests, job_state
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.jobs.worker_process import WorkerProcess
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.jobs.job_folder import log_key_path, replay_files
 from mpc_ledger.metrics import DaemonMetrics
+from mpc_ledger.mpc.job_seed import new_job_seed, seed_commitment, write_job_seed
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
 from mpc_ledger.mpc.worker_command import worker_command
 from mpc_ledger.mpc.worker_events import (
@@ -171,13 +173,21 @@ class JobRun(threading.Thread):
         except UnsupportedJobError as exc:
             self._fail(str(exc))
             return
-        if not self._submit("job_started", ledger_writes.job_started(self.job, fingerprint)):
+        # The worker's randomness, fixed and committed before any party sees a message of
+        # the job, so its side can be replayed (`mpc_ledger.mpc.job_seed`).
+        folder = self.host.job_folder(self.job.job_id)
+        seed = new_job_seed()
+        write_job_seed(replay_files(folder, self.party.rank).seed, seed)
+        commitment = seed_commitment(
+            self.job.manifest.chain_id, self.job.job_id, self.party.member_id, seed
+        )
+        started = ledger_writes.job_started(self.job, fingerprint, seed_commitment=commitment)
+        if not self._submit("job_started", started):
             self._fail("its job_started record was not committed")
             return
         if not self._wait_all_started():
             return
-        folder = self.host.job_folder(self.job.job_id)
-        manifest_path = folder / f"worker-manifest-rank{self.party.rank}.json"
+        manifest_path = replay_files(folder, self.party.rank).manifest
         _write_private(manifest_path, json.dumps(manifest, indent=2) + "\n")
         result = self._run_worker(folder, manifest_path)
         if result is not None:
@@ -217,6 +227,8 @@ class JobRun(threading.Thread):
     def _command(self, folder: Path, manifest_path: Path) -> list[str]:
         rank = self.party.rank
         recipient = rank in self.job.manifest.recipient_ranks
+        files = replay_files(folder, rank)
+        files.inbound_log.unlink(missing_ok=True)  # a log is of one run of the worker
         return worker_command(
             manifest_path,
             rank,
@@ -225,6 +237,9 @@ class JobRun(threading.Thread):
             events=True,
             model_path=folder / "model.pt" if recipient else None,
             program=self.options.worker_command,
+            job_seed=files.seed,
+            inbound_log=files.inbound_log,
+            log_key=log_key_path(self._data_dir),
         )
 
     def _run_worker(self, folder: Path, manifest_path: Path) -> dict[str, Any] | None:

@@ -48,7 +48,7 @@ import dataclasses
 import importlib
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -130,6 +130,9 @@ class CommunicatorSetup:
     tuple_provider: str = PROVIDER_DEALER
     allow_trusted_first_party: bool = False
     peer_timeout_s: float = DEFAULT_PEER_TIMEOUT_S
+    # (sender, receiver) -> message counts whose digests the transcript keeps
+    # (`Transcript.watch`): what a replay checks against the ledger's checkpoints.
+    watch: Mapping[tuple[int, int], tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def has_dealer(self) -> bool:
@@ -280,6 +283,8 @@ class MpcCommunicator:
         self.ttp_group: Group = Group(tuple(range(total)))
         self.ttp_comm_group: Group = Group((0, total - 1)) if total > 1 else self.ttp_group
         self.transcript = Transcript(setup.job_id, setup.rank)
+        for (sender, receiver), counts in setup.watch.items():
+            self.transcript.watch(sender, receiver, counts)
         # Sequential round trips, frames and bytes, per peer (the dealer's ranks apart)
         self.traffic = RoundTripCounter(dealer_ranks=range(setup.world_size, len(setup.members)))
         self._streamed = False  # receiving frames sent ahead, unasked (`streamed_receives`)

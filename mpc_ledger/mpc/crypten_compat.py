@@ -13,7 +13,8 @@ Everything else that must reach into CrypTen (installing the project's own
 communicator, the legacy ONNX exporter for ``crypten.nn.from_pytorch``, the
 dealer's request schema and its offline phase on party 0's side and CrypTen's
 tuple generators on the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a comparison's result,
-`fixed_point`) is added here too, so a CrypTen upgrade has one file to review.
+`fixed_point`; CrypTen's seeds drawn from the job seed instead of ``os.urandom``, `seed_crypten`)
+is added here too, so a CrypTen upgrade has one file to review.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "import_crypten",
     "install_communicator",
     "install_dealer_client",
+    "seed_crypten",
     "set_tuple_provider",
     "start_dealer",
 ]
@@ -82,6 +84,44 @@ def import_crypten() -> Any:
     importlib.import_module("torch.onnx")
     _install_registration_stand_in()
     return importlib.import_module("crypten")
+
+
+def seed_crypten(seed: bytes) -> None:
+    """CrypTen's init draws its generators' seeds from the job seed. Call before
+    ``crypten.init()``; idempotent (the last seed given wins).
+
+    CrypTen 0.4.1's ``_setup_prng`` (called by ``crypten.init``, looked up as a module
+    global at call time) draws the seed it shares with the next party, its local seed and
+    party 0's global seed from ``os.urandom``, then ``_sync_seeds`` exchanges them. The
+    replacement makes the same generators and calls the same ``_sync_seeds`` with seeds
+    derived from ``seed`` (`mpc_ledger.mpc.job_seed.derive_int64`): the exchange and every
+    share drawn from them are then a function of the committed seed and what was
+    received, which a replay re-executes. The dealer's seeds for each party are drawn
+    by CrypTen from torch's global generator, which the worker seeds from the job seed
+    too (`job_seed.seed_global_generators`).
+    """
+    from mpc_ledger.mpc.job_seed import derive_int64
+
+    crypten = import_crypten()
+    torch = importlib.import_module("torch")
+    _CRYPTEN_SEED["seed"] = seed
+    if getattr(crypten._setup_prng, _STAND_IN_MARK, False):
+        return
+
+    def setup_prng() -> None:
+        job_seed = _CRYPTEN_SEED["seed"]
+        for key in crypten.generators:
+            crypten.generators[key][torch.device("cpu")] = torch.Generator(device="cpu")
+        next_seed = torch.tensor(derive_int64(job_seed, "crypten-next"))
+        local_seed = derive_int64(job_seed, "crypten-local")
+        global_seed = torch.tensor(derive_int64(job_seed, "crypten-global"))
+        crypten._sync_seeds(next_seed, local_seed, global_seed)
+
+    setattr(setup_prng, _STAND_IN_MARK, True)
+    crypten._setup_prng = setup_prng
+
+
+_CRYPTEN_SEED: dict[str, bytes] = {}
 
 
 # Our provider names -> CrypTen's cfg.mpc.provider values.

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import secrets
 import struct
 from collections.abc import Callable, Sequence
@@ -220,18 +221,21 @@ def intersect(
     transport: PsiTransport,
     set_sizes: Sequence[int] | None = None,
     describe: Callable[[int], str] = lambda r: f"rank {r}",
-    rng: secrets.SystemRandom | None = None,
+    rng: random.Random | None = None,
 ) -> PsiResult:
     """Run this party's side of the PSI (see the module docstring) on ``items`` (from
     `encode_ids`). ``set_sizes`` (every rank's row count, when known) bounds what peers
-    may send. Every party calls it with the same ``parties`` and ``job_id``."""
+    may send. Every party calls it with the same ``parties`` and ``job_id``. ``rng`` draws
+    the blinding scalar and both shuffles (the OS's CSPRNG by default; a worker passes the
+    job seed's `job_seed.SeededRandom`, so a replay re-executes the same PSI)."""
     if parties < 2 or not 0 <= rank < parties:
         raise ValueError(f"rank {rank} of {parties} parties: a PSI needs 2 or more")
     if set_sizes is not None and set_sizes[rank] != len(items):
         raise PsiError(f"this party has {len(items)} ids; the job says {set_sizes[rank]}")
     rng = rng or secrets.SystemRandom()
     group = _ristretto()
-    blind = _blinder(group.crypto_core_ristretto255_scalar_random())
+    # a uniform scalar from 64 random bytes (libsodium's own method for scalar_random)
+    blind = _blinder(group.crypto_core_ristretto255_scalar_reduce(rng.randbytes(64)))
     sent = 0
 
     def send(dst: int, payload: bytes) -> None:

@@ -74,19 +74,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.documents import parse_json
 from mpc_ledger.mpc import crypten_compat
 from mpc_ledger.mpc.communicator import (
     DEFAULT_PEER_TIMEOUT_S,
     PROVIDER_DEALER,
     PROVIDER_TRUSTED_FIRST_PARTY,
     CommunicatorSetup,
+    FrameLink,
     MpcCommunicator,
     TorchDistributedShim,
 )
 from mpc_ledger.mpc.conformance import run_conformance
 from mpc_ledger.mpc.dealer import DealerChannel, budget_for_program, serve
 from mpc_ledger.mpc.errors import MpcError
+from mpc_ledger.mpc.inbound_log import (
+    InboundLogWriter,
+    LoggingLink,
+    ReplayLink,
+    load_log_key,
+    load_or_create_log_key,
+    read_inbound_log,
+)
+from mpc_ledger.mpc.job_seed import SeededRandom, read_job_seed, seed_global_generators
 from mpc_ledger.mpc.model_codec import encode_model
+from mpc_ledger.mpc.replay import channel_key, parse_channel_key
 from mpc_ledger.mpc.round_trips import TrafficCounts, training_report
 from mpc_ledger.mpc.sample_data import breast_cancer_split, party_data
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
@@ -158,24 +170,59 @@ def _hello(manifest: JobManifest, rank: int) -> mpc_pb2.WorkerHello:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """What makes a run replayable (`mpc_ledger.mpc.replay`), or a replay itself.
+
+    ``seed``: the committed job seed every random choice is derived from
+    (`mpc_ledger.mpc.job_seed`; None: the OS's randomness, not replayable).
+    ``log``: keep every frame received in this inbound log. ``replay``: serve
+    receives from these logged frames instead of the relay (nothing reaches the
+    network) and keep the digests ``watch`` asks for.
+    """
+
+    seed: bytes | None = None
+    log: InboundLogWriter | None = None
+    replay: tuple[mpc_pb2.MpcFrame, ...] | None = None
+    watch: dict[tuple[int, int], tuple[int, ...]] = dataclasses.field(default_factory=dict)
+
+
+def _link_factory(
+    manifest: JobManifest, rank: int, socket_path: Path | None, recording: Recording
+) -> Callable[[], FrameLink]:
+    replayed = recording.replay
+    if replayed is not None:
+        return lambda: ReplayLink(replayed)
+    assert socket_path is not None
+    hello = _hello(manifest, rank)
+    log = recording.log
+    if log is None:
+        return lambda: RelayLink(socket_path, hello)
+    return lambda: LoggingLink(RelayLink(socket_path, hello), log)
+
+
 def _setup_relay(
-    manifest: JobManifest, rank: int, socket_path: Path, communicator_class: type[MpcCommunicator]
+    manifest: JobManifest,
+    rank: int,
+    link_factory: Callable[[], FrameLink],
+    communicator_class: type[MpcCommunicator],
+    watch: dict[tuple[int, int], tuple[int, ...]],
 ) -> Any:
     crypten = crypten_compat.install_communicator(communicator_class, TorchDistributedShim())
     crypten_compat.set_tuple_provider(
         manifest.tuple_provider, offline_phase=manifest.dealer_offline
     )
-    hello = _hello(manifest, rank)
     MpcCommunicator.configure(
         CommunicatorSetup(
             job_id=manifest.job_id,
             rank=rank,
             world_size=manifest.world_size,
             members=manifest.members,
-            link_factory=lambda: RelayLink(socket_path, hello),
+            link_factory=link_factory,
             tuple_provider=manifest.tuple_provider,
             allow_trusted_first_party=manifest.allow_trusted_first_party,
             peer_timeout_s=manifest.peer_timeout_s,
+            watch=watch,
         )
     )
     return crypten
@@ -231,7 +278,12 @@ def _load_data(
 
 
 def _align(
-    manifest: JobManifest, rank: int, spec: TrainSpec, table: LocalTable, emit: Emit
+    manifest: JobManifest,
+    rank: int,
+    spec: TrainSpec,
+    table: LocalTable,
+    emit: Emit,
+    seed: bytes | None,
 ) -> tuple[TrainSpec, PartyData]:
     """The private set intersection, then this party's rows of it, in canonical order."""
     from mpc_ledger.mpc.psi import CommunicatorTransport, encode_ids, intersect
@@ -247,6 +299,7 @@ def _align(
         transport=CommunicatorTransport(communicator),
         set_sizes=[int(n) for n in alignment["row_counts"]],
         describe=lambda r: f"party {manifest.members[r]} (rank {r})",
+        rng=SeededRandom(seed, "psi") if seed is not None else None,
     )
     train, test = split_rows(result.size, float(alignment["test_fraction"]))
     if train < 1 or test < 1:
@@ -305,6 +358,7 @@ def _run_program(
     data: PartyData | LocalTable | None,
     emit: Emit,
     window: _TrainingWindow,
+    seed: bytes | None,
 ) -> dict[str, Any]:
     program = manifest.program
     name = program.get("name")
@@ -314,7 +368,7 @@ def _run_program(
         assert data is not None  # _load_data ran first
         spec = TrainSpec.from_json(program["spec"])
         if not isinstance(data, PartyData):  # a whole table: aligned by PSI first
-            spec, data = _align(manifest, rank, spec, data, emit)
+            spec, data = _align(manifest, rank, spec, data, emit, seed)
 
         def on_step(report: dict[str, Any]) -> None:
             emit(StepProgress(report["epoch"], report["step"], report["elapsed_s"]))
@@ -370,12 +424,17 @@ def run(
     communicator_class: type[MpcCommunicator] = MpcCommunicator,
     emit: Emit = _no_events,
     read_file: FileReader | None = None,
+    recording: Recording | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    recording = recording or Recording()
+    if recording.seed is not None:
+        seed_global_generators(recording.seed)
+        crypten_compat.seed_crypten(recording.seed)
     data = _load_data(manifest, rank, read_file)
-    if transport == "relay":
-        assert socket_path is not None
-        crypten = _setup_relay(manifest, rank, socket_path, communicator_class)
+    if transport in ("relay", "replay"):
+        factory = _link_factory(manifest, rank, socket_path, recording)
+        crypten = _setup_relay(manifest, rank, factory, communicator_class, recording.watch)
     else:
         assert rendezvous is not None
         crypten = _setup_gloo(manifest, rank, rendezvous)
@@ -402,22 +461,37 @@ def run(
     else:
         crypten.init()
         window = _TrainingWindow()
-        result["output"] = _run_program(crypten, manifest, rank, data, emit, window)
+        result["output"] = _run_program(
+            crypten, manifest, rank, data, emit, window, recording.seed
+        )
         if window.report is not None:
             result["traffic"] = {"training": window.report}
         offline = crypten_compat.finish_dealer_offline()  # party 0: streamed/requested counts
         if offline is not None:
             result["dealer"] = offline
     result["communication"] = _communicator_stats(crypten)
-    if transport == "relay":
+    if transport in ("relay", "replay"):
         communicator = MpcCommunicator.instance
         assert communicator is not None
         communicator.release_dealer()
         result.setdefault("traffic", {})["job"] = communicator.traffic.snapshot().totals()
         result["transcript"] = communicator.snapshot("job-end").to_json()
+        if transport == "replay":
+            result["replay"] = _replay_report(communicator)
     crypten.uninit()
     result["wall_s"] = time.perf_counter() - started
     return result
+
+
+def _replay_report(communicator: MpcCommunicator | None) -> dict[str, Any]:
+    """The digests a replay kept (`Transcript.watch`), by channel ("s->r") and count."""
+    digests = communicator.transcript.prefix_digests() if communicator is not None else {}
+    return {
+        "prefix_digests": {
+            channel_key(*key): {str(count): digest for count, digest in sorted(values.items())}
+            for key, values in sorted(digests.items())
+        }
+    }
 
 
 def _abort(reason: str) -> None:
@@ -439,10 +513,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rank", type=int, required=True)
     parser.add_argument("--output", type=Path, required=True, help="where to write the JSON result")
     parser.add_argument("--socket", type=Path, help="the party daemon's MPC relay socket")
-    parser.add_argument("--transport", choices=("relay", "gloo"), default="relay")
+    parser.add_argument("--transport", choices=("relay", "gloo", "replay"), default="relay")
     parser.add_argument("--rendezvous", help="gloo only: file:///path shared by the parties")
     parser.add_argument("--events", action="store_true", help="JSON lines on stdout")
     parser.add_argument("--model-out", type=Path, help="recipients: save the model here")
+    parser.add_argument("--job-seed", type=Path, help="the committed job seed (32 bytes, 0600)")
+    parser.add_argument("--inbound-log", type=Path, help="keep every frame received here")
+    parser.add_argument("--log-key", type=Path, help="the party's inbound-log key (0600)")
+    parser.add_argument(
+        "--replay-log", type=Path, help="replay: serve receives from this inbound log"
+    )
+    parser.add_argument(
+        "--replay-watch", type=Path, help="replay: the channel counts whose digests to keep (JSON)"
+    )
     return parser
 
 
@@ -473,6 +556,11 @@ def main(
         print("error: --socket is required with the relay transport", file=sys.stderr)
         return 2
     try:
+        recording = _recording(args, manifest)
+    except (OSError, ValueError, MpcError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         result = run(
             manifest,
             args.rank,
@@ -482,25 +570,66 @@ def main(
             communicator_class=communicator_class,
             emit=emit,
             read_file=read_file,
+            recording=recording,
         )
         if args.model_out is not None:
             _save_model(result, args.model_out)
-    except MpcError as exc:
-        reason = str(exc)
-        _abort(reason)
-        _write(args.output, {"rank": args.rank, "error": reason, "error_type": type(exc).__name__})
-        print(f"error: rank {args.rank}: {reason}", file=sys.stderr)
-        return 1
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = str(exc) if isinstance(exc, MpcError) else f"{type(exc).__name__}: {exc}"
+        failure: dict[str, Any] = {
+            "rank": args.rank,
+            "error": reason,
+            "error_type": type(exc).__name__,
+        }
+        if args.transport == "replay":  # how far the replay got is the verdict's evidence
+            failure["replay"] = _replay_report(MpcCommunicator.instance)
         _abort(reason)
-        _write(args.output, {"rank": args.rank, "error": reason, "error_type": type(exc).__name__})
-        traceback.print_exc()
+        _close_log(recording)
+        _write(args.output, failure)
+        if not isinstance(exc, MpcError):
+            traceback.print_exc()
         print(f"error: rank {args.rank}: {reason}", file=sys.stderr)
         return 1
+    _close_log(recording)
     _write(args.output, result)
     emit(_finished(result))
     return 0
+
+
+def _recording(args: argparse.Namespace, manifest: JobManifest) -> Recording:
+    """The seed, the inbound log or the replay the flags ask for; ValueError if they do
+    not fit together."""
+    if (args.inbound_log is not None or args.replay_log is not None) and args.log_key is None:
+        raise ValueError("--inbound-log and --replay-log need --log-key")
+    if (args.transport == "replay") != (args.replay_log is not None):
+        raise ValueError("--transport replay and --replay-log go together")
+    seed = read_job_seed(args.job_seed) if args.job_seed is not None else None
+    member = manifest.members[args.rank]
+    if args.replay_log is not None:
+        key = load_log_key(args.log_key)
+        frames = read_inbound_log(
+            args.replay_log, key, job_id=manifest.job_id, rank=args.rank, member=member
+        )
+        watch: dict[tuple[int, int], tuple[int, ...]] = {}
+        if args.replay_watch is not None:
+            raw = parse_json(args.replay_watch.read_text())
+            watch = {
+                parse_channel_key(key): tuple(int(n) for n in counts)
+                for key, counts in raw.items()
+            }
+        return Recording(seed=seed, replay=tuple(frames), watch=watch)
+    log = None
+    if args.inbound_log is not None:
+        key = load_or_create_log_key(args.log_key)
+        log = InboundLogWriter(
+            args.inbound_log, key, job_id=manifest.job_id, rank=args.rank, member=member
+        )
+    return Recording(seed=seed, log=log)
+
+
+def _close_log(recording: Recording) -> None:
+    if recording.log is not None:
+        recording.log.close()
 
 
 def _finished(result: dict[str, Any]) -> Finished:

@@ -32,15 +32,23 @@ def worker_command(
     events: bool = False,
     model_path: Path | None = None,
     program: Sequence[str] = WORKER_PROGRAM,
+    job_seed: Path | None = None,
+    inbound_log: Path | None = None,
+    log_key: Path | None = None,
+    replay_log: Path | None = None,
+    replay_watch: Path | None = None,
 ) -> list[str]:
     """``program`` (the worker, or a test double taking its flags) for one rank of a job.
 
-    Exactly one of ``socket_path`` (the relay) and ``rendezvous`` (gloo);
-    ``events``: JSON lines on stdout for the runner; ``model_path``: recipients
-    save the trained model there.
+    Exactly one of ``socket_path`` (the relay), ``rendezvous`` (gloo) and
+    ``replay_log`` (a replay, `mpc_ledger.mpc.replay`: receives served from that
+    inbound log, the digests ``replay_watch`` names kept); ``events``: JSON lines
+    on stdout for the runner; ``model_path``: recipients save the trained model
+    there; ``job_seed``: the committed seed every random choice derives from;
+    ``inbound_log`` (with ``log_key``): keep every frame received there.
     """
-    if (socket_path is None) == (rendezvous is None):
-        raise ValueError("give the worker exactly one of socket_path and rendezvous")
+    if sum(x is not None for x in (socket_path, rendezvous, replay_log)) != 1:
+        raise ValueError("give the worker exactly one of socket_path, rendezvous and replay_log")
     command = [
         *program,
         *("--manifest", str(manifest_path)),
@@ -49,8 +57,18 @@ def worker_command(
     ]
     if socket_path is not None:
         command += ["--socket", str(socket_path)]
-    else:
+    elif rendezvous is not None:
         command += ["--transport", "gloo", "--rendezvous", str(rendezvous)]
+    else:
+        command += ["--transport", "replay", "--replay-log", str(replay_log)]
+        if replay_watch is not None:
+            command += ["--replay-watch", str(replay_watch)]
+    if job_seed is not None:
+        command += ["--job-seed", str(job_seed)]
+    if inbound_log is not None:
+        command += ["--inbound-log", str(inbound_log)]
+    if log_key is not None:
+        command += ["--log-key", str(log_key)]
     if events:
         command.append("--events")
     if model_path is not None:
