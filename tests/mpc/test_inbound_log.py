@@ -3,11 +3,13 @@ the links around it, and digests equal to what the communicator's transcript com
 
 import os
 import struct
+from concurrent import futures
 
 import pytest
 import torch
 
 from mpc_ledger.mpc import frames, inbound_log
+from mpc_ledger.mpc.communicator import CommunicatorSetup, MpcCommunicator
 from mpc_ledger.mpc.errors import MpcError
 from mpc_ledger.mpc.inbound_log import (
     InboundLogError,
@@ -22,6 +24,7 @@ from mpc_ledger.mpc.inbound_log import (
 )
 from mpc_ledger.mpc.transcript import Transcript
 from mpc_ledger.proto.v1 import mpc_pb2
+from mpc_ledger.testing.mpc_links import MemoryHub
 
 JOB, RANK, MEMBER = "job-7", 0, "bank-a"
 OWNER = {"job_id": JOB, "rank": RANK, "member": MEMBER}
@@ -371,3 +374,86 @@ def test_replay_link_serves_the_log_then_says_it_is_exhausted():
         link.poll(60.0)
     assert issubclass(ReplayExhausted, MpcError)
     link.close()
+
+
+# --- with the real communicator: what rank 0 logged replays its side exactly ---------------
+
+PARTY_MEMBERS = ("bank-a", "bank-b", "bank-c")
+BIG_NUMEL = frames.CHUNK_BYTES // 8 + 1_000  # one logical frame in two chunks
+
+
+def communicator(rank, link):
+    setup = CommunicatorSetup(
+        job_id=JOB,
+        rank=rank,
+        world_size=3,
+        members=PARTY_MEMBERS,
+        link_factory=lambda: link,
+        tuple_provider="trusted-first-party",
+        allow_trusted_first_party=True,
+        peer_timeout_s=5.0,
+    )
+    return MpcCommunicator(setup, init_ttp=False)
+
+
+def party_program(comm, *, deviate=False):
+    """A little of everything the communicator does: collectives, a chunked frame, objects.
+    ``deviate`` changes one value rank 0 sends and nothing it receives."""
+    mine = torch.arange(6, dtype=torch.int64) * (comm.rank + 1)
+    if deviate and comm.rank == 0:
+        mine[3] += 1
+    total = comm.all_reduce(mine)
+    if comm.rank == 1:
+        comm.send(torch.arange(BIG_NUMEL, dtype=torch.int64), dst=0)
+    big = torch.zeros(BIG_NUMEL, dtype=torch.int64)
+    if comm.rank == 0:
+        comm.recv(big, src=1)
+    gathered = comm.gather(total + comm.rank, dst=0)
+    shared = comm.broadcast_obj({"epoch": 1} if comm.rank == 2 else None, src=2)
+    comm.barrier()
+    return total, int(big.sum()), gathered, shared
+
+
+def run_job(tmp_path, key):
+    hub = MemoryHub(PARTY_MEMBERS)
+    writer = InboundLogWriter(tmp_path / "inbound.log", key, **OWNER)
+    links = [LoggingLink(hub.link(0), writer), hub.link(1), hub.link(2)]
+    comms = [communicator(rank, link) for rank, link in enumerate(links)]
+    with futures.ThreadPoolExecutor(3) as pool:
+        results = [f.result(timeout=60) for f in [pool.submit(party_program, c) for c in comms]]
+    for comm in comms:
+        comm.close()
+    return comms[0].snapshot("end"), results[0]
+
+
+def test_the_log_gives_the_digests_rank_0_recorded_and_replays_its_side(tmp_path, key):
+    recorded, result = run_job(tmp_path, key)
+    logged = read_inbound_log(tmp_path / "inbound.log", key, **OWNER)
+    assert len(logged) > sum(c.messages for c in recorded.channels if c.receiver == 0)
+
+    inbound = {(c.sender, c.receiver): c for c in recorded.channels if c.receiver == 0}
+    watch = {key: [c.messages] for key, c in inbound.items()}
+    digests = inbound_prefix_digests(logged, RANK, JOB, watch)
+    assert digests == {key: {c.messages: c.digest} for key, c in inbound.items()}
+    assert inbound_channel_counts(logged) == {key: c.messages for key, c in inbound.items()}
+
+    # Rank 0 alone, its receives served from the log, its sends dropped: the same
+    # transcript, every channel, in both directions.
+    replay = ReplayLink(logged)
+    replayed = communicator(0, replay)
+    replayed_result = party_program(replayed)
+    assert replayed.snapshot("end") == recorded
+    assert repr(replayed_result) == repr(result)
+    assert replay.remaining_chunks == 0 and replay.sent_chunks > 0
+
+    deviant = communicator(0, ReplayLink(logged))
+    party_program(deviant, deviate=True)
+    differs = {
+        (c.sender, c.receiver)
+        for c in deviant.snapshot("end").channels
+        if recorded.channel(c.sender, c.receiver) != c
+    }
+    assert differs == {(0, 1), (0, 2)}  # what it sent in all_reduce; nothing it received
+
+    with pytest.raises(ReplayExhausted):
+        replayed.recv(torch.zeros(1, dtype=torch.int64), src=1)
