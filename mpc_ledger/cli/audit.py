@@ -255,7 +255,9 @@ def _run_worker(subject: _Subject, party: Party, scratch: Path, targets: ReplayT
         result = parse_json(output.read_text())
     except (OSError, ValueError):
         tail = log_path.read_text()[-800:]
-        raise Refused(f"the replay worker wrote no result (exit {process.returncode}): {tail}")
+        raise Refused(
+            f"the replay worker wrote no result (exit {process.returncode}): {tail}"
+        ) from None
     return result, time.monotonic() - started
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-
 __all__ = [
     "MODEL_FILE",
     "ReplayFiles",

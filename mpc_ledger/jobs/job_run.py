@@ -47,6 +47,7 @@ from typing import Any, Protocol
 from mpc_ledger.documents import parse_json
 from mpc_ledger.jobs import ledger_writes
 from mpc_ledger.jobs.data_check import DataCheckFailed, recheck_dataset
+from mpc_ledger.jobs.job_folder import log_key_path, replay_files
 from mpc_ledger.jobs.ledger_writes import JobLedger, channel_digests
 from mpc_ledger.jobs.lifecycle import APPROVED, RUNNING
 from mpc_ledger.jobs.manifest import ManifestParty
@@ -55,7 +56,6 @@ from mpc_ledger.jobs.state import JobState, epoch_digests, job_state
 from mpc_ledger.jobs.worker_bridge import UnsupportedJobError, worker_manifest
 from mpc_ledger.jobs.worker_process import WorkerProcess
 from mpc_ledger.ledger.state import LedgerState
-from mpc_ledger.jobs.job_folder import log_key_path, replay_files
 from mpc_ledger.metrics import DaemonMetrics
 from mpc_ledger.mpc.job_seed import new_job_seed, seed_commitment, write_job_seed
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot

@@ -79,6 +79,7 @@ __all__ = [
     "ReplayLink",
     "inbound_channel_counts",
     "inbound_prefix_digests",
+    "load_log_key",
     "load_or_create_log_key",
     "read_inbound_log",
 ]
@@ -121,6 +122,13 @@ def load_or_create_log_key(path: Path) -> bytes:
         # IdentityError: another process created it first; use theirs, checked below.
         with contextlib.suppress(IdentityError):
             write_private_file(path, os.urandom(LOG_KEY_BYTES))
+    return load_log_key(path)
+
+
+def load_log_key(path: Path) -> bytes:
+    """The party's existing log key at ``path`` (a replay never makes one); refused as
+    `load_or_create_log_key` refuses it, or when it is missing."""
+    path = Path(path)
     try:
         info = path.stat()
         key = path.read_bytes()

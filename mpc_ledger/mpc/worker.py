@@ -461,9 +461,7 @@ def run(
     else:
         crypten.init()
         window = _TrainingWindow()
-        result["output"] = _run_program(
-            crypten, manifest, rank, data, emit, window, recording.seed
-        )
+        result["output"] = _run_program(crypten, manifest, rank, data, emit, window, recording.seed)
         if window.report is not None:
             result["traffic"] = {"training": window.report}
         offline = crypten_compat.finish_dealer_offline()  # party 0: streamed/requested counts
@@ -614,8 +612,7 @@ def _recording(args: argparse.Namespace, manifest: JobManifest) -> Recording:
         if args.replay_watch is not None:
             raw = parse_json(args.replay_watch.read_text())
             watch = {
-                parse_channel_key(key): tuple(int(n) for n in counts)
-                for key, counts in raw.items()
+                parse_channel_key(key): tuple(int(n) for n in counts) for key, counts in raw.items()
             }
         return Recording(seed=seed, replay=tuple(frames), watch=watch)
     log = None
