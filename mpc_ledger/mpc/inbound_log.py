@@ -209,8 +209,9 @@ class InboundLogWriter:
         if not 1 <= chunk_bytes <= CHUNK_PLAINTEXT_MAX_BYTES:
             raise ValueError(f"chunk_bytes {chunk_bytes} is not in 1..{CHUNK_PLAINTEXT_MAX_BYTES}")
         self.path = Path(path)
-        header = _Header(os.urandom(SALT_BYTES), job_id, rank, member).encode()
-        self._cipher = _file_cipher(key, header[8 + 2 : 8 + 2 + SALT_BYTES])
+        salt = os.urandom(SALT_BYTES)
+        header = _Header(salt, job_id, rank, member).encode()
+        self._cipher = _file_cipher(key, salt)
         self._header_digest = hashlib.sha256(header).digest()
         self._chunk_bytes = chunk_bytes
         self._buffer = bytearray()
@@ -255,6 +256,7 @@ class InboundLogWriter:
         )
         self._file.write(_LENGTH.pack(len(sealed)))
         self._file.write(sealed)
+        self._file.flush()  # a sealed chunk is the OS's at once: a crash loses only the buffer
         self._buffer.clear()
         self._index += 1
 
