@@ -9,7 +9,7 @@ import pytest
 
 from mpc_ledger.cli.job import _listed_progress, progress_line
 from mpc_ledger.client import JobProgress, JobSummary
-from mpc_ledger.client.job_records import ledger_progress
+from mpc_ledger.client.job_records import job_state_of, ledger_progress, trail_detail
 from mpc_ledger.client.jobs import JobMethods
 from mpc_ledger.jobs import ledger_writes, lifecycle, rules
 from mpc_ledger.jobs import state as job_tables
@@ -808,6 +808,27 @@ def test_replay_verdict_refusals(jobs):
     assert check(jobs.state, jobs.authors.record("c", replay_verdict=unknown)) == (
         f"no job {bytes(32).hex()[:16]} on the ledger"
     )
+
+
+def test_the_client_trail_describes_a_verdict_and_keeps_the_job_completed(jobs):
+    job_id = completed(jobs)
+    correct = parsed(verdict(jobs, "c", job_id, 0)).body.replay_verdict
+    deviated = parsed(verdict(jobs, "c", job_id, 1, "deviated", "channel 1->0, epoch 2"))
+    deviated = deviated.body.replay_verdict
+    assert trail_detail("replay_verdict", correct) == (
+        "replay of a: correct; rank 0, 12 frames, 2 channel digests"
+    )
+    assert trail_detail("replay_verdict", deviated) == (
+        "replay of b: deviated (channel 1->0, epoch 2); rank 1, 12 frames, 2 channel digests"
+    )
+    done = [
+        ("job_decision", "a", jobs_pb2.JobDecision(approve=True)),
+        ("job_decision", "b", jobs_pb2.JobDecision(approve=True)),
+        *(("job_started", m, None) for m in ("a", "b", "dealer")),
+        ("job_completed", "a", None),
+    ]
+    trail = [*done, ("replay_verdict", "c", deviated), ("replay_verdict", "c", correct)]
+    assert job_state_of(trail, {"a", "b"}) == (lifecycle.COMPLETED, "")
 
 
 def test_a_replay_needs_a_completed_job_and_a_committed_seed(jobs):
