@@ -790,6 +790,16 @@ def test_replay_verdict_refusals(jobs):
         assert check(jobs.state, record) == expected.format(short=short), changes
     assert check(jobs.state, verdict(jobs, "c", job_id, 0, detail="x" * 500)) is None
     assert check(jobs.state, verdict(jobs, "c", job_id, 0, channels_checked=[])) is None
+    with pytest.raises(KeyError, match=f"job {short} has no rank 3"):
+        ledger_writes.replay_verdict(
+            jobs.job(job_id),
+            3,
+            "correct",
+            "",
+            seed_commitment=a_seed,
+            frames_checked=0,
+            channels_checked=[],
+        )
     # the builder clips a long detail to what the rules take
     clipped = verdict(jobs, "c", job_id, 0, "deviated", "y" * 900)
     assert len(clipped.body.replay_verdict.detail) == 500 and check(jobs.state, clipped) is None
