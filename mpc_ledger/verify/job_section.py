@@ -89,13 +89,12 @@ def job_section(job: JobView, datasets: dict[str, Registration], check: JobCheck
     )
 
 
-def replay_text(verdict: Verdict) -> str:
+def _replay_text(verdict: Verdict) -> str:
     """What one verdict says of its party, as every report shows it."""
     if verdict.verdict == "correct":
         return "replayed: correct"
-    if verdict.verdict == "deviated":
-        return f"replayed: deviated ({verdict.detail or 'no detail given'})"
-    return f"replayed: {verdict.verdict!r}"
+    # the rules take no verdict but "correct" and "deviated"
+    return f"replayed: deviated ({verdict.detail or 'no detail given'})"
 
 
 def _replay_rows(job: JobView) -> list[list[str]]:
@@ -116,7 +115,7 @@ def _replay_rows(job: JobView) -> list[list[str]]:
                 [
                     str(party.rank),
                     party.member,
-                    replay_text(verdict),
+                    _replay_text(verdict),
                     verdict.replayer,
                     str(verdict.frames_checked),
                     str(verdict.at.height),
