@@ -116,6 +116,13 @@ def trail_detail(kind: str, payload: Any) -> str:
             f"rank {payload.rank}, {payload.rows_contributed} rows, "
             f"{payload.epochs_completed} epochs, {len(payload.final_channels)} channels"
         )
+    if kind == "replay_verdict":
+        # the author (the replayer) is the entry's own column; this names the replayed party
+        outcome = f"{payload.verdict} ({payload.detail})" if payload.detail else payload.verdict
+        return (
+            f"replay of {payload.member}: {outcome}; rank {payload.rank}, "
+            f"{payload.frames_checked} frames, {len(payload.channels_checked)} channel digests"
+        )
     return ""
 
 

@@ -25,7 +25,7 @@ from mpc_ledger.jobs.approval import REASON_MAX_CHARS
 from mpc_ledger.jobs.lifecycle import APPROVED, PENDING, RUNNING
 from mpc_ledger.jobs.manifest import ManifestParty
 from mpc_ledger.jobs.reconcile import ENDED
-from mpc_ledger.jobs.state import JobState, job_state
+from mpc_ledger.jobs.state import REPLAY_DETAIL_MAX_CHARS, JobState, job_state
 from mpc_ledger.ledger.records import make_record
 from mpc_ledger.ledger.state import LedgerState
 from mpc_ledger.mpc.snapshots import TranscriptSnapshot
@@ -41,6 +41,7 @@ __all__ = [
     "job_epoch_digests",
     "job_started",
     "participation_proof",
+    "replay_verdict",
 ]
 
 log = logging.getLogger(__name__)
@@ -137,12 +138,17 @@ def channel_digests(transcript: TranscriptSnapshot | None) -> Sequence[jobs_pb2.
     ]
 
 
-def job_started(job: JobState, fingerprint: bytes) -> jobs_pb2.JobStarted:
-    """This member starts ``job`` with its data's ``fingerprint`` just recomputed (b"": none)."""
+def job_started(
+    job: JobState, fingerprint: bytes, seed_commitment: bytes = b""
+) -> jobs_pb2.JobStarted:
+    """This member starts ``job`` with its data's ``fingerprint`` just recomputed (b"": none)
+    and the commitment to its worker's job seed (`mpc_ledger.mpc.job_seed.seed_commitment`;
+    b"": none, and this party's side can then never be replayed)."""
     return jobs_pb2.JobStarted(
         job_id=job.job_id,
         manifest_hash=job.manifest.manifest_hash,
         dataset_fingerprint=fingerprint,
+        seed_commitment=seed_commitment,
     )
 
 
@@ -194,4 +200,35 @@ def participation_proof(
         final_channels=channel_digests(transcript),
         rows_contributed=rows_contributed,
         epochs_completed=job.spec.epochs,
+    )
+
+
+def replay_verdict(
+    job: JobState,
+    rank: int,
+    verdict: str,
+    detail: str,
+    *,
+    seed_commitment: bytes,
+    frames_checked: int,
+    channels_checked: Sequence[jobs_pb2.ChannelDigest],
+) -> jobs_pb2.ReplayVerdict:
+    """The outcome of replaying rank ``rank``'s side of ``job``: ``verdict`` "correct" or
+    "deviated" (``detail``: the first channel and checkpoint that differ, clipped to what
+    the rules take), the commitment of the seed the replay ran with, and the receivers'
+    digests it matched. The member and its fingerprint are the manifest's for ``rank``
+    (`KeyError` if the job has no such rank: the caller's mistake, not the ledger's)."""
+    party = next((p for p in job.manifest.parties if p.rank == rank), None)
+    if party is None:
+        raise KeyError(f"job {job.job_id.hex()[:16]} has no rank {rank}")
+    return jobs_pb2.ReplayVerdict(
+        job_id=job.job_id,
+        rank=rank,
+        member=party.member_id,
+        verdict=verdict,
+        detail=detail[:REPLAY_DETAIL_MAX_CHARS],
+        seed_commitment=seed_commitment,
+        dataset_fingerprint=party.dataset_fingerprint,
+        frames_checked=frames_checked,
+        channels_checked=channels_checked,
     )

@@ -55,6 +55,9 @@ TRANSITIONS: Mapping[tuple[str, str], str] = {
     (RUNNING, "proof"): RUNNING,
     (RUNNING, "abort"): ABORTED,
     (COMPLETED, "proof"): COMPLETED,
+    # A replay re-runs a party's side of a finished job from its records: only a
+    # completed job has every checkpoint and final digest to compare with.
+    (COMPLETED, "replay-verdict"): COMPLETED,
 }
 
 # The event of each trail record kind but the decision (`decision_event`); a submission
@@ -66,6 +69,7 @@ KIND_EVENTS: Mapping[str, str] = {
     "job_completed": "complete",
     "participation_proof": "proof",
     "job_aborted": "abort",
+    "replay_verdict": "replay-verdict",
 }
 
 

@@ -28,7 +28,9 @@ provider is "dealer"; see `mpc_ledger.jobs.manifest.build_manifest`):
   and the genesis; user recipients must be bound. Job id = record id.
 * ``job_decision``: each data owner of the job, once, while it is pending.
 * ``job_started``: each participant, once, with the job's manifest hash
-  and (data owners) the registered fingerprint, once the job is approved.
+  and (data owners) the registered fingerprint, once the job is approved;
+  its ``seed_commitment`` (to the worker's job seed) is 32 bytes, or empty
+  in records written before replays existed.
 * ``job_alignment``: with alignment "psi", each data owner that started,
   once, while the job runs: the intersection's size (the same in every
   data owner's record), its train/test split and the transcript after the
@@ -41,6 +43,13 @@ provider is "dealer"; see `mpc_ledger.jobs.manifest.build_manifest`):
 * ``participation_proof``: each participant that started, once, while the
   job runs or after it completed.
 * ``job_aborted``: any participant or the submitter, until the job ends.
+* ``replay_verdict``: any member (the replayer, who signs), once per
+  replayed rank, after the job completed: the rank is a party of the job
+  and ``member`` holds it; verdict "correct" or "deviated", detail at most
+  500 characters; the seed commitment is the one that party started with
+  (a party that committed none cannot be replayed) and the fingerprint the
+  one it started with; the channels checked are the party's outbound ones.
+  It changes no status: a verdict is a fact about one party, not the job's.
 
 The rules are data: `JOB_RULES` (a `Rulebook`) is what this package adds
 to the ledger's own rules; `mpc_ledger.rulebook` merges the two into the
@@ -66,10 +75,13 @@ from mpc_ledger.jobs.state import (
     DATASETS_TABLE,
     EPOCHS_TABLE,
     JOBS_TABLE,
+    REPLAY_DETAIL_MAX_CHARS,
+    REPLAY_VERDICTS,
     Alignment,
     ChannelDigest,
     EpochDigests,
     JobState,
+    Replay,
     epoch_digests,
     job_state,
     registered_dataset,
@@ -260,15 +272,25 @@ def _check_started(view: StateView, record: ParsedRecord) -> str | None:
         return f"{author!r} has already started job {job.job_id.hex()[:16]}"
     if message.manifest_hash != job.manifest.manifest_hash:
         return "manifest_hash is not the hash of the job's manifest"
+    if len(message.seed_commitment) not in (0, HASH_SIZE_BYTES):
+        return (
+            f"seed_commitment must be a {HASH_SIZE_BYTES}-byte SHA-256 "
+            "(or empty: a worker without a committed seed)"
+        )
     return _fingerprint_problem(job, author, message.dataset_fingerprint)
 
 
 def _apply_started(view: StateView, record: ParsedRecord) -> None:
-    job = job_state(view, record.body.job_started.job_id)
+    message = record.body.job_started
+    job = job_state(view, message.job_id)
     assert job is not None
     status = _TRANSITIONS[(job.status, "start")]
-    started = (*job.started, record.body.author)
-    view.put(JOBS_TABLE, job.job_id.hex(), dataclasses.replace(job, started=started, status=status))
+    author = record.body.author
+    commitments = (*job.seed_commitments, (author, bytes(message.seed_commitment)))
+    changed = dataclasses.replace(
+        job, started=(*job.started, author), status=status, seed_commitments=commitments
+    )
+    view.put(JOBS_TABLE, job.job_id.hex(), changed)
 
 
 def _channel_problem(
@@ -511,6 +533,93 @@ def _apply_proof(view: StateView, record: ParsedRecord) -> None:
     view.put(JOBS_TABLE, job.job_id.hex(), dataclasses.replace(job, proofs=proofs))
 
 
+# -- replays -------------------------------------------------------------------------------
+
+
+def _check_replay_verdict(view: StateView, record: ParsedRecord) -> str | None:
+    message = record.body.replay_verdict
+    author = record.body.author
+    job, problem = _job_for(view, message.job_id)
+    if job is None:
+        return problem
+    problem = _transition(job, "replay-verdict", "replay_verdict")
+    if problem is not None:
+        return problem
+    short = job.job_id.hex()[:16]
+    party = next((p for p in job.manifest.parties if p.rank == message.rank), None)
+    if party is None:
+        last = len(job.manifest.parties) - 1
+        return f"rank: job {short} has ranks 0 to {last}, not {message.rank}"
+    if message.member != party.member_id:
+        return (
+            f"member: rank {party.rank} of job {short} is {party.member_id!r}, "
+            f"not {message.member!r}"
+        )
+    if message.verdict not in REPLAY_VERDICTS:
+        return f"verdict: {message.verdict!r} is not one of {', '.join(REPLAY_VERDICTS)}"
+    if len(message.detail) > REPLAY_DETAIL_MAX_CHARS:
+        return f"detail: longer than {REPLAY_DETAIL_MAX_CHARS} characters"
+    committed = job.seed_commitment_of(party.member_id)
+    if not committed:
+        return (
+            f"{party.member_id!r} started job {short} without a seed commitment; "
+            "its side cannot be replayed"
+        )
+    if message.seed_commitment != committed:
+        return (
+            f"seed_commitment differs from the one {party.member_id!r} committed in its "
+            "job_started: the replay did not run with that party's seed"
+        )
+    if message.dataset_fingerprint != party.dataset_fingerprint:
+        if party.role == "dealer":
+            return "the dealer holds no dataset; dataset_fingerprint must be empty"
+        return (
+            f"dataset_fingerprint differs from {party.dataset_id!r}'s fingerprint that "
+            f"{party.member_id!r} started job {short} with: the replay ran on other data"
+        )
+    if job.replay_by(author, party.rank) is not None:
+        return (
+            f"{author!r} has already written a replay verdict for rank {party.rank} "
+            f"({party.member_id!r}) of job {short}"
+        )
+    return _checked_channels_problem(job, party.rank, message.channels_checked)
+
+
+def _checked_channels_problem(
+    job: JobState, rank: int, channels: Sequence[jobs_pb2.ChannelDigest]
+) -> str | None:
+    """The digests a replay matched are the party's outbound channels' (what it sent), at
+    most one per other party and checkpoint (the PSI's end, each epoch's, the final)."""
+    size = len(job.manifest.parties)
+    most = (size - 1) * (job.spec.epochs + 2)
+    if len(channels) > most:
+        return f"channels_checked: at most {most} for this job ({size} parties)"
+    for index, channel in enumerate(channels):
+        field = f"channels_checked[{index}]"
+        pair = (channel.sender_rank, channel.receiver_rank)
+        if channel.sender_rank != rank:
+            return f"{field}: {pair[0]}->{pair[1]} is not sent by the replayed rank {rank}"
+        if channel.receiver_rank >= size or channel.receiver_rank == rank:
+            return f"{field}: {pair[0]}->{pair[1]} is not a channel between two of {size} ranks"
+        if len(channel.digest) != HASH_SIZE_BYTES:
+            return f"{field}.digest: must be a {HASH_SIZE_BYTES}-byte SHA-256"
+    return None
+
+
+def _apply_replay_verdict(view: StateView, record: ParsedRecord) -> None:
+    message = record.body.replay_verdict
+    job = job_state(view, message.job_id)
+    assert job is not None  # checked before
+    replay = Replay(
+        record.body.author, message.rank, message.member, message.verdict, message.detail
+    )
+    # The table keeps the status (a verdict moves no job); looked up all the same, so the
+    # table stays the whole state machine.
+    status = _TRANSITIONS[(job.status, "replay-verdict")]
+    changed = dataclasses.replace(job, replays=(*job.replays, replay), status=status)
+    view.put(JOBS_TABLE, job.job_id.hex(), changed)
+
+
 # A dataset's registration, which jobs then name.
 _DATASET_RULES: dict[str, Rule] = {
     "dataset_registration": Rule(
@@ -531,11 +640,15 @@ _JOB_TRAIL_RULES: dict[str, Rule] = {
     "job_aborted": Rule(authors="any", check=_check_aborted, apply=_apply_aborted),
     "job_completed": Rule(authors="member", check=_check_completed, apply=_apply_completed),
     "participation_proof": Rule(authors="member", check=_check_proof, apply=_apply_proof),
+    "replay_verdict": Rule(
+        authors="member", check=_check_replay_verdict, apply=_apply_replay_verdict
+    ),
 }
 
 # What this package adds to the ledger's rules (`mpc_ledger.rulebook` merges them).
 JOB_RULES = Rulebook(_DATASET_RULES, _JOB_TRAIL_RULES)
 JOB_TRAIL_KINDS = tuple(_JOB_TRAIL_RULES)
 # The trail's kinds whose records can move a job to another status in `_TRANSITIONS`
-# besides the submission, which makes the job (alignments, digests and proofs never do).
+# besides the submission, which makes the job (alignments, digests, proofs and
+# replay verdicts never do).
 JOB_STATUS_KINDS = ("job_decision", "job_started", "job_aborted", "job_completed")

@@ -23,10 +23,13 @@ __all__ = [
     "DATASETS_TABLE",
     "EPOCHS_TABLE",
     "JOBS_TABLE",
+    "REPLAY_DETAIL_MAX_CHARS",
+    "REPLAY_VERDICTS",
     "Alignment",
     "ChannelDigest",
     "EpochDigests",
     "JobState",
+    "Replay",
     "epoch_digests",
     "job_state",
     "registered_dataset",
@@ -36,6 +39,9 @@ __all__ = [
 DATASETS_TABLE = "jobs/datasets"  # dataset id -> RegisteredDataset
 JOBS_TABLE = "jobs/jobs"  # job id (hex) -> JobState
 EPOCHS_TABLE = "jobs/epochs"  # "<job id hex>/<member>/<epoch>" -> EpochDigests
+
+REPLAY_VERDICTS = ("correct", "deviated")  # a `Replay`'s verdict
+REPLAY_DETAIL_MAX_CHARS = 500  # its detail: the first differing channel and checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +85,17 @@ class Alignment:
 
 
 @dataclasses.dataclass(frozen=True)
+class Replay:
+    """A ``replay_verdict`` record: ``replayer`` re-ran ``member``'s side (rank ``rank``)."""
+
+    replayer: str
+    rank: int
+    member: str
+    verdict: str  # "correct" or "deviated"
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
 class JobState:
     """A job as the ledger knows it (immutable; each record replaces it)."""
 
@@ -94,6 +111,10 @@ class JobState:
     model_hash: bytes = b""
     metrics: tuple[tuple[str, float], ...] = ()
     alignments: tuple[Alignment, ...] = ()  # alignment "psi": in commit order
+    # (member, commitment to its job seed) from each job_started; b"": started before
+    # seeds were committed
+    seed_commitments: tuple[tuple[str, bytes], ...] = ()
+    replays: tuple[Replay, ...] = ()  # replay verdicts, in commit order
 
     @property
     def spec(self) -> JobSpec:
@@ -111,6 +132,19 @@ class JobState:
         for alignment in self.alignments:
             if alignment.member_id == member_id:
                 return alignment
+        return None
+
+    def seed_commitment_of(self, member_id: str) -> bytes:
+        """The commitment ``member_id`` started with (b"": none, or not started)."""
+        for member, commitment in self.seed_commitments:
+            if member == member_id:
+                return commitment
+        return b""
+
+    def replay_by(self, replayer: str, rank: int) -> Replay | None:
+        for replay in self.replays:
+            if (replay.replayer, replay.rank) == (replayer, rank):
+                return replay
         return None
 
     def rows_of(self, member_id: str) -> int:

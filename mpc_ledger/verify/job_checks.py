@@ -6,7 +6,8 @@ transcript table its comparisons fill (one row per link: do both ends
 agree). It writes nothing and reads no state beyond the view; the numbered
 checks are those of `mpc_ledger.verify.jobs`. Findings come in the order
 the records they concern were read: the starts' (checks 1 and 2) first, then
-the alignment's, each epoch's, and the completed job's.
+the alignment's, each epoch's, the completed job's, and its replay verdicts'
+(check 7).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from mpc_ledger.verify.job_view import EMPTY_DIGEST, HASH_BYTES, At, Channel, Channels, JobView
+from mpc_ledger.verify.job_view import (
+    EMPTY_DIGEST,
+    HASH_BYTES,
+    At,
+    Channel,
+    Channels,
+    JobView,
+    Verdict,
+)
 
 __all__ = ["Finding", "JobCheck", "check_job"]
 
@@ -36,7 +45,7 @@ class JobCheck:
 
 
 def check_job(job: JobView) -> JobCheck:
-    """Checks 1 to 6 on one job."""
+    """Checks 1 to 7 on one job."""
     findings = _start_findings(job)
     transcript: list[list[str]] = []
     _check_alignment(job, findings, transcript)
@@ -66,6 +75,8 @@ def check_job(job: JobView) -> JobCheck:
                         at,
                     )
                 )
+    for verdict in job.verdicts:
+        findings.extend(_verdict_findings(job, verdict))
     return JobCheck(findings, transcript)
 
 
@@ -195,3 +206,43 @@ def _check_alignment(job: JobView, findings: list[Finding], transcript: list[lis
                 )
     ends = {member: (channels, at) for member, (channels, _, at) in job.aligned.items()}
     _compare(job, "psi", ends, findings, transcript)
+
+
+def _recorded_by_receiver(job: JobView, link: tuple[int, int]) -> set[tuple[bytes, int]]:
+    """(digest, messages) of ``link`` in every record its receiver wrote: its PSI end, each
+    epoch's digests, its participation proof (what a replay compares sent frames with)."""
+    receiver = job.member_of(link[1])
+    tables = [job.aligned[receiver][0]] if receiver in job.aligned else []
+    tables += [ends[receiver][0] for ends in job.digests.values() if receiver in ends]
+    tables += [job.proofs[receiver][0]] if receiver in job.proofs else []
+    return {(t[link].digest, t[link].messages) for t in tables if link in t}
+
+
+def _verdict_findings(job: JobView, verdict: Verdict) -> list[Finding]:
+    """Check 7: the digests a verdict says it matched are ones the receivers recorded, and
+    a "deviated" verdict is itself a failure: a participant is proven not to have run the
+    agreed program. (That the verdict names a party by its rank, with the seed commitment
+    and fingerprint the party started with, the rules already refused otherwise: such a
+    record is a ``record-permission`` failure and never reaches the views.)"""
+    at, who = verdict.at, f"{verdict.replayer}'s replay of {verdict.member} (rank {verdict.rank})"
+    findings = []
+    for channel in verdict.channels_checked:
+        link = (channel.sender, channel.receiver)
+        if (channel.digest, channel.messages) not in _recorded_by_receiver(job, link):
+            findings.append(
+                Finding(
+                    f"job {job.short}: {who} matched digest {channel.digest.hex()[:16]}… of "
+                    f"{link[0]}->{link[1]} after {channel.messages} messages, which "
+                    f"{job.member_of(link[1])} never recorded",
+                    at,
+                )
+            )
+    if verdict.verdict == "deviated":
+        findings.append(
+            Finding(
+                f"job {job.short}: {who} shows that {verdict.member} deviated from the agreed "
+                f"program: {verdict.detail or '(no detail given)'}",
+                at,
+            )
+        )
+    return findings

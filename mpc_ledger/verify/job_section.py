@@ -3,7 +3,9 @@
 Reads what was collected (`mpc_ledger.verify.job_view`) and what the checks
 found (`mpc_ledger.verify.job_checks`); decides nothing itself. A job's
 section: who submitted, datasets and fingerprints, the test metrics,
-approvals and policy hashes, timeline, the transcript table, the result.
+approvals and policy hashes, timeline, the transcript table, each party's
+replays ("replayed: correct", "replayed: deviated (…)" or "not replayed",
+and by whom), the result.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 
 from mpc_ledger.timestamps import block_time_text
 from mpc_ledger.verify.job_checks import JobCheck
-from mpc_ledger.verify.job_view import JobCollector, JobView, Registration
+from mpc_ledger.verify.job_view import JobCollector, JobView, Registration, Verdict
 from mpc_ledger.verify.report import Report, Section, Table
 
 __all__ = ["job_section", "report_jobs"]
@@ -53,6 +55,7 @@ def job_section(job: JobView, datasets: dict[str, Registration], check: JobCheck
         author, reason, _ = job.aborted
         fields.append(("aborted", f"by {author}: {reason}"))
     fields.append(("proofs", f"{len(job.proofs)} of {len(job.parties)} participants"))
+    fields.append(("replays", _replays_summary(job)))
     fields.append(("result", "FAILED" if check.findings else "ok"))
     approvals = [
         [owner, "approve" if approve else "reject", policy.hex(), str(at.height)]
@@ -77,8 +80,57 @@ def job_section(job: JobView, datasets: dict[str, Registration], check: JobCheck
                 ["epoch", "link", "agree", "messages", "bytes"],
                 check.transcript,
             ),
+            Table(
+                "Replays",
+                ["rank", "party", "replay", "by", "frames checked", "height"],
+                _replay_rows(job),
+            ),
         ],
     )
+
+
+def _replay_text(verdict: Verdict) -> str:
+    """What one verdict says of its party, as every report shows it."""
+    if verdict.verdict == "correct":
+        return "replayed: correct"
+    # the rules take no verdict but "correct" and "deviated"
+    return f"replayed: deviated ({verdict.detail or 'no detail given'})"
+
+
+def _replay_rows(job: JobView) -> list[list[str]]:
+    """One row per party and verdict, in rank order; "not replayed" for a party without
+    (and why it never can be, when it started without committing to a seed)."""
+    committed = {s.member for s in job.starts if s.seed_commitment and not s.refused}
+    rows = []
+    for party in sorted(job.parties, key=lambda p: p.rank):
+        verdicts = [v for v in job.verdicts if v.rank == party.rank]
+        if not verdicts:
+            started = any(s.member == party.member and not s.refused for s in job.starts)
+            text = "not replayed"
+            if started and party.member not in committed:
+                text += " (started without a seed commitment)"
+            rows.append([str(party.rank), party.member, text, "", "", ""])
+        for verdict in verdicts:
+            rows.append(
+                [
+                    str(party.rank),
+                    party.member,
+                    _replay_text(verdict),
+                    verdict.replayer,
+                    str(verdict.frames_checked),
+                    str(verdict.at.height),
+                ]
+            )
+    return rows
+
+
+def _replays_summary(job: JobView) -> str:
+    replayed = {v.rank for v in job.verdicts}
+    deviated = sorted({v.member for v in job.verdicts if v.verdict == "deviated"})
+    text = f"{len(replayed)} of {len(job.parties)} participants replayed"
+    if deviated:
+        text += f"; deviated: {', '.join(deviated)}"
+    return text
 
 
 def report_jobs(

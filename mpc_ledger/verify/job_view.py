@@ -38,6 +38,7 @@ __all__ = [
     "RecordContext",
     "Registration",
     "Start",
+    "Verdict",
     "channel_table",
 ]
 
@@ -104,6 +105,23 @@ class Start:
     refused: bool
     decisions_before: int  # how many of the job's decisions came before it
     registered: Registration | None  # the starter's dataset's registration then (data parties)
+    seed_commitment: bytes = b""  # to the worker's job seed (b"": none, an older record)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A ``replay_verdict``: ``replayer`` re-ran rank ``rank``'s side of the job."""
+
+    replayer: str
+    rank: int
+    member: str
+    verdict: str  # "correct" or "deviated"
+    detail: str
+    seed_commitment: bytes
+    fingerprint: bytes
+    frames_checked: int
+    channels_checked: tuple[Channel, ...]  # the receivers' digests it matched, as given
+    at: At
 
 
 @dataclass
@@ -125,6 +143,7 @@ class JobView:
         default_factory=list
     )
     aborted: tuple[str, str, At] | None = None
+    verdicts: list[Verdict] = dataclasses.field(default_factory=list)  # in log order
     status: str = "pending"
     timeline: list[list[str]] = dataclasses.field(default_factory=list)
 
@@ -143,18 +162,22 @@ class JobView:
         return f"rank {rank}"
 
 
+def _channel(m: Any) -> Channel:
+    return Channel(
+        int(m.sender_rank),
+        int(m.receiver_rank),
+        bytes(m.digest),
+        int(m.messages),
+        int(m.size_bytes),
+        int(m.rounds),
+    )
+
+
 def channel_table(messages: Iterable[Any]) -> Channels:
     """``ChannelDigest`` messages by (sender rank, receiver rank)."""
     out: Channels = {}
     for m in messages:
-        channel = Channel(
-            int(m.sender_rank),
-            int(m.receiver_rank),
-            bytes(m.digest),
-            int(m.messages),
-            int(m.size_bytes),
-            int(m.rounds),
-        )
+        channel = _channel(m)
         out[(channel.sender, channel.receiver)] = channel
     return out
 
@@ -260,7 +283,7 @@ class JobCollector:
             if not approve:
                 job.status = "rejected"
         elif kind == "job_started":
-            self._started(job, author, bytes(message.dataset_fingerprint), place, refused)
+            self._started(job, author, message, place, refused)
         elif kind == "job_alignment":
             size = int(message.intersection_size)
             job.aligned[author] = (channel_table(message.channels), size, place)
@@ -281,16 +304,41 @@ class JobCollector:
             job.aborted = (author, message.reason, place)
             job.status = "aborted"
             _event(job, place, "aborted", author, message.reason)
+        elif kind == "replay_verdict":
+            self._verdict(job, author, message, place)
 
-    def _started(
-        self, job: JobView, author: str, fingerprint: bytes, place: At, refused: bool
-    ) -> None:
+    def _verdict(self, job: JobView, author: str, message: Any, place: At) -> None:
+        verdict = Verdict(
+            replayer=author,
+            rank=int(message.rank),
+            member=str(message.member),
+            verdict=str(message.verdict),
+            detail=str(message.detail),
+            seed_commitment=bytes(message.seed_commitment),
+            fingerprint=bytes(message.dataset_fingerprint),
+            frames_checked=int(message.frames_checked),
+            channels_checked=tuple(_channel(m) for m in message.channels_checked),
+            at=place,
+        )
+        job.verdicts.append(verdict)
+        _event(job, place, "replay verdict", author, f"{verdict.member}: {verdict.verdict}")
+
+    def _started(self, job: JobView, author: str, message: Any, place: At, refused: bool) -> None:
+        fingerprint = bytes(message.dataset_fingerprint)
         party = next((p for p in job.parties if p.member == author), None)
         registered = None
         if party is not None and party.role == "data":
             registered = self.datasets.get(party.dataset_id)
         job.starts.append(
-            Start(author, fingerprint, place, refused, len(job.decisions), registered)
+            Start(
+                author,
+                fingerprint,
+                place,
+                refused,
+                len(job.decisions),
+                registered,
+                bytes(message.seed_commitment),
+            )
         )
         note = " (refused by the ledger's rules)" if refused else ""
         _event(

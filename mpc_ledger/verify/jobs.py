@@ -9,8 +9,9 @@ order, to :meth:`JobAudit.observe` together with where it sits
 last block it calls :meth:`JobAudit.finish`, which checks each job it saw
 and fills the report: one :class:`~mpc_ledger.verify.report.Section` per job
 (who submitted, datasets and fingerprints, the test metrics, approvals and
-policy hashes, timeline, the transcript table, the result) and a ``jobs`` failure for each
-broken rule, naming the job, the block height and the record.
+policy hashes, timeline, the transcript table, the replays, the result) and
+a ``jobs`` failure for each broken rule, naming the job, the block height
+and the record.
 
 Three steps, three modules; `JobAudit` only runs them in order:
 
@@ -40,7 +41,14 @@ reading of the same facts:
 6. a job aligned by private set intersection (alignment "psi"): every data
    owner of a completed job wrote a ``job_alignment``, they all state the
    same intersection size, and their transcripts at the PSI's end agree
-   pairwise as in check 3.
+   pairwise as in check 3;
+7. each ``replay_verdict`` (someone re-ran one party's side from its
+   committed seed, its data and the frames it received; the rules took it
+   only with the seed commitment and fingerprint that party started with)
+   lists digests the receiving party recorded as the ones it matched; a
+   verdict "deviated" is a failure: that participant is proven not to have
+   run the agreed program. The section shows every party as "replayed:
+   correct" (by whom), "replayed: deviated (…)" or "not replayed".
 
 Records the rules refused are reported by the chain verifier
 (``record-permission``) and never reach :meth:`observe`; a chain verifier

@@ -52,7 +52,7 @@ CHECKS: dict[str, str] = {
     "record-permission": "every record's author was allowed to write it",
     "trailer": "the trailer agrees with the last block",
     "consistency": "this export extends the previous one (RFC 6962 consistency)",
-    "jobs": "each job ran as approved, with consistent transcripts",
+    "jobs": "each job ran as approved, with consistent transcripts; no replay found a deviation",
 }
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
 
 from mpc_ledger.cli.job import _listed_progress, progress_line
 from mpc_ledger.client import JobProgress, JobSummary
-from mpc_ledger.client.job_records import ledger_progress
+from mpc_ledger.client.job_records import job_state_of, ledger_progress, trail_detail
 from mpc_ledger.client.jobs import JobMethods
-from mpc_ledger.jobs import lifecycle, rules
+from mpc_ledger.jobs import ledger_writes, lifecycle, rules
 from mpc_ledger.jobs import state as job_tables
 from mpc_ledger.jobs.api import build_progress
 from mpc_ledger.jobs.progress import (
@@ -23,6 +24,7 @@ from mpc_ledger.jobs.progress import (
 from mpc_ledger.jobs.spec import JobDatasetRef
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.mpc.job_seed import seed_commitment
 from mpc_ledger.proto.v1 import jobs_pb2
 from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
@@ -82,13 +84,19 @@ class Jobs:
     def fingerprint(self, member, job_id):
         return self.job(job_id).manifest.party(member).dataset_fingerprint
 
-    def start(self, member, job_id, fingerprint=None, manifest_hash=None):
+    def commitment(self, member, job_id):
+        """The commitment ``member`` starts ``job_id`` with (a seed made up from its id)."""
+        seed = hashlib.sha256(member.encode()).digest()
+        return seed_commitment(self.authors.genesis.chain_id, job_id, member, seed)
+
+    def start(self, member, job_id, fingerprint=None, manifest_hash=None, seed=None):
         started = jobs_pb2.JobStarted(
             job_id=job_id,
             manifest_hash=manifest_hash or self.job(job_id).manifest.manifest_hash,
             dataset_fingerprint=(
                 self.fingerprint(member, job_id) if fingerprint is None else fingerprint
             ),
+            seed_commitment=self.commitment(member, job_id) if seed is None else seed,
         )
         return self.authors.record(member, job_started=started)
 
@@ -409,6 +417,26 @@ def test_start_needs_approval_and_the_right_facts(jobs):
     assert jobs.job(job_id).started == ("dealer", "a")
 
 
+def test_a_start_commits_to_its_workers_seed_or_to_nothing(jobs):
+    job_id = jobs.submitted()
+    jobs.approved(job_id)
+    for wrong in (bytes(31), bytes(33)):
+        assert check(jobs.state, jobs.start("a", job_id, seed=wrong)) == (
+            "seed_commitment must be a 32-byte SHA-256 (or empty: a worker without a "
+            "committed seed)"
+        )
+    # a record written before replays existed has none, and still passes
+    commit(jobs.state, jobs.start("a", job_id, seed=b""), jobs.start("b", job_id))
+    job = jobs.job(job_id)
+    assert job.seed_commitment_of("a") == b""
+    assert job.seed_commitment_of("b") == jobs.commitment("b", job_id)
+    assert len(job.seed_commitment_of("b")) == 32 and job.seed_commitment_of("dealer") == b""
+    # the builder the runner writes with carries it
+    built = ledger_writes.job_started(job, jobs.fingerprint("a", job_id), b"\x01" * 32)
+    assert built.seed_commitment == b"\x01" * 32
+    assert ledger_writes.job_started(job, b"").seed_commitment == b""
+
+
 # -- epoch digests --------------------------------------------------------------------------
 
 
@@ -647,6 +675,197 @@ def test_proof_refusals(jobs):
     assert "differs from 'a/cohort''s registered" in check(
         jobs.state, jobs.proof("a", job_id, dataset_fingerprint=bytes(32))
     )
+
+
+# -- replays -------------------------------------------------------------------------------
+
+
+def completed(jobs, *, seeds=None):
+    """A completed job whose participants started with ``seeds`` (member -> commitment;
+    by default each its own)."""
+    job_id = jobs.submitted()
+    jobs.approved(job_id)
+    seeds = seeds or {}
+    commit(jobs.state, *(jobs.start(m, job_id, seed=seeds.get(m)) for m in ("a", "b", "dealer")))
+    commit(jobs.state, jobs.complete("a", job_id))
+    return job_id
+
+
+def verdict(jobs, author, job_id, party, outcome="correct", text="", **changes):
+    """A ``replay_verdict`` by ``author`` of rank ``party`` built as the replay builds it,
+    then ``changes``."""
+    job = jobs.job(job_id)
+    member = job.manifest.parties[party].member_id
+    message = ledger_writes.replay_verdict(
+        job,
+        party,
+        outcome,
+        text,
+        seed_commitment=job.seed_commitment_of(member),
+        frames_checked=12,
+        channels_checked=[channel(party, (party + 1) % 3), channel(party, (party + 2) % 3)],
+    )
+    for field, value in changes.items():
+        if field == "channels_checked":
+            del message.channels_checked[:]
+            message.channels_checked.extend(value)
+        else:
+            setattr(message, field, value)
+    return jobs.authors.record(author, replay_verdict=message)
+
+
+def test_replay_verdicts_are_kept_per_replayer_and_rank_and_move_no_status(jobs):
+    job_id = completed(jobs)
+    deviated = "channel 1->0, epoch 2: the first checkpoint that differs"
+    commit(
+        jobs.state,
+        verdict(jobs, "c", job_id, 0),
+        verdict(jobs, "a", job_id, 1, "deviated", deviated),
+        verdict(jobs, "c", job_id, 2),
+    )
+    # another replayer of the same party is another verdict
+    commit(jobs.state, verdict(jobs, "b", job_id, 1))
+    job = jobs.job(job_id)
+    assert job.status == lifecycle.COMPLETED
+    assert [(r.replayer, r.rank, r.member, r.verdict) for r in job.replays] == [
+        ("c", 0, "a", "correct"),
+        ("a", 1, "b", "deviated"),
+        ("c", 2, "dealer", "correct"),
+        ("b", 1, "b", "correct"),
+    ]
+    assert job.replay_by("a", 1).detail == deviated
+    assert check(jobs.state, verdict(jobs, "c", job_id, 0, "deviated", "x")) == (
+        f"'c' has already written a replay verdict for rank 0 ('a') of job {job_id.hex()[:16]}"
+    )
+    # the dealer's verdict carries no fingerprint, a data party's its own
+    assert jobs.job(job_id).replays[2].member == "dealer"
+    assert "replay_verdict" in rules.JOB_TRAIL_KINDS
+    assert "replay_verdict" not in rules.JOB_STATUS_KINDS
+
+
+def test_replay_verdict_refusals(jobs):
+    job_id = completed(jobs)
+    short = job_id.hex()[:16]
+    a_seed = jobs.job(job_id).seed_commitment_of("a")
+    wrong_seed = (
+        "seed_commitment differs from the one 'a' committed in its job_started: the replay "
+        "did not run with that party's seed"
+    )
+    cases = [
+        ("rank: job {short} has ranks 0 to 2, not 3", dict(rank=3)),
+        ("member: rank 0 of job {short} is 'a', not 'b'", dict(member="b")),
+        ("verdict: 'fine' is not one of correct, deviated", dict(verdict="fine")),
+        ("verdict: '' is not one of correct, deviated", dict(verdict="")),
+        ("detail: longer than 500 characters", dict(detail="x" * 501)),
+        (wrong_seed, dict(seed_commitment=bytes(32))),
+        (wrong_seed, dict(seed_commitment=b"")),
+        (
+            "dataset_fingerprint differs from 'a/cohort''s fingerprint that 'a' started job "
+            "{short} with: the replay ran on other data",
+            dict(dataset_fingerprint=bytes(32)),
+        ),
+        (
+            "channels_checked[1]: 1->0 is not sent by the replayed rank 0",
+            dict(channels_checked=[channel(0, 1), channel(1, 0)]),
+        ),
+        (
+            "channels_checked[0]: 0->0 is not a channel between two of 3 ranks",
+            dict(channels_checked=[channel(0, 0)]),
+        ),
+        (
+            "channels_checked[0]: 0->3 is not a channel between two of 3 ranks",
+            dict(channels_checked=[channel(0, 3)]),
+        ),
+        (
+            "channels_checked[0].digest: must be a 32-byte SHA-256",
+            dict(channels_checked=[channel(0, 1, digest=b"x")]),
+        ),
+        (
+            "channels_checked: at most 8 for this job (3 parties)",
+            dict(channels_checked=[channel(0, 1)] * 9),
+        ),
+    ]
+    for expected, changes in cases:
+        record = verdict(jobs, "c", job_id, 0, **changes)
+        assert check(jobs.state, record) == expected.format(short=short), changes
+    assert check(jobs.state, verdict(jobs, "c", job_id, 0, detail="x" * 500)) is None
+    assert check(jobs.state, verdict(jobs, "c", job_id, 0, channels_checked=[])) is None
+    with pytest.raises(KeyError, match=f"job {short} has no rank 3"):
+        ledger_writes.replay_verdict(
+            jobs.job(job_id),
+            3,
+            "correct",
+            "",
+            seed_commitment=a_seed,
+            frames_checked=0,
+            channels_checked=[],
+        )
+    # the builder clips a long detail to what the rules take
+    clipped = verdict(jobs, "c", job_id, 0, "deviated", "y" * 900)
+    assert len(clipped.body.replay_verdict.detail) == 500 and check(jobs.state, clipped) is None
+    assert check(jobs.state, verdict(jobs, "c", job_id, 2, dataset_fingerprint=b"x" * 32)) == (
+        "the dealer holds no dataset; dataset_fingerprint must be empty"
+    )
+    assert check(jobs.state, verdict(jobs, "c", job_id, 1, seed_commitment=a_seed)).startswith(
+        "seed_commitment differs from the one 'b' committed"
+    )
+    # a user may not write one (the replayer signs as a member)
+    message = parsed(verdict(jobs, "c", job_id, 0)).body.replay_verdict
+    assert check(jobs.state, jobs.authors.record("a/alice", replay_verdict=message)) == (
+        "only members may write replay_verdict records; 'a/alice' is a user"
+    )
+    unknown = jobs_pb2.ReplayVerdict(job_id=bytes(32), rank=0, member="a", verdict="correct")
+    assert check(jobs.state, jobs.authors.record("c", replay_verdict=unknown)) == (
+        f"no job {bytes(32).hex()[:16]} on the ledger"
+    )
+
+
+def test_the_client_trail_describes_a_verdict_and_keeps_the_job_completed(jobs):
+    job_id = completed(jobs)
+    correct = parsed(verdict(jobs, "c", job_id, 0)).body.replay_verdict
+    deviated = parsed(verdict(jobs, "c", job_id, 1, "deviated", "channel 1->0, epoch 2"))
+    deviated = deviated.body.replay_verdict
+    assert trail_detail("replay_verdict", correct) == (
+        "replay of a: correct; rank 0, 12 frames, 2 channel digests"
+    )
+    assert trail_detail("replay_verdict", deviated) == (
+        "replay of b: deviated (channel 1->0, epoch 2); rank 1, 12 frames, 2 channel digests"
+    )
+    done = [
+        ("job_decision", "a", jobs_pb2.JobDecision(approve=True)),
+        ("job_decision", "b", jobs_pb2.JobDecision(approve=True)),
+        *(("job_started", m, None) for m in ("a", "b", "dealer")),
+        ("job_completed", "a", None),
+    ]
+    trail = [*done, ("replay_verdict", "c", deviated), ("replay_verdict", "c", correct)]
+    assert job_state_of(trail, {"a", "b"}) == (lifecycle.COMPLETED, "")
+
+
+def test_a_replay_needs_a_completed_job_and_a_committed_seed(jobs):
+    job_id = jobs.submitted()
+    short = job_id.hex()[:16]
+    jobs.running(job_id)
+    message = jobs_pb2.ReplayVerdict(
+        job_id=job_id,
+        rank=0,
+        member="a",
+        verdict="correct",
+        seed_commitment=jobs.job(job_id).seed_commitment_of("a"),
+        dataset_fingerprint=jobs.fingerprint("a", job_id),
+    )
+    assert check(jobs.state, jobs.authors.record("c", replay_verdict=message)) == (
+        f"job {short} is running; a replay_verdict record is not allowed now"
+    )
+    commit(jobs.state, jobs.abort("b", job_id))
+    assert check(jobs.state, jobs.authors.record("c", replay_verdict=message)) == (
+        f"job {short} is aborted; a replay_verdict record is not allowed now"
+    )
+    # b started as before replays existed: its side has no seed to replay with
+    old = completed(jobs, seeds={"b": b""})
+    assert check(jobs.state, verdict(jobs, "c", old, 1)) == (
+        f"'b' started job {old.hex()[:16]} without a seed commitment; its side cannot be replayed"
+    )
+    assert check(jobs.state, verdict(jobs, "c", old, 0)) is None
 
 
 def test_abort_ends_the_job_and_nothing_follows(jobs):

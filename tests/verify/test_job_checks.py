@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import html
+import json
 
 import pytest
 
+from mpc_ledger.jobs import ledger_writes
 from mpc_ledger.jobs import state as job_tables
 from mpc_ledger.jobs.datasets import Column, DatasetSchema, FingerprintBuilder, make_registration
 from mpc_ledger.jobs.spec import JobDatasetRef, JobSpec, ModelSpec, OptimiserSpec
 from mpc_ledger.ledger.records import parse_record
 from mpc_ledger.ledger.state import LedgerState
+from mpc_ledger.mpc.job_seed import seed_commitment
 from mpc_ledger.proto.v1 import jobs_pb2
 from mpc_ledger.rulebook import RULEBOOK
 from mpc_ledger.testing.chains import ChainBuilder
@@ -28,6 +32,7 @@ COHORT = DatasetSchema(
 ASSAYS = DatasetSchema((Column("patient_id", "string"), Column("crp", "float64")), "patient_id")
 POLICY = hashlib.sha256(b"policy").digest()
 MODEL = hashlib.sha256(b"model").digest()
+sha256 = hashlib.sha256
 RANKS = {"a": 0, "b": 1, "dealer": 2}
 
 
@@ -109,14 +114,42 @@ class JobChain:
         decision = jobs_pb2.JobDecision(job_id=self.job_id, approve=True, policy_hash=POLICY)
         return self.record(member, job_decision=decision)
 
-    def start(self, member: str) -> bytes:
+    def start(self, member: str, seed: bytes | None = None) -> bytes:
+        """``member``'s start, committing to a seed made up from its id (``seed``: this
+        commitment instead; b"" for a start written before replays existed)."""
         party = self.job.manifest.party(member)
+        if seed is None:
+            chain_id = self.builder.chain_id
+            seed = seed_commitment(chain_id, self.job_id, member, sha256(member.encode()).digest())
         started = jobs_pb2.JobStarted(
             job_id=self.job_id,
             manifest_hash=self.job.manifest.manifest_hash,
             dataset_fingerprint=party.dataset_fingerprint,
+            seed_commitment=seed,
         )
         return self.record(member, job_started=started)
+
+    def verdict(self, replayer: str, member: str, outcome="correct", detail="", tamper=False):
+        """``replayer``'s verdict on ``member``'s side, built as the replay builds it: the
+        digests it matched are what the receivers recorded of ``member``'s sends in each
+        epoch (``tamper``: one of them is a digest no receiver recorded)."""
+        rank = RANKS[member]
+        matched = [
+            c
+            for epoch in (1, 2)
+            for c in self.channels(member, epoch, (rank, 0) if tamper and epoch == 2 else None)
+            if c.sender_rank == rank
+        ]
+        message = ledger_writes.replay_verdict(
+            self.job,
+            rank,
+            outcome,
+            detail,
+            seed_commitment=self.job.seed_commitment_of(member),
+            frames_checked=sum(c.messages for c in matched),
+            channels_checked=matched,
+        )
+        return self.record(replayer, replay_verdict=message)
 
     def channels(self, member: str, epoch: int, tamper: tuple[int, int] | None = None):
         rank = RANKS[member]
@@ -238,7 +271,7 @@ def test_a_consistent_job_verifies_with_its_section(jobs_consortium, tmp_path):
     assert fields["participants"] == "a, b, dealer"
     fingerprint = chain.job.manifest.party("b").dataset_fingerprint.hex()
     assert fingerprint in fields["dataset b/assays"]
-    metrics, approvals, timeline, transcripts = section.tables
+    metrics, approvals, timeline, transcripts, replays = section.tables
     assert metrics.title == "Test metrics"
     assert metrics.rows == [["test_accuracy", "0.9"], ["test_log_loss", "0.314159"]]
     assert [row[:3] for row in approvals.rows] == [
@@ -249,6 +282,12 @@ def test_a_consistent_job_verifies_with_its_section(jobs_consortium, tmp_path):
     # 6 directed links per epoch and for the final digests, all agreeing
     assert len(transcripts.rows) == 18 and {row[2] for row in transcripts.rows} == {"yes"}
     assert ["epoch 2", "0->1 (a -> b)", "yes", "20", "2000"] in transcripts.rows
+    assert [row[1:3] for row in replays.rows] == [
+        ["a", "not replayed"],
+        ["b", "not replayed"],
+        ["dealer", "not replayed"],
+    ]
+    assert fields["replays"] == "0 of 3 participants replayed"
     for fmt in ("text", "json", "html"):
         assert chain.job_id.hex()[:16] in render(report, fmt)
         assert "test_log_loss" in render(report, fmt) and "0.314159" in render(report, fmt)
@@ -341,3 +380,104 @@ def test_a_psi_job_shows_its_alignment_and_checks_the_psi_transcript(jobs_consor
     assert failure.startswith(
         f"job {tampered.job_id.hex()[:16]} psi: link 0->1 (a -> b) disagrees: digest "
     )
+
+
+# -- replays (check 7) ----------------------------------------------------------------------
+
+
+def verify_chain(consortium, chain, path):
+    return verify_export(export_chain(consortium, chain.builder, path), consortium.genesis)
+
+
+def test_correct_replays_show_per_party_and_the_job_verifies(jobs_consortium, tmp_path):
+    chain = run_job(JobChain(jobs_consortium))
+    chain.commit(chain.verdict("c", "a"), chain.verdict("a", "dealer"))
+    report = verify_chain(jobs_consortium, chain, tmp_path / "x")
+    assert report.ok, report.failures
+    (section,) = report.jobs
+    assert dict(section.fields)["replays"] == "2 of 3 participants replayed"
+    assert table(section, "Replays").rows == [
+        ["0", "a", "replayed: correct", "c", "60", "8"],
+        ["1", "b", "not replayed", "", "", ""],
+        ["2", "dealer", "replayed: correct", "a", "60", "8"],
+    ]
+    events = [row[3:6] for row in table(section, "Timeline").rows if row[3] == "replay verdict"]
+    assert events == [
+        ["replay verdict", "c", "a: correct"],
+        ["replay verdict", "a", "dealer: correct"],
+    ]
+    genesis = jobs_consortium.genesis_path
+    assert run_cli_inprocess("verify", tmp_path / "x", "--genesis", genesis) == 0
+
+
+def test_every_replay_state_in_text_json_and_html_and_a_deviation_fails(
+    jobs_consortium, tmp_path, capsys
+):
+    chain = run_job(JobChain(jobs_consortium))
+    detail = "channel 1->0, epoch 2: the first checkpoint that differs"
+    chain.commit(chain.verdict("c", "a"), chain.verdict("c", "b", "deviated", detail))
+    path = export_chain(jobs_consortium, chain.builder, tmp_path / "x")
+    report = verify_export(path, jobs_consortium.genesis)
+    short = chain.job_id.hex()[:16]
+    (failure,) = report.failures
+    assert failure.check == "jobs" and failure.height == 8 and failure.record_id is not None
+    assert failure.message == (
+        f"job {short}: c's replay of b (rank 1) shows that b deviated from the agreed "
+        f"program: {detail}"
+    )
+    (section,) = report.jobs
+    fields = dict(section.fields)
+    assert fields["result"] == "FAILED"
+    assert fields["replays"] == "2 of 3 participants replayed; deviated: b"
+    states = {
+        "a": "replayed: correct",
+        "b": f"replayed: deviated ({detail})",
+        "dealer": "not replayed",
+    }
+    assert {row[1]: row[2] for row in table(section, "Replays").rows} == states
+    text, page = render(report, "text"), render(report, "html")
+    for member, state in states.items():
+        rank = str(RANKS[member])
+        by = "" if member == "dealer" else "c"
+        assert f"    {rank} | {member} | {state} | {by} |" in text
+        assert f"<td>{member}</td><td>{html.escape(state)}</td><td>{by}</td>" in page
+    assert text.startswith("FAILED") and "shows that b deviated" in text
+    genesis = jobs_consortium.genesis_path
+    assert run_cli_inprocess("verify", path, "--genesis", genesis, "--format", "json") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is False
+    assert [f["message"] for f in document["failures"]] == [failure.message]
+    (job,) = document["jobs"]
+    (replays,) = [t for t in job["tables"] if t["title"] == "Replays"]
+    assert {row[1]: (row[2], row[3]) for row in replays["rows"]} == {
+        "a": ("replayed: correct", "c"),
+        "b": (f"replayed: deviated ({detail})", "c"),
+        "dealer": ("not replayed", ""),
+    }
+    assert job["fields"]["replays"] == "2 of 3 participants replayed; deviated: b"
+
+
+def test_a_verdict_matching_a_digest_no_receiver_recorded_fails(jobs_consortium, tmp_path):
+    chain = run_job(JobChain(jobs_consortium))
+    chain.commit(chain.verdict("c", "b", tamper=True))
+    report = verify_chain(jobs_consortium, chain, tmp_path / "x")
+    (failure,) = jobs_failures(report)
+    assert failure.startswith(f"job {chain.job_id.hex()[:16]}: c's replay of b (rank 1) matched ")
+    assert failure.endswith("of 1->0 after 20 messages, which a never recorded")
+
+
+def test_a_party_started_without_a_seed_shows_it_cannot_be_replayed(jobs_consortium, tmp_path):
+    chain = JobChain(jobs_consortium)
+    chain.submit()
+    chain.commit(chain.decide("a"), chain.decide("b"))
+    chain.commit(chain.start("a"), chain.start("b", seed=b""), chain.start("dealer"))
+    chain.commit(*(chain.digests(m, e) for e in (1, 2) for m in RANKS))
+    chain.commit(chain.complete(), *(chain.proof(m) for m in RANKS))
+    report = verify_chain(jobs_consortium, chain, tmp_path / "x")
+    assert report.ok, report.failures  # an older chain verifies as it did
+    (section,) = report.jobs
+    assert [row[2] for row in table(section, "Replays").rows] == [
+        "not replayed",
+        "not replayed (started without a seed commitment)",
+        "not replayed",
+    ]

@@ -139,14 +139,16 @@ class JobDecision(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ..., approve: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ..., policy_hash: _Optional[bytes] = ...) -> None: ...
 
 class JobStarted(_message.Message):
-    __slots__ = ("job_id", "manifest_hash", "dataset_fingerprint")
+    __slots__ = ("job_id", "manifest_hash", "dataset_fingerprint", "seed_commitment")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_HASH_FIELD_NUMBER: _ClassVar[int]
     DATASET_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    SEED_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     manifest_hash: bytes
     dataset_fingerprint: bytes
-    def __init__(self, job_id: _Optional[bytes] = ..., manifest_hash: _Optional[bytes] = ..., dataset_fingerprint: _Optional[bytes] = ...) -> None: ...
+    seed_commitment: bytes
+    def __init__(self, job_id: _Optional[bytes] = ..., manifest_hash: _Optional[bytes] = ..., dataset_fingerprint: _Optional[bytes] = ..., seed_commitment: _Optional[bytes] = ...) -> None: ...
 
 class ChannelDigest(_message.Message):
     __slots__ = ("sender_rank", "receiver_rank", "digest", "messages", "size_bytes", "rounds")
@@ -233,6 +235,28 @@ class ParticipationProof(_message.Message):
     rows_contributed: int
     epochs_completed: int
     def __init__(self, job_id: _Optional[bytes] = ..., manifest_hash: _Optional[bytes] = ..., dataset_fingerprint: _Optional[bytes] = ..., rank: _Optional[int] = ..., final_channels: _Optional[_Iterable[_Union[ChannelDigest, _Mapping]]] = ..., rows_contributed: _Optional[int] = ..., epochs_completed: _Optional[int] = ...) -> None: ...
+
+class ReplayVerdict(_message.Message):
+    __slots__ = ("job_id", "rank", "member", "verdict", "detail", "seed_commitment", "dataset_fingerprint", "frames_checked", "channels_checked")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SEED_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    rank: int
+    member: str
+    verdict: str
+    detail: str
+    seed_commitment: bytes
+    dataset_fingerprint: bytes
+    frames_checked: int
+    channels_checked: _containers.RepeatedCompositeFieldContainer[ChannelDigest]
+    def __init__(self, job_id: _Optional[bytes] = ..., rank: _Optional[int] = ..., member: _Optional[str] = ..., verdict: _Optional[str] = ..., detail: _Optional[str] = ..., seed_commitment: _Optional[bytes] = ..., dataset_fingerprint: _Optional[bytes] = ..., frames_checked: _Optional[int] = ..., channels_checked: _Optional[_Iterable[_Union[ChannelDigest, _Mapping]]] = ...) -> None: ...
 
 class ManifestParty(_message.Message):
     __slots__ = ("rank", "member_id", "role", "dataset_id", "dataset_fingerprint", "row_count", "train_rows", "test_rows", "feature_columns", "holds_label", "id_column")

@@ -38,7 +38,7 @@ class UserKeyRevocation(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RecordBody(_message.Message):
-    __slots__ = ("author", "nonce", "created_ms", "note", "bind_user", "revoke_user", "dataset_registration", "job_submission", "job_decision", "job_started", "job_epoch_digests", "job_aborted", "job_completed", "participation_proof", "job_alignment")
+    __slots__ = ("author", "nonce", "created_ms", "note", "bind_user", "revoke_user", "dataset_registration", "job_submission", "job_decision", "job_started", "job_epoch_digests", "job_aborted", "job_completed", "participation_proof", "job_alignment", "replay_verdict")
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_MS_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class RecordBody(_message.Message):
     JOB_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     PARTICIPATION_PROOF_FIELD_NUMBER: _ClassVar[int]
     JOB_ALIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_VERDICT_FIELD_NUMBER: _ClassVar[int]
     author: str
     nonce: int
     created_ms: int
@@ -69,7 +70,8 @@ class RecordBody(_message.Message):
     job_completed: _jobs_pb2.JobCompleted
     participation_proof: _jobs_pb2.ParticipationProof
     job_alignment: _jobs_pb2.JobAlignment
-    def __init__(self, author: _Optional[str] = ..., nonce: _Optional[int] = ..., created_ms: _Optional[int] = ..., note: _Optional[_Union[Note, _Mapping]] = ..., bind_user: _Optional[_Union[UserKeyBinding, _Mapping]] = ..., revoke_user: _Optional[_Union[UserKeyRevocation, _Mapping]] = ..., dataset_registration: _Optional[_Union[_jobs_pb2.DatasetRegistration, _Mapping]] = ..., job_submission: _Optional[_Union[_jobs_pb2.JobSubmission, _Mapping]] = ..., job_decision: _Optional[_Union[_jobs_pb2.JobDecision, _Mapping]] = ..., job_started: _Optional[_Union[_jobs_pb2.JobStarted, _Mapping]] = ..., job_epoch_digests: _Optional[_Union[_jobs_pb2.JobEpochDigests, _Mapping]] = ..., job_aborted: _Optional[_Union[_jobs_pb2.JobAborted, _Mapping]] = ..., job_completed: _Optional[_Union[_jobs_pb2.JobCompleted, _Mapping]] = ..., participation_proof: _Optional[_Union[_jobs_pb2.ParticipationProof, _Mapping]] = ..., job_alignment: _Optional[_Union[_jobs_pb2.JobAlignment, _Mapping]] = ...) -> None: ...
+    replay_verdict: _jobs_pb2.ReplayVerdict
+    def __init__(self, author: _Optional[str] = ..., nonce: _Optional[int] = ..., created_ms: _Optional[int] = ..., note: _Optional[_Union[Note, _Mapping]] = ..., bind_user: _Optional[_Union[UserKeyBinding, _Mapping]] = ..., revoke_user: _Optional[_Union[UserKeyRevocation, _Mapping]] = ..., dataset_registration: _Optional[_Union[_jobs_pb2.DatasetRegistration, _Mapping]] = ..., job_submission: _Optional[_Union[_jobs_pb2.JobSubmission, _Mapping]] = ..., job_decision: _Optional[_Union[_jobs_pb2.JobDecision, _Mapping]] = ..., job_started: _Optional[_Union[_jobs_pb2.JobStarted, _Mapping]] = ..., job_epoch_digests: _Optional[_Union[_jobs_pb2.JobEpochDigests, _Mapping]] = ..., job_aborted: _Optional[_Union[_jobs_pb2.JobAborted, _Mapping]] = ..., job_completed: _Optional[_Union[_jobs_pb2.JobCompleted, _Mapping]] = ..., participation_proof: _Optional[_Union[_jobs_pb2.ParticipationProof, _Mapping]] = ..., job_alignment: _Optional[_Union[_jobs_pb2.JobAlignment, _Mapping]] = ..., replay_verdict: _Optional[_Union[_jobs_pb2.ReplayVerdict, _Mapping]] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("body", "signature")
