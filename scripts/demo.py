@@ -408,6 +408,14 @@ def demo(work: Path, rows: int, epochs: int) -> None:
         say("the job's record trail on the ledger")
         run("job", "show", job_id, "--profile", "alice", cwd=work)
 
+        say(
+            "each party's operator replays its side of the job from its committed seed, its "
+            "registered data and its encrypted inbound log, and signs the verdict"
+        )
+        for member in (*HOSPITALS, "dealer"):
+            run("audit", "replay", job_id, "--config", Path("consortium") / member / "party.toml",
+                cwd=work)  # fmt: skip
+
         say("compliance: export hospital-a's copy of the ledger and verify it offline")
         run("ledger", "export", "-o", "ledger.export", "--config", configs["hospital-a"], cwd=work)
         run("verify", "ledger.export", "--genesis", "consortium/genesis.json", cwd=work)

@@ -145,7 +145,9 @@ def _ledger_job(party: Party, job_id: str, scratch: Path) -> JobView:
     if call_party_daemon(party, action) != 0:
         raise UserError("cannot read this party's ledger from its daemon")
     report = verify_export(export, party.genesis, job_id=job_id)
-    views = [v for v in report.job_views.values() if v.job_id.hex().startswith(job_id.lower())]
+    views: list[JobView] = [
+        v for v in report.job_views.values() if v.job_id.hex().startswith(job_id.lower())
+    ]
     if not views:
         raise UserError(f"no job {job_id!r} on this party's ledger", field="JOB_ID")
     if len(views) > 1:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mpc_ledger.daemon.parent import child_env
@@ -30,7 +30,14 @@ class DaemonProcess:
     not fork it: the daemon follows its parent's pid, this process).
     """
 
-    def __init__(self, config: Path, log_path: Path, *, prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log_path: Path,
+        *,
+        prefix: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -38,7 +45,7 @@ class DaemonProcess:
             [*prefix, *CLI, "party", "start", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**child_env(), "PYTHONUNBUFFERED": "1"},
+            env={**child_env(), "PYTHONUNBUFFERED": "1", **(env or {})},
         )
 
     def wait_serving(self, address: str, timeout_s: float = 20) -> None:

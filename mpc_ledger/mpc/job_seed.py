@@ -30,6 +30,7 @@ import os
 import random
 import stat
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "SEED_BYTES",
@@ -130,7 +131,7 @@ class SeededRandom(random.Random):
     def randbytes(self, n: int) -> bytes:
         return self._bytes(n)
 
-    def getstate(self) -> tuple[object, ...]:
+    def getstate(self) -> Any:
         raise NotImplementedError("a SeededRandom's state is its seed; it is not exported")
 
     def setstate(self, state: object) -> None:

@@ -108,3 +108,4 @@ class JobAudit:
         """Check every job seen; add its section and its failures to ``report``."""
         checked = [(job, check_job(job)) for job in self._collected.jobs.values()]
         report_jobs(report, self._collected, checked, job_id=self.job_id)
+        report.job_views = dict(self._collected.jobs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mpc_ledger.mpc.replay import ReplayTargets, checkpoints_of
+from mpc_ledger.mpc.replay import Checkpoint, ReplayTargets, checkpoints_of
 from mpc_ledger.verify.job_view import Channels, JobView
 
 __all__ = ["replay_targets"]
@@ -31,7 +31,7 @@ def _checkpoints(view: JobView, member: str) -> Iterator[tuple[str, Channels]]:
 def replay_targets(view: JobView, rank: int) -> ReplayTargets:
     own = view.member_of(rank)
     inbound = checkpoints_of(_checkpoints(view, own), lambda key: key[1] == rank)
-    outbound: dict = {}
+    outbound: dict[tuple[int, int], tuple[Checkpoint, ...]] = {}
     for party in view.parties:
         if party.rank == rank:
             continue

@@ -116,6 +116,9 @@ class Report:
     failures: list[Failure] = dataclasses.field(default_factory=list)
     failures_omitted: Counter[str] = dataclasses.field(default_factory=Counter)
     failure_counts: Counter[str] = dataclasses.field(default_factory=Counter)
+    # The collected jobs (`mpc_ledger.verify.job_view.JobView` by job id), for a caller
+    # that reads them (`mpc-ledger audit replay`); never rendered.
+    job_views: dict[bytes, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def fail(
         self,

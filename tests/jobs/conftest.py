@@ -177,13 +177,18 @@ learning_rate = 0.5
 
 @contextlib.contextmanager
 def cli_job_world(
-    root: Path, policy: str, *, check_logs: bool = False, policy_of: dict[str, str] | None = None
+    root: Path,
+    policy: str,
+    *,
+    check_logs: bool = False,
+    policy_of: dict[str, str] | None = None,
+    env_of: dict[str, dict[str, str]] | None = None,
 ) -> Iterator:
     """Data parties a and b (vertical: a/feat holds f0-f2, b/lab holds g0, g1 and the label
     y; each has patients the other lacks, in its own order, with an id column), the dealer
     and an auditor; both data parties use ``policy`` (or ``policy_of[member]`` where given);
-    the datasets are registered with `dataset register`. Yields the consortium; stops every
-    daemon after."""
+    the datasets are registered with `dataset register`; ``env_of[member]`` is added to that
+    daemon's environment. Yields the consortium; stops every daemon after."""
     import numpy as np
     from sklearn.datasets import load_breast_cancer
 
@@ -211,7 +216,10 @@ def cli_job_world(
         ["id", "g0", "g1", "y"],
         [ids[b_rows], *features[b_rows, 3:5].T.round(4), labels[b_rows].astype(np.int64)],
     )
-    daemons = [DaemonProcess(consortium.config(m), root / f"{m}.log") for m in consortium.ids]
+    daemons = [
+        DaemonProcess(consortium.config(m), root / f"{m}.log", env=(env_of or {}).get(m))
+        for m in consortium.ids
+    ]
     try:
         for member_id, daemon in zip(consortium.ids, daemons, strict=True):
             daemon.wait_serving(consortium.genesis.member(member_id).endpoint, 60)

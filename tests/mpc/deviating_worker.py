@@ -8,19 +8,20 @@ frame it sends to another data party gets one bit of its payload flipped *before
 hashed. It records what it really sent, so sender and receiver agree on every digest and
 `verify`'s checks pass; only a replay, which recomputes what the honest program sends,
 can tell. It says on stderr (its log) which channel it altered. The rest of its
-randomness comes from the committed seed like an honest worker's. With
-``MPC_LEDGER_TEST_UNSEEDED=1`` it alters nothing and is the honest program, except that
-CrypTen draws its own seeds from ``os.urandom`` as shipped: randomness the committed seed
-does not explain, which a replay must catch too.
+randomness comes from the committed seed like an honest worker's. The test says per job
+what to be (`mode`): ``deviate`` (the above), ``honest``, or ``unseeded``: the honest
+program, except that CrypTen draws its own seeds from ``os.urandom`` as shipped, which
+the committed seed does not explain and a replay must catch too.
 """
 
-import os
 import sys
+from pathlib import Path
 
 from mpc_ledger.jobs.worker_bridge import read_party_file
 from mpc_ledger.mpc import crypten_compat, worker
 from mpc_ledger.mpc.communicator import MpcCommunicator
 
+MODE_FILE = "test-worker-mode"
 ALTERED = "deviating worker: altered its first frame of epoch 2 to rank"
 
 
@@ -50,9 +51,18 @@ def unseeded() -> None:
     crypten_compat.seed_crypten = lambda seed: None
 
 
+def mode(argv):
+    """What the test asked of this job: the first line of ``test-worker-mode`` in the
+    party's data folder (the manifest is ``<data_dir>/jobs/<job>/...``); honest without."""
+    manifest = Path(argv[argv.index("--manifest") + 1])
+    marker = manifest.parents[2] / MODE_FILE
+    return marker.read_text().strip() if marker.exists() else "honest"
+
+
 if __name__ == "__main__":
-    double = Deviating
-    if os.environ.get("MPC_LEDGER_TEST_UNSEEDED") == "1":
+    argv = sys.argv[1:]
+    chosen = mode(argv)
+    double = {"deviate": Deviating, "unseeded": MpcCommunicator, "honest": MpcCommunicator}[chosen]
+    if chosen == "unseeded":
         unseeded()
-        double = MpcCommunicator
-    sys.exit(worker.main(sys.argv[1:], communicator_class=double, read_file=read_party_file))
+    sys.exit(worker.main(argv, communicator_class=double, read_file=read_party_file))

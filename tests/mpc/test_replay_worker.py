@@ -62,7 +62,13 @@ def recorded_job(tmp_path_factory):
     assert all("error" not in r for r in results), [w.log() for w in workers]
     manifest_path = root / "manifest.json"
     manifest.write(manifest_path)
-    return {"root": root, "folder": folder, "key": key, "manifest": manifest_path, "results": results}
+    return {
+        "root": root,
+        "folder": folder,
+        "key": key,
+        "manifest": manifest_path,
+        "results": results,
+    }
 
 
 def _received_by_others(results, rank):
