@@ -46,12 +46,6 @@ from mpc_ledger.identity.party import Party, load_party
 from mpc_ledger.jobs.data_check import DataCheckFailed, recheck_dataset
 from mpc_ledger.jobs.job_folder import job_folder, log_key_path, replay_files
 from mpc_ledger.jobs.job_run import JOB_WORKER_PROGRAM
-from mpc_ledger.mpc.inbound_log import (
-    InboundLogError,
-    inbound_prefix_digests,
-    load_log_key,
-    read_inbound_log,
-)
 from mpc_ledger.mpc.job_seed import JobSeedError, read_job_seed, seed_commitment
 from mpc_ledger.mpc.replay import (
     ReplayTargets,
@@ -122,7 +116,7 @@ def _say(text: str) -> None:
 def _ledger_job(party: Party, job_id: str, scratch: Path) -> JobView:
     """The job's view from this party's own ledger, exported and verified offline."""
     from mpc_ledger.cli._daemon_call import call_party_daemon
-    from mpc_ledger.cli.compliance import _blocks
+    from mpc_ledger.cli.compliance import paged_blocks
     from mpc_ledger.verify import verify_export
     from mpc_ledger.verify.export import write_export
 
@@ -132,7 +126,7 @@ def _ledger_job(party: Party, job_id: str, scratch: Path) -> JobView:
         tip = int(client.tip().height)
         write_export(
             export,
-            _blocks(client, 1, tip),
+            paged_blocks(client, 1, tip),
             genesis_json=party.config.genesis_path.read_bytes(),
             chain_id=party.genesis.chain_id,
             from_height=1,
@@ -203,6 +197,14 @@ def _check_data(subject: _Subject, data_dir: Path) -> None:
 
 def _check_log(subject: _Subject, targets: ReplayTargets, log: Path, key_path: Path) -> int:
     """The log's frames agree with what the party recorded as received; how many frames."""
+    # here, not at the top: it imports torch, which no other command of the CLI needs
+    from mpc_ledger.mpc.inbound_log import (
+        InboundLogError,
+        inbound_prefix_digests,
+        load_log_key,
+        read_inbound_log,
+    )
+
     job_text = subject.view.job_id.hex()
     try:
         key = load_log_key(key_path)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mpc_ledger.identity.party import Party
     from mpc_ledger.ledger.client import LedgerClient
 
-__all__ = ["add_ledger_commands", "register"]
+__all__ = ["add_ledger_commands", "paged_blocks", "register"]
 
 _PAGE_BLOCKS = 256
 _PROGRESS_INTERVAL_S = 2.0
@@ -171,7 +171,7 @@ def verify_proof_command(args: argparse.Namespace) -> int:
 # -- against the party's own daemon -------------------------------------------------------
 
 
-def _blocks(
+def paged_blocks(
     client: LedgerClient, from_height: int, to_height: int
 ) -> Iterator[consensus_pb2.CommittedBlock]:
     """Blocks ``from_height..to_height`` in pages (each page one GetBlocks stream)."""
@@ -215,7 +215,7 @@ def export_command(args: argparse.Namespace) -> int:
         try:
             result = write_export(
                 args.output,
-                _blocks(client, 1, to_height),
+                paged_blocks(client, 1, to_height),
                 genesis_json=party.config.genesis_path.read_bytes(),
                 chain_id=party.genesis.chain_id,
                 from_height=args.from_height,
@@ -263,7 +263,7 @@ def prove_command(args: argparse.Namespace) -> int:
             return 1
         height = int(where.height)
         proof = build_record_proof(
-            _blocks(client, 1, height),
+            paged_blocks(client, 1, height),
             party.genesis.chain_id,
             target,
             created_ms=int(time.time() * 1000),

@@ -51,6 +51,18 @@ PATH`` (recipients) saves the revealed model there
 the result. With ``MPC_LEDGER_WORKER_PARENT=<pid>`` in its environment the
 worker dies with that parent (Linux), so a crashed daemon leaves no worker.
 
+Replays (`mpc_ledger.mpc.replay`, ``mpc-ledger audit replay``): ``--job-seed
+PATH`` is the party's committed job seed (`mpc_ledger.mpc.job_seed`); every
+random choice of the run is derived from it (CrypTen's seeds through
+`crypten_compat.seed_crypten`, torch's, numpy's and Python's generators, the
+PSI's). ``--inbound-log PATH --log-key KEY`` keeps every frame received in an
+encrypted inbound log (`mpc_ledger.mpc.inbound_log`). ``--transport replay
+--replay-log PATH --log-key KEY`` runs the same program with receives served
+from that log and nothing on the network, keeping the digest of each channel
+after the message counts ``--replay-watch`` (JSON: ``{"s->r": [counts]}``) names;
+its result (also on failure: how far it got is the evidence) has them under
+``replay.prefix_digests``.
+
 ``--transport gloo`` runs the same program on CrypTen's own torch.distributed
 transport (benchmark baseline only; never between organisations).
 

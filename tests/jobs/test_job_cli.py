@@ -214,7 +214,7 @@ def test_the_demo_runs_end_to_end_in_smoke_mode():
         [sys.executable, str(script), "--smoke"],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -225,6 +225,12 @@ def test_the_demo_runs_end_to_end_in_smoke_mode():
         "VERIFIED",
         "stopped (",
     ):
+        assert expected in result.stdout, result.stdout[-4000:]
+    for member in ("hospital-a", "hospital-b", "hospital-c"):  # each party's replay
+        assert f"{member} (rank" in result.stdout and "ran the agreed program" in result.stdout
+    assert "as the dealer with the committed seed" in result.stdout, result.stdout[-4000:]
+    assert result.stdout.count("replayed: correct") >= 4, result.stdout[-4000:]
+    for expected in ():
         assert expected in result.stdout, result.stdout[-4000:]
 
 

@@ -1,11 +1,13 @@
 """Replaying one party's worker: real workers over real relays (mTLS), then each rank re-run
 from its committed seed and inbound log with nothing on the network.
 
-The job (2 data parties + the dealer, logistic regression, 2 epochs) runs with a seed and an
-inbound log per rank. Each rank's replay must reproduce, at every count the others recorded,
-the digest of what they received from it: the honest program is a function of seed, data and
-what it received. Two replays of the same rank are byte-identical, and a replay without the
-seed (CrypTen's own ``os.urandom`` seeds) is not.
+The job (2 data parties + the dealer, horizontal logistic regression: the layout the CLI
+tests and the demo, both vertical, do not cover) runs with a seed and an inbound log per
+rank. Each rank's replay must reproduce, at the count the others recorded, the digest of
+what they received from it: the honest program is a function of seed, data and what it
+received. Two replays of the same rank are byte-identical, and a replay without the seed
+(CrypTen's own ``os.urandom`` seeds) is not. (`tests/jobs/test_replay_audit.py` replays
+through the CLI and real party daemons, the demo three hospitals aligned by PSI.)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ MEMBERS = ("a", "b", "dealer")
 def recorded_job(tmp_path_factory):
     """A finished job: per rank its folder, seed, log and result."""
     root = tmp_path_factory.mktemp("replay")
-    _spec, _full, program = training(epochs=2, rows=64)
+    _spec, _full, program = training(epochs=1, rows=64, layout="horizontal")
     manifest = JobManifest(
         job_id="replay-job",
         members=MEMBERS,
