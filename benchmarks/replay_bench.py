@@ -247,6 +247,18 @@ def replay_rank(
     return result, process_s, targets
 
 
+def mismatched_channels(
+    targets: dict[tuple[int, int], tuple[int, str]], prefix_digests: dict[str, Any]
+) -> list[str]:
+    """The channels ("s->r") whose replayed digest after the receiver's count is not the
+    digest the receiver recorded (or that the replay never reached)."""
+    return [
+        channel_key(*key)
+        for key, (messages, digest) in sorted(targets.items())
+        if prefix_digests.get(channel_key(*key)) != {str(messages): digest}
+    ]
+
+
 def measure_rank(job: RecordedJob, root: Path, rank: int, timeout_s: float) -> RankFigures:
     result = job.results[rank]
     member = str(result["member"])
@@ -260,12 +272,7 @@ def measure_rank(job: RecordedJob, root: Path, rank: int, timeout_s: float) -> R
     problem = ""
     if "error" in replayed:
         problem = f"replay failed: {replayed['error']}"
-    digests = replayed.get("replay", {}).get("prefix_digests", {})
-    mismatched = [
-        channel_key(*k)
-        for k, (messages, digest) in sorted(targets.items())
-        if digests.get(channel_key(*k)) != {str(messages): digest}
-    ]
+    mismatched = mismatched_channels(targets, replayed.get("replay", {}).get("prefix_digests", {}))
     if mismatched and not problem:
         problem = f"digests differ from the receivers' on {', '.join(mismatched)}"
     return RankFigures(
