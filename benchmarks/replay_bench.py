@@ -25,9 +25,11 @@ Measured, in one run, each next to its target:
   network): the worker-reported ``wall_s`` next to the rank's own compute time in the job
   (its ``wall_s`` less ``communication.wait_s``, the time it was blocked waiting for
   frames; target: replay <= 1.5 x compute), and the replay process's wall time (interpreter
-  start, reading and decrypting the log included) beside them. The job's ranks share the
-  machine's cores with each other and the daemons, so their compute time includes time
-  spent runnable but descheduled; each replay runs alone, one after the other.
+  start, reading and decrypting the log included) and CPU time beside them. The job's
+  ranks share the machine's cores with each other and the daemons, so their compute time
+  includes time spent runnable but descheduled; each replay runs alone, one after the
+  other. The machine's load average before and after is printed: other work inflates
+  every time.
 
 Every replay must reproduce, at the count each other rank recorded as received from the
 replayed rank, that rank's channel digest (the replay's prefix digests against the
@@ -42,6 +44,8 @@ import argparse
 import dataclasses
 import json
 import math
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -83,6 +87,7 @@ class RankFigures:
     job_wait_s: float
     replay_wall_s: float  # the replay worker's own wall_s
     replay_process_s: float  # the replay process, start to exit
+    replay_cpu_s: float  # the replay process's CPU seconds (user + system)
     channels_checked: int
     digests_match: bool
     problem: str = ""
@@ -215,10 +220,16 @@ def log_throughput(
     return size_mib / max(write_s, 1e-9), size_mib / max(read_s, 1e-9)
 
 
-def replay_rank(
-    job: RecordedJob, root: Path, rank: int, timeout_s: float
-) -> tuple[dict[str, Any], float, dict[tuple[int, int], tuple[int, str]]]:
-    """Rank ``rank`` re-run from its seed and log; (its result, process wall s, targets)."""
+@dataclasses.dataclass
+class ReplayRun:
+    result: dict[str, Any]  # the replay worker's result (or {"error": ...})
+    process_s: float  # its process, start to exit
+    cpu_s: float  # its process's user + system CPU seconds
+    targets: dict[tuple[int, int], tuple[int, str]]  # what the others received from it
+
+
+def replay_rank(job: RecordedJob, root: Path, rank: int, timeout_s: float) -> ReplayRun:
+    """Rank ``rank`` re-run from its seed and log, in a process of its own."""
     targets = received_from(job.results, rank)
     watch = root / f"watch{rank}.json"
     watch.write_text(json.dumps({channel_key(*k): [m] for k, (m, _d) in targets.items()}))
@@ -232,19 +243,22 @@ def replay_rank(
         job_seed=job.seed(rank),
         log_key=job.key_path,
     )
+    # The only child reaped in between (the cluster's daemons are gone): the replay's CPU.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired:  # run() has killed it
-        return {"error": f"did not finish within {timeout_s:g}s"}, timeout_s, targets
+        return ReplayRun({"error": f"did not finish within {timeout_s:g}s"}, timeout_s, 0, targets)
     process_s = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if not output.exists():
         reason = f"no result (exit {done.returncode}): {done.stderr[-2000:]}"
-        return {"error": reason}, process_s, targets
-    result: dict[str, Any] = json.loads(output.read_text())
-    return result, process_s, targets
+        return ReplayRun({"error": reason}, process_s, cpu_s, targets)
+    return ReplayRun(json.loads(output.read_text()), process_s, cpu_s, targets)
 
 
 def mismatched_channels(
@@ -268,7 +282,8 @@ def measure_rank(job: RecordedJob, root: Path, rank: int, timeout_s: float) -> R
     payload = sum(
         int(c["size_bytes"]) for c in result["transcript"]["channels"] if c["receiver"] == rank
     )
-    replayed, process_s, targets = replay_rank(job, root, rank, timeout_s)
+    replay = replay_rank(job, root, rank, timeout_s)
+    replayed, targets = replay.result, replay.targets
     problem = ""
     if "error" in replayed:
         problem = f"replay failed: {replayed['error']}"
@@ -286,7 +301,8 @@ def measure_rank(job: RecordedJob, root: Path, rank: int, timeout_s: float) -> R
         job_wall_s=float(result["wall_s"]),
         job_wait_s=float(result["communication"]["wait_s"]),
         replay_wall_s=float(replayed.get("wall_s", float("nan"))),
-        replay_process_s=process_s,
+        replay_process_s=replay.process_s,
+        replay_cpu_s=replay.cpu_s,
         channels_checked=len(targets),
         digests_match=bool(targets) and not mismatched and "error" not in replayed,
         problem=problem,
@@ -322,7 +338,7 @@ def print_figures(job: RecordedJob, ranks: list[RankFigures]) -> None:
     )
     print(
         f"\n{'rank':<12}{'job wall s':>11}{'waiting s':>11}{'compute s':>11}{'replay s':>10}"
-        f"{'replay/compute':>16}{'process s':>11}  digests"
+        f"{'replay/compute':>16}{'process s':>11}{'CPU s':>8}  digests"
     )
     for r in ranks:
         check = (
@@ -331,13 +347,14 @@ def print_figures(job: RecordedJob, ranks: list[RankFigures]) -> None:
         print(
             f"{r.rank} {r.member:<10}{r.job_wall_s:>11.2f}{r.job_wait_s:>11.2f}"
             f"{r.compute_s:>11.2f}{r.replay_wall_s:>10.2f}{r.replay_ratio:>16.2f}"
-            f"{r.replay_process_s:>11.2f}  {check}"
+            f"{r.replay_process_s:>11.2f}{r.replay_cpu_s:>8.2f}  {check}"
         )
     worst = max(r.replay_ratio for r in ranks)
     print(
         f"replay / compute, worst rank: {worst:.2f} "
         f"(target <= {REPLAY_RATIO_TARGET}: {verdict(worst <= REPLAY_RATIO_TARGET)}); "
-        "replay s is the replay worker's own wall_s, process s its process start to exit"
+        "replay s is the replay worker's own wall_s, process s its process start to exit, "
+        "CPU s that process's user + system time"
     )
 
 
@@ -360,6 +377,7 @@ def summary(job: RecordedJob, ranks: list[RankFigures], ok: bool) -> dict[str, A
                 "compute_s": r.compute_s,
                 "replay_wall_s": r.replay_wall_s,
                 "replay_process_s": r.replay_process_s,
+                "replay_cpu_s": r.replay_cpu_s,
                 "replay_ratio": r.replay_ratio,
                 "channels_checked": r.channels_checked,
                 "digests_match": r.digests_match,
@@ -392,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         f"parties + dealer, labels at party 0, {args.epochs} epoch(s), batch 32, lr 0.5; every "
         "rank with a committed seed and an encrypted inbound log, over real relays (mTLS)"
     )
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="replayb") as raw:
         root = Path(raw)
         manifest = make_manifest(spec, rows, parties, args.timeout_s)
@@ -400,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
             measure_rank(job, root, rank, args.timeout_s) for rank in range(len(manifest.members))
         ]
     print_figures(job, ranks)
+    print(
+        f"machine: {os.cpu_count()} cores, 1-minute load average {load_before:.1f} before the "
+        f"job, {os.getloadavg()[0]:.1f} after the replays (other work on it inflates every time)"
+    )
     ok = all(r.digests_match for r in ranks)
     print(
         "every rank's replay reproduced what the others received from it"

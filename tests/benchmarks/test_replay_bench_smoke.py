@@ -57,6 +57,7 @@ def test_replay_bench_smoke():
         assert rank["log_ratio"] > 1 and rank["replay_ratio"] > 0, rank
         assert 0 <= rank["job_wait_s"] < rank["job_wall_s"], rank
         assert rank["compute_s"] > 0 and rank["replay_wall_s"] > 0, rank
+        assert rank["replay_process_s"] > rank["replay_wall_s"] and rank["replay_cpu_s"] > 0
         assert rank["write_mib_s"] > 0 and rank["read_mib_s"] > 0, rank
     # the data parties exchange shares; the dealer's answers carry no payload it receives
     assert all(r["payload_bytes"] > 0 for r in ranks[:2]), ranks
