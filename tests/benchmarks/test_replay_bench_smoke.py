@@ -8,13 +8,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def bench_module():
+def bench_module() -> ModuleType:
     """The script as a module (benchmarks/ is no package)."""
     spec = importlib.util.spec_from_file_location(
         "replay_bench", ROOT / "benchmarks" / "replay_bench.py"
@@ -26,7 +28,7 @@ def bench_module():
     return module
 
 
-def run_bench(*args: str) -> tuple[str, dict]:
+def run_bench(*args: str) -> tuple[str, dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "replay_bench.py"), *args],
         capture_output=True,
@@ -41,7 +43,7 @@ def run_bench(*args: str) -> tuple[str, dict]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_replay_bench_smoke():
+def test_replay_bench_smoke() -> None:
     out, summary = run_bench("--smoke", "--json")
     assert re.search(r"job wall time: [\d.]+ s", out), out
     assert re.search(r"log size / bytes received, worst rank: [\d.]+ \(target <= 1\.1: ", out)
@@ -64,7 +66,7 @@ def test_replay_bench_smoke():
 
 
 @pytest.mark.slow  # imports torch through the benchmark
-def test_a_replayed_digest_unlike_the_receivers_is_a_mismatch():
+def test_a_replayed_digest_unlike_the_receivers_is_a_mismatch() -> None:
     mismatched_channels = bench_module().mismatched_channels
     targets = {(0, 1): (5, "aa" * 32), (0, 2): (3, "bb" * 32)}
     replayed = {"0->1": {"5": "aa" * 32}, "0->2": {"3": "bb" * 32}}
