@@ -296,6 +296,9 @@ class MpcCommunicator:
         self.transport_rounds = 0
         self.transport_bytes = 0
         self.transport_time_s = 0.0
+        # Seconds blocked in `FrameLink.poll` waiting for peers' frames: the job's wall time
+        # less this is the party's own compute, what a replay (which never waits) compares to.
+        self.transport_wait_s = 0.0
         self._crypten_counting_paused = False
         self.reset_communication_stats()
         self.link = setup.link_factory()
@@ -346,11 +349,13 @@ class MpcCommunicator:
         crypten.log(f"Communication time: {self.comm_time}")
 
     def transport_stats(self) -> dict[str, Any]:
-        """The project's own counts, whatever CrypTen's verbose mode: rounds, bytes, time_s."""
+        """The project's own counts, whatever CrypTen's verbose mode: rounds, bytes, time_s,
+        and wait_s (the time blocked waiting for frames, `_await_frame`)."""
         return {
             "rounds": self.transport_rounds,
             "bytes": self.transport_bytes,
             "time_s": self.transport_time_s,
+            "wait_s": self.transport_wait_s,
         }
 
     @contextlib.contextmanager
@@ -461,7 +466,11 @@ class MpcCommunicator:
                     f"{timeout_s:g}s: waiting for frame {seq} of {operation} "
                     f"in job {self.job_id!r}",
                 )
+            # All of poll counts as waiting, a wrapping link's own work too (`LoggingLink`
+            # seals a log chunk there, about a millisecond per MiB): it is not the program's.
+            polled = time.perf_counter()
             delivery = self.link.poll(remaining)
+            self.transport_wait_s += time.perf_counter() - polled
             if delivery is not None:
                 self._accept(delivery)
 

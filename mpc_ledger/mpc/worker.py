@@ -6,8 +6,10 @@ own party daemon's relay over the Unix socket, runs the program (or, at the
 dealer's rank, the project's dealer loop, `mpc_ledger.mpc.dealer.serve`,
 bounded by the program), and writes one JSON
 result: the program's output, the communication statistics (the
-communicator's own, always counted, `MpcCommunicator.transport_stats`; over
-gloo CrypTen's, in its verbose mode), the transcript snapshot, the tuple
+communicator's own, always counted, `MpcCommunicator.transport_stats`, with
+``wait_s``: the seconds spent blocked waiting for frames, so ``wall_s`` less
+it is the party's own compute; over gloo CrypTen's, in its verbose mode), the
+transcript snapshot, the tuple
 provider used and, over the relay, ``traffic`` (`mpc_ledger.mpc.round_trips`):
 ``job`` (the whole job's sequential round trips, dealer round trips, frames,
 bytes) and, for training at a data rank, ``training`` (the same from the

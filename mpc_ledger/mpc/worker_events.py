@@ -113,7 +113,7 @@ class Finished:
     transport: str
     tuple_provider: str
     trusted_first_party_allowed: bool
-    communication: Mapping[str, int | float]  # rounds, bytes, time_s
+    communication: Mapping[str, int | float]  # rounds, bytes, time_s, wait_s
     wall_s: float
     transcript: TranscriptSnapshot | None = None  # the job's end; None off the relay
     dealer: Mapping[str, int | float] | None = None  # the dealer rank's requests, elements

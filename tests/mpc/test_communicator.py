@@ -7,6 +7,7 @@ Each party runs in its own thread with its own `MpcCommunicator` instance;
 """
 
 import sys
+import time
 from concurrent import futures
 
 import pytest
@@ -147,6 +148,21 @@ def test_our_statistics_count_always_and_cryptens_only_in_verbose_mode():
     comms[0].reset_communication_stats()
     assert comms[0].get_communication_stats() == {"rounds": 0, "bytes": 0, "time": 0}
     assert comms[0].transport_stats() == ours
+
+
+def test_time_blocked_waiting_for_a_frame_is_counted_as_wait():
+    _, comms = parties(2)
+
+    def program(comm):
+        if comm.rank == 0:
+            time.sleep(0.3)  # the receiver is blocked all this while
+            comm.send(torch.arange(3), 1)
+        else:
+            comm.recv(torch.zeros(3, dtype=torch.long), 0)
+        return comm.transport_stats()["wait_s"]
+
+    sender_wait_s, receiver_wait_s = spmd(comms, program)
+    assert sender_wait_s == 0.0 and receiver_wait_s >= 0.25
 
 
 def test_dealer_groups_and_ranks():
