@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from mpc_ledger.mpc.communicator import MpcCommunicator
-from mpc_ledger.mpc.worker import _setup_relay, load_manifest
+from mpc_ledger.mpc.worker import Recording, _link_factory, _setup_relay, load_manifest
 
 FEATURES = torch.tensor([[1.5, -2.0, 3.25], [0.0, 4.0, -1.0]])
 SEED = torch.Generator().manual_seed(2**63 + 2**40 + 17).initial_seed()
@@ -107,7 +107,8 @@ def main():
     parser.add_argument("--rank", type=int, required=True)
     args = parser.parse_args()
     manifest = load_manifest(args.manifest)
-    crypten = _setup_relay(manifest, args.rank, args.socket, MpcCommunicator)
+    links = _link_factory(manifest, args.rank, args.socket, Recording())
+    crypten = _setup_relay(manifest, args.rank, links, MpcCommunicator, {})
     crypten.init()
     comm = crypten.communicator.get()
     try:
