@@ -134,9 +134,8 @@ def _gap(model: dict[str, Any], plain: dict[str, Any]) -> float:
     def flat(values: Any) -> list[float]:
         return [v for row in values for v in flat(row)] if isinstance(values, list) else [values]
 
-    return max(
-        abs(a - b) for name in plain for a, b in zip(flat(model[name]), flat(plain[name]))
-    )
+    pairs = (zip(flat(model[name]), flat(plain[name]), strict=True) for name in plain)
+    return max(abs(a - b) for pair in pairs for a, b in pair)
 
 
 def measure(
