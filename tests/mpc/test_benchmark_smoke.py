@@ -36,7 +36,7 @@ def test_benchmark_smoke_run():
 def test_benchmark_round_trip_table_smoke_run():
     """``--round-trips --smoke``: one configuration (logistic, 2 parties + dealer) at 0 and 5 ms,
     the dealer answering each request (today), with its offline phase, and the lean program
-    (`TrainSpec.sigmoid` poly3, no gradient threshold), side by side."""
+    (`TrainSpec.sigmoid` chebyshev, no gradient threshold), side by side."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "mpc_bench.py"), "--round-trips", "--smoke"],
         capture_output=True,
@@ -58,8 +58,8 @@ def test_benchmark_round_trip_table_smoke_run():
         offline["round_trips_per_step"]
         == today["round_trips_per_step"] - today["dealer_round_trips_per_step"]
     )
-    # The lean program (cubic sigmoid, no gradient threshold) in the same run, with fewer.
-    lean = summary["logistic-2 offline poly3 thr=0"]
+    # The lean program (Chebyshev sigmoid, no gradient threshold) in the same run, with fewer.
+    lean = summary["logistic-2 offline chebyshev thr=0"]
     assert lean["dealer_round_trips_per_step"] == 0
     assert lean["round_trips_per_step"] < offline["round_trips_per_step"]
 
