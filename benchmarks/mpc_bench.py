@@ -21,7 +21,13 @@ party 1) and 3 data parties + dealer (10+10+10, labels at party 2), on real
 daemons whose links go through the test proxy's delay line, timed at 0, 5
 and 25 ms one-way delay (``--delays-ms``), with test accuracy next to
 plaintext's. Bounded: 128 rows (``--rows``), 1 epoch (``--epochs``), batch 32.
-With ``--smoke``: logistic regression, 2 data parties, 64 rows, 0 and 5 ms.
+Beside today's program (CrypTen's exact sigmoid, the gradient threshold), in
+the same run and with the offline phase, the lean one (`TrainSpec.sigmoid`
+``--lean-sigmoid``, ``grad_threshold`` ``--lean-grad-threshold``: CrypTen's
+Chebyshev sigmoid and no threshold unless told; ``--lean-sigmoid none`` leaves it
+out). Not the cubic: it is cheaper (2 rounds against 12) and fine for one epoch
+on 96 rows, but diverges over 3 epochs on every row (``step_breakdown.py``).
+With ``--smoke``: logistic regression, 2 data parties, 128 rows, 0 and 5 ms.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from typing import Any
 from mpc_ledger.daemon.parent import stop_on_signals
 from mpc_ledger.mpc.plaintext import run_plaintext
 from mpc_ledger.mpc.sample_data import breast_cancer_split
-from mpc_ledger.mpc.train_spec import TrainSpec
+from mpc_ledger.mpc.train_spec import GRAD_THRESHOLD, SIGMOIDS, TrainSpec
 from mpc_ledger.mpc.transcript import TranscriptSnapshot, compare_transcripts
 from mpc_ledger.mpc.worker import JobManifest
 from mpc_ledger.mpc.worker_command import worker_command
@@ -178,7 +184,24 @@ class StepRow:
     counts_stable: bool
 
 
-def round_trip_spec(full: dict[str, Any], model: str, parties: int, epochs: int) -> TrainSpec:
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """The training program's round-trip options (`TrainSpec.sigmoid`, ``grad_threshold``)."""
+
+    sigmoid: str = "exact"
+    grad_threshold: float = GRAD_THRESHOLD
+
+    @property
+    def label(self) -> str:
+        """ "" for today's program; else what differs, e.g. "poly3 thr=0"."""
+        if self == Program():
+            return ""
+        return f"{self.sigmoid} thr={self.grad_threshold:g}"
+
+
+def round_trip_spec(
+    full: dict[str, Any], model: str, parties: int, epochs: int, program: Program = Program()
+) -> TrainSpec:
     return TrainSpec(
         layout="vertical",
         model=model,
@@ -193,6 +216,8 @@ def round_trip_spec(full: dict[str, Any], model: str, parties: int, epochs: int)
         hidden=(16,),
         seed=0,
         recipients=(0,),
+        sigmoid=program.sigmoid,
+        grad_threshold=program.grad_threshold,
     )
 
 
@@ -241,10 +266,11 @@ def measure_configuration(
     timeout_s: float,
     *,
     offline: bool,
+    program: Program = Program(),
 ) -> StepRow:
     model, _, count = configuration.partition("-")
     parties = int(count)
-    spec = round_trip_spec(full, model, parties, epochs)
+    spec = round_trip_spec(full, model, parties, epochs, program)
     plain = run_plaintext(spec, full)
     seconds: dict[float, float] = {}
     counts: list[list[tuple[float, float]]] = []
@@ -252,7 +278,8 @@ def measure_configuration(
     accuracy = 0.0
     for delay_ms in delays_ms:
         cluster.set_delay(delay_ms)
-        job_id = f"{configuration}-{'offline' if offline else 'requests'}-{delay_ms:g}ms"
+        variant = f"-{program.sigmoid}-thr{program.grad_threshold:g}" if program.label else ""
+        job_id = f"{configuration}-{'offline' if offline else 'requests'}{variant}-{delay_ms:g}ms"
         manifest = dealer_manifest(job_id, spec, rows, parties, offline=offline)
         run = cluster.run(manifest, timeout_s=timeout_s)
         if any("error" in r for r in run.results):
@@ -269,8 +296,9 @@ def measure_configuration(
         {"rank": rank, "member": DATA_MEMBERS[rank], **t["per_step"]}
         for rank, t in enumerate(first)
     ]
+    name = f"{configuration} {'offline' if offline else 'today'}"
     return StepRow(
-        f"{configuration} {'offline' if offline else 'today'}",
+        f"{name} {program.label}" if program.label else name,
         parties,
         first[0]["per_step"]["round_trips"],
         first[0]["per_step"]["dealer_round_trips"],
@@ -289,7 +317,7 @@ def print_step_table(rows: list[StepRow], delays_ms: list[float]) -> None:
     slope = len(delays_ms) > 1 and delays_ms[0] == 0
     cost = f"{f'ms/rt@{delays_ms[-1]:g}':>10}" if slope else ""
     print(
-        f"\n{'configuration':<22}{'parties':>9}{'rounds/step':>13}{'dealer':>8}"
+        f"\n{'configuration':<36}{'parties':>9}{'rounds/step':>13}{'dealer':>8}"
         f"{'frames/step':>13}{'KB/step':>10}{timed}{cost}{'rt x 50ms':>11}{'acc':>8}{'plain':>8}"
     )
     for row in rows:
@@ -298,17 +326,17 @@ def print_step_table(rows: list[StepRow], delays_ms: list[float]) -> None:
             added_s = row.seconds[delays_ms[-1]] - row.seconds[0]
             times += f"{added_s / max(row.round_trips, 1) * 1000:>10.1f}"
         print(
-            f"{row.configuration:<22}{f'{row.parties}+dealer':>9}{row.round_trips:>13.1f}"
+            f"{row.configuration:<36}{f'{row.parties}+dealer':>9}{row.round_trips:>13.1f}"
             f"{row.dealer_round_trips:>8.1f}{row.frames:>13.1f}{row.size_bytes / 1e3:>10.1f}"
             f"{times}{row.round_trips * 0.05:>11.2f}"
             f"{row.accuracy * 100:>7.1f}%{row.plain_accuracy * 100:>7.1f}%"
         )
-    print(f"\n{'per party (per step)':<30}{'rounds':>8}{'dealer':>8}{'frames':>9}{'KB':>9}")
+    print(f"\n{'per party (per step)':<44}{'rounds':>8}{'dealer':>8}{'frames':>9}{'KB':>9}")
     for row in rows:
         for party in row.per_party:
             name = f"{row.configuration} {party['member']}"
             print(
-                f"{name:<30}{party['round_trips']:>8.1f}{party['dealer_round_trips']:>8.1f}"
+                f"{name:<44}{party['round_trips']:>8.1f}{party['dealer_round_trips']:>8.1f}"
                 f"{party['frames']:>9.1f}{party['bytes'] / 1e3:>9.1f}"
             )
 
@@ -321,11 +349,17 @@ def round_trips_main(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"unknown configurations {unknown}; known: {', '.join(CONFIGURATIONS)}")
     dealer_modes = {"both": (False, True), "today": (False,), "offline": (True,)}[args.dealer]
+    # (offline phase, program) per configuration: today's program in each dealer mode, then
+    # the lean one with the offline phase
+    runs = [(offline, Program()) for offline in dealer_modes]
+    if args.lean_sigmoid != "none":
+        runs.append((True, Program(args.lean_sigmoid, args.lean_grad_threshold)))
     full = breast_cancer_split(seed=0, rows=rows)
     print(
         f"round trips per training step: breast cancer ({len(full['x_train'])} train / "
         f"{len(full['x_test'])} test rows), vertical, {args.epochs} epoch(s), batch 32, lr 0.5, "
-        "CrypTen's default functions; 'today': the dealer answers each request while the "
+        "CrypTen's default functions unless the row names a sigmoid (TrainSpec.sigmoid) and "
+        "a grad_threshold (thr=0: none); 'today': the dealer answers each request while the "
         "step waits; 'offline': party 0 plans the dealer's answers after a step and the "
         "dealer streams them ahead (mpc_ledger.mpc.dealer_offline)"
     )
@@ -349,7 +383,7 @@ def round_trips_main(args: argparse.Namespace) -> int:
             root = Path(raw) / f"parties{parties}"
             with RelayCluster(root, members, dealer=True, delay_ms=0) as cluster:
                 for configuration in wanted:
-                    for offline in dealer_modes:
+                    for offline, program in runs:
                         table.append(
                             measure_configuration(
                                 cluster,
@@ -360,6 +394,7 @@ def round_trips_main(args: argparse.Namespace) -> int:
                                 delays_ms,
                                 args.timeout_s,
                                 offline=offline,
+                                program=program,
                             )
                         )
     print_step_table(table, delays_ms)
@@ -403,6 +438,18 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="--round-trips: the dealer answering each request (today), its offline phase, "
         "or both side by side (default)",
+    )
+    parser.add_argument(
+        "--lean-sigmoid",
+        choices=(*SIGMOIDS, "none"),
+        default="chebyshev",
+        help="--round-trips: the lean program's sigmoid, run beside today's (none: not run)",
+    )
+    parser.add_argument(
+        "--lean-grad-threshold",
+        type=float,
+        default=0.0,
+        help="--round-trips: the lean program's grad_threshold (0: none)",
     )
     args = parser.parse_args(argv)
     if args.round_trips:

@@ -13,18 +13,20 @@ Everything else that must reach into CrypTen (installing the project's own
 communicator, the legacy ONNX exporter for ``crypten.nn.from_pytorch``, the
 dealer's request schema and its offline phase on party 0's side and CrypTen's
 tuple generators on the dealer's, see `mpc_ledger.mpc.dealer`; re-encoding a comparison's result,
-`fixed_point`; CrypTen's seeds drawn from the job seed instead of ``os.urandom``, `seed_crypten`)
-is added here too, so a CrypTen upgrade has one file to review.
+`fixed_point`; CrypTen's seeds drawn from the job seed instead of ``os.urandom``, `seed_crypten`;
+a cheaper sigmoid for training, `sigmoid_approximation`) is added here too, so a CrypTen
+upgrade has one file to review.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import sys
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from mpc_ledger.mpc.dealer import (
@@ -52,6 +54,7 @@ __all__ = [
     "install_dealer_client",
     "seed_crypten",
     "set_tuple_provider",
+    "sigmoid_approximation",
     "start_dealer",
 ]
 
@@ -557,3 +560,55 @@ def fixed_point(tensor: Any) -> Any:
     result = tensor.clone()
     result._tensor.encode_(FixedPointEncoder())
     return result
+
+
+# --- the training program's sigmoid (`TrainSpec.sigmoid`) ------------------------------------
+
+# Odd polynomials 1/2 + c1 x + c3 x^3 for the sigmoid. poly3: the least-squares fit on
+# [-8, 8] (max error 0.11 there; the fit of Kim et al. 2018, iDASH logistic regression),
+# two multiplications deep (x^2, then x * (c1 + c3 x^2)): with 2 data parties each is one
+# round trip (Beaver's opening; the truncation is local). linear: the Taylor line at 0, one
+# product by a public value (no round trip with 2 data parties). Both are unbounded outside
+# their range: a logit far out gives a gradient larger than the exact one.
+_SIGMOID_POLYNOMIALS: Mapping[str, tuple[float, float]] = {
+    "poly3": (0.15011372, -0.00159277),
+    "linear": (0.25, 0.0),
+}
+# CrypTen's own Chebyshev tanh (public configuration), sigmoid(x) = tanh(x / 2) / 2 + 1/2:
+# 6 terms (the fewest it takes) on x / 2 in [-1, 1], clipped to 0 or 1 outside (a hardtanh:
+# two comparisons).
+_CHEBYSHEV = {"functions.sigmoid_tanh_method": "chebyshev", "functions.sigmoid_tanh_terms": 6}
+
+
+@contextlib.contextmanager
+def sigmoid_approximation(name: str) -> Iterator[None]:
+    """Within the block, CrypTen's ``MPCTensor.sigmoid`` (so BCE-with-logits's forward, the
+    one place training takes a sigmoid) is ``name`` (`TrainSpec.sigmoid`): "exact" leaves
+    CrypTen's default; "chebyshev" is CrypTen's own method, set through ``crypten.cfg``;
+    "poly3" and "linear" are the polynomials above, installed on ``MPCTensor`` for the block
+    only. ValueError for any other name."""
+    crypten = importlib.import_module("crypten")
+    if name == "exact":
+        yield
+        return
+    if name == "chebyshev":
+        with crypten.cfg.temp_override(_CHEBYSHEV):
+            yield
+        return
+    if name not in _SIGMOID_POLYNOMIALS:
+        raise ValueError(f"no sigmoid approximation named {name!r}")
+    c1, c3 = _SIGMOID_POLYNOMIALS[name]
+
+    def sigmoid(self: Any) -> Any:
+        if c3 == 0:
+            return self.mul(c1).add(0.5)
+        return self.mul(self.square().mul(c3).add(c1)).add(0.5)
+
+    mpc_tensor = crypten.mpc.MPCTensor
+    if "sigmoid" in vars(mpc_tensor):  # only ever the inherited CrypTensor.sigmoid
+        raise RuntimeError("MPCTensor.sigmoid is already replaced (nested approximation?)")
+    mpc_tensor.sigmoid = sigmoid
+    try:
+        yield
+    finally:
+        del mpc_tensor.sigmoid  # back to the inherited CrypTensor.sigmoid

@@ -21,11 +21,13 @@ from mpc_ledger.mpc.preprocessing import batch_permutation
 __all__ = [
     "BATCH_ORDERS",
     "DEFAULT_LOSS",
+    "GRAD_THRESHOLD",
     "LAYOUTS",
     "LOSSES",
     "MEAN_NAME",
     "MODELS",
     "SCALE_NAME",
+    "SIGMOIDS",
     "STANDARDISATIONS",
     "PartyData",
     "TrainSpec",
@@ -43,6 +45,16 @@ DEFAULT_LOSS = PROGRAM_DEFAULT_LOSS
 _LOSSES_OF = PROGRAM_LOSSES_OF
 BATCH_ORDERS = ("", "shuffled")
 STANDARDISATIONS = ("", "pooled")
+# The sigmoid of BCE-with-logits under MPC (`crypten_compat.sigmoid_approximation`, which
+# states each one's rounds): "exact" is CrypTen's default (exp and a reciprocal, dozens of
+# rounds), the others trade accuracy for rounds. The plaintext reference stays exact.
+# Measured (benchmarks/step_breakdown.py, breast cancer, 3 epochs on every row): chebyshev
+# matches plaintext's accuracy; poly3 and linear are unbounded and do not (poly3 diverges),
+# so they are kept for measurement, not for jobs.
+SIGMOIDS = ("exact", "chebyshev", "poly3", "linear")
+# CrypTen's own guard against a wrapped-around share: a gradient element larger than
+# this is zeroed (what `crypten.nn.Module.update_parameters` does by default).
+GRAD_THRESHOLD = 100.0
 # The statistics the model expects its inputs standardised with, released with it.
 MEAN_NAME, SCALE_NAME = "preprocessing.mean", "preprocessing.scale"
 
@@ -82,6 +94,11 @@ class TrainSpec:
     # party's training rows' statistics; "": each party standardised its own rows (vertical:
     # its own columns) before sharing them
     standardisation: str = ""
+    # one of SIGMOIDS (bce only: no other loss has a sigmoid)
+    sigmoid: str = "exact"
+    # SGD zeroes a gradient element above this magnitude; 0: no guard (its comparison,
+    # a square and a product per parameter tensor, cost rounds every step)
+    grad_threshold: float = GRAD_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -116,6 +133,16 @@ class TrainSpec:
             )
         if self.standardisation == "pooled" and self.layout != "horizontal":
             raise ValueError("pooled standardisation is for horizontal jobs")
+        if self.sigmoid not in SIGMOIDS:
+            raise ValueError(f"sigmoid {self.sigmoid!r} is not one of {SIGMOIDS}")
+        if self.sigmoid != "exact" and self.loss != "bce":
+            raise ValueError(f"sigmoid {self.sigmoid!r} is for bce; a {self.loss} model has none")
+        if self.sigmoid != "exact" and self.reveal_loss:
+            # the loss forward takes a log of the sigmoid, which an approximation can take
+            # outside (0, 1): the revealed loss would mean nothing
+            raise ValueError(f"sigmoid {self.sigmoid!r} cannot reveal the loss (reveal_loss)")
+        if not 0 <= self.grad_threshold < float("inf"):
+            raise ValueError("grad_threshold must be 0 (none) or a positive finite number")
 
     @property
     def output_size(self) -> int:

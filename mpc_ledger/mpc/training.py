@@ -59,7 +59,7 @@ from typing import Any
 
 import torch
 
-from mpc_ledger.mpc.crypten_compat import dealer_step_starts
+from mpc_ledger.mpc.crypten_compat import dealer_step_starts, sigmoid_approximation
 from mpc_ledger.mpc.evaluation import encrypted_metrics
 from mpc_ledger.mpc.model_codec import encode_model, model_digest_of_encoding
 from mpc_ledger.mpc.preprocessing import (
@@ -69,6 +69,7 @@ from mpc_ledger.mpc.preprocessing import (
     standardise,
 )
 from mpc_ledger.mpc.train_spec import (
+    GRAD_THRESHOLD,
     MEAN_NAME,
     SCALE_NAME,
     PartyData,
@@ -79,11 +80,7 @@ from mpc_ledger.mpc.train_spec import (
     parameter_name,
 )
 
-__all__ = ["GRAD_THRESHOLD", "Progress", "model_digest", "run_training"]
-
-# CrypTen's own guard against a wrapped-around share: a gradient element larger than
-# this is zeroed (what `crypten.nn.Module.update_parameters` does by default).
-GRAD_THRESHOLD = 100.0
+__all__ = ["GRAD_THRESHOLD", "STEP_PARTS", "Progress", "model_digest", "run_training"]
 
 
 def _plain_labels(spec: TrainSpec, data: PartyData) -> PartyData:
@@ -171,11 +168,15 @@ def _optimiser(crypten: Any, spec: TrainSpec, model: Any) -> Any:
         spec.learning_rate,
         momentum=spec.momentum,
         weight_decay=spec.weight_decay,
-        grad_threshold=GRAD_THRESHOLD,
+        grad_threshold=spec.grad_threshold or None,  # 0: CrypTen's "no threshold"
     )
 
 
 Progress = Callable[[dict[str, Any]], None]
+# Called with a part's name as each part of a training step ends (a benchmark snapshots its
+# counters there): "forward" (the model), "loss" (its forward: with BCE the sigmoid only,
+# unless reveal_loss), "backward", "update" (the optimiser's step, its threshold included).
+STEP_PARTS = ("forward", "loss", "backward", "update")
 
 
 def run_training(
@@ -189,10 +190,13 @@ def run_training(
     on_epoch: Progress | None = None,
     progress_interval_s: float = 1.0,
     on_step_start: Callable[[int], None] | None = None,
+    on_step_part: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train under MPC; return the metric (all parties) and the model (recipients only).
 
-    ``on_step_start(step)`` is called as each training step (from 1) starts, after set-up."""
+    ``on_step_start(step)`` is called as each training step (from 1) starts, after set-up;
+    ``on_step_part(part)`` as each of its `STEP_PARTS` ends."""
+    part_ends = on_step_part or _no_part
     started = time.perf_counter()
     data = _plain_labels(spec, data)  # refuses a bad label before anything is shared
     if spec.standardisation == "pooled":  # refuses a value out of range, likewise
@@ -219,35 +223,42 @@ def run_training(
     optimiser = _optimiser(crypten, spec, model)
     order_digest = BatchOrderDigest()
     step, last_report = 0, 0.0
-    for epoch in range(1, spec.epochs + 1):
-        order = _epoch_order(spec, epoch, order_digest)
-        loss_sum, batches = None, 0
-        for start in range(0, spec.n_train, spec.batch_size):
-            dealer_step_starts(spec, step + 1)  # party 0: plan the dealer's answers ahead
-            if on_step_start is not None:
-                on_step_start(step + 1)
-            stop = min(start + spec.batch_size, spec.n_train)
-            output = model(_rows(x_train, order, start, stop))
-            loss = loss_fn(output, _rows(y_train, order, start, stop))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            step, batches = step + 1, batches + 1
-            if spec.reveal_loss:  # adding shares is local; opened once per epoch
-                loss_sum = loss if loss_sum is None else loss_sum + loss
-            now = time.perf_counter()
-            if on_step is not None and now - last_report >= progress_interval_s:
-                last_report = now
-                on_step({"epoch": epoch, "step": step, "elapsed_s": now - started})
-        report: dict[str, Any] = {
-            "epoch": epoch,
-            "step": step,
-            "elapsed_s": time.perf_counter() - started,
-        }
-        if loss_sum is not None:
-            report["loss"] = float(loss_sum.get_plain_text().item()) / batches
-        if on_epoch is not None:
-            on_epoch(report)
+    # The spec's sigmoid for the training steps only: the evaluation's log-loss below takes
+    # CrypTen's exact one, so the reported metrics do not depend on the approximation.
+    with sigmoid_approximation(spec.sigmoid):
+        for epoch in range(1, spec.epochs + 1):
+            order = _epoch_order(spec, epoch, order_digest)
+            loss_sum, batches = None, 0
+            for start in range(0, spec.n_train, spec.batch_size):
+                dealer_step_starts(spec, step + 1)  # party 0: plan the dealer's answers ahead
+                if on_step_start is not None:
+                    on_step_start(step + 1)
+                stop = min(start + spec.batch_size, spec.n_train)
+                output = model(_rows(x_train, order, start, stop))
+                part_ends("forward")
+                loss = loss_fn(output, _rows(y_train, order, start, stop))
+                part_ends("loss")
+                optimiser.zero_grad()
+                loss.backward()
+                part_ends("backward")
+                optimiser.step()
+                part_ends("update")
+                step, batches = step + 1, batches + 1
+                if spec.reveal_loss:  # adding shares is local; opened once per epoch
+                    loss_sum = loss if loss_sum is None else loss_sum + loss
+                now = time.perf_counter()
+                if on_step is not None and now - last_report >= progress_interval_s:
+                    last_report = now
+                    on_step({"epoch": epoch, "step": step, "elapsed_s": now - started})
+            report: dict[str, Any] = {
+                "epoch": epoch,
+                "step": step,
+                "elapsed_s": time.perf_counter() - started,
+            }
+            if loss_sum is not None:
+                report["loss"] = float(loss_sum.get_plain_text().item()) / batches
+            if on_epoch is not None:
+                on_epoch(report)
     train_seconds = time.perf_counter() - started
     model.eval()
     metrics = _evaluate(crypten, spec, model(x_test), y_test)
@@ -265,6 +276,10 @@ def run_training(
         "model_hash": digest.hex(),
         "batch_order_digest": order_digest.hexdigest(),
     }
+
+
+def _no_part(_part: str) -> None:
+    pass
 
 
 def _reveal(spec: TrainSpec, rank: int, revealed: dict[str, Any], name: str, value: Any) -> None:

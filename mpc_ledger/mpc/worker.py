@@ -373,6 +373,7 @@ def _run_program(
     emit: Emit,
     window: _TrainingWindow,
     seed: bytes | None,
+    step_parts: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     program = manifest.program
     name = program.get("name")
@@ -411,6 +412,7 @@ def _run_program(
             on_step=on_step,
             on_epoch=on_epoch,
             on_step_start=window.step_starts,
+            on_step_part=step_parts,
         )
     raise ValueError(f"unknown program {name!r}")
 
@@ -439,6 +441,7 @@ def run(
     emit: Emit = _no_events,
     read_file: FileReader | None = None,
     recording: Recording | None = None,
+    step_parts: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     recording = recording or Recording()
@@ -475,7 +478,9 @@ def run(
     else:
         crypten.init()
         window = _TrainingWindow()
-        result["output"] = _run_program(crypten, manifest, rank, data, emit, window, recording.seed)
+        result["output"] = _run_program(
+            crypten, manifest, rank, data, emit, window, recording.seed, step_parts
+        )
         if window.report is not None:
             result["traffic"] = {"training": window.report}
         offline = crypten_compat.finish_dealer_offline()  # party 0: streamed/requested counts
@@ -546,9 +551,12 @@ def main(
     *,
     communicator_class: type[MpcCommunicator] = MpcCommunicator,
     read_file: FileReader | None = None,
+    step_parts: Callable[[str], None] | None = None,
 ) -> int:
     """The worker's command line; ``communicator_class`` lets tests run a dishonest double,
-    ``read_file`` reads a party's registered file (the jobs layer's, `jobs.worker_main`)."""
+    ``read_file`` reads a party's registered file (the jobs layer's, `jobs.worker_main`),
+    ``step_parts`` hears each training step's parts end (a benchmark's counters,
+    `training.STEP_PARTS`)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _die_with_parent()
@@ -583,6 +591,7 @@ def main(
             emit=emit,
             read_file=read_file,
             recording=recording,
+            step_parts=step_parts,
         )
         if args.model_out is not None:
             _save_model(result, args.model_out)

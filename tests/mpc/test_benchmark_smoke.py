@@ -35,12 +35,13 @@ def test_benchmark_smoke_run():
 @pytest.mark.integration
 def test_benchmark_round_trip_table_smoke_run():
     """``--round-trips --smoke``: one configuration (logistic, 2 parties + dealer) at 0 and 5 ms,
-    the dealer answering each request (today) and with its offline phase, side by side."""
+    the dealer answering each request (today), with its offline phase, and the lean program
+    (`TrainSpec.sigmoid` chebyshev, no gradient threshold), side by side."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "mpc_bench.py"), "--round-trips", "--smoke"],
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -57,3 +58,27 @@ def test_benchmark_round_trip_table_smoke_run():
         offline["round_trips_per_step"]
         == today["round_trips_per_step"] - today["dealer_round_trips_per_step"]
     )
+    # The lean program (Chebyshev sigmoid, no gradient threshold) in the same run, with fewer.
+    lean = summary["logistic-2 offline chebyshev thr=0"]
+    assert lean["dealer_round_trips_per_step"] == 0
+    assert lean["round_trips_per_step"] < offline["round_trips_per_step"]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_step_breakdown_smoke_run():
+    """``step_breakdown.py --smoke``: the parts of a logistic step (2 parties + dealer) add up
+    to the worker's own per-step count, and the sigmoid's part is not free."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "step_breakdown.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout.strip().splitlines()[-1])
+    assert document["parts_add_up"] is True
+    row = document["breakdown"]["2+dealer exact thr=100"]
+    assert sum(row["parts"].values()) == row["round_trips_per_step"] > 0
+    assert row["parts"]["loss"] > 0
