@@ -1,12 +1,15 @@
 """`mpc-ledger audit replay JOB_ID`: re-execute this party's side of a job and judge it.
 
     mpc-ledger audit replay JOB_ID --config party.toml [--format text|json] [--no-record]
+                            [--export LEDGER_EXPORT]
 
 Theory of operation (the checks are `mpc_ledger.mpc.replay`'s; this is the
 shell around them, in this order, each failure a refusal with its reason):
 
-1. The party's own ledger, exported from its daemon and verified offline like
-   any export (`mpc_ledger.verify`): the job's records come from there.
+1. The party's own ledger, exported from its daemon (or an export given with
+   ``--export``: then nothing touches the network and nothing is recorded) and
+   verified offline like any export (`mpc_ledger.verify`): the job's records
+   come from there.
 2. The job completed; this member holds a rank in it.
 3. The job seed in the job folder is the one this member committed in its
    ``job_started`` (`mpc_ledger.mpc.job_seed.seed_commitment`).
@@ -38,7 +41,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpc_ledger.documents import parse_json
 from mpc_ledger.errors import UserError
@@ -58,6 +61,9 @@ from mpc_ledger.mpc.replay import (
 from mpc_ledger.mpc.worker_command import worker_command
 from mpc_ledger.verify.job_view import JobView
 from mpc_ledger.verify.replay_targets import replay_targets
+
+if TYPE_CHECKING:  # the network code is imported where a daemon is called
+    from mpc_ledger.ledger.client import LedgerClient
 
 __all__ = ["register"]
 
@@ -86,6 +92,13 @@ def register(groups: Any) -> None:
         action="store_true",
         help="print the verdict only; do not write it to the ledger",
     )
+    replay.add_argument(
+        "--export",
+        type=Path,
+        metavar="LEDGER_EXPORT",
+        help="read the job's records from this export (`ledger export`) instead of the "
+        "party's daemon: no network at all (implies --no-record)",
+    )
     replay.set_defaults(handler=replay_command)
 
 
@@ -113,16 +126,30 @@ def _say(text: str) -> None:
     print(f"replay: {text}", file=sys.stderr, flush=True)
 
 
-def _ledger_job(party: Party, job_id: str, scratch: Path) -> JobView:
-    """The job's view from this party's own ledger, exported and verified offline."""
+def _ledger_job(party: Party, job_id: str, scratch: Path, export: Path | None) -> JobView:
+    """The job's view from this party's own ledger (or ``export``), verified offline."""
+    from mpc_ledger.verify import verify_export
+
+    if export is None:
+        export = scratch / "ledger.export"
+        _export_own_ledger(party, export)
+    report = verify_export(export, party.genesis, job_id=job_id)
+    views: list[JobView] = [
+        v for v in report.job_views.values() if v.job_id.hex().startswith(job_id.lower())
+    ]
+    if not views:
+        raise UserError(f"no job {job_id!r} on this party's ledger", field="JOB_ID")
+    if len(views) > 1:
+        raise UserError(f"{job_id!r} names {len(views)} jobs: give more digits", field="JOB_ID")
+    return views[0]
+
+
+def _export_own_ledger(party: Party, export: Path) -> None:
     from mpc_ledger.cli._daemon_call import call_party_daemon
     from mpc_ledger.cli.compliance import paged_blocks
-    from mpc_ledger.verify import verify_export
     from mpc_ledger.verify.export import write_export
 
-    export = scratch / "ledger.export"
-
-    def action(client: Any) -> int:
+    def action(client: LedgerClient) -> int:
         tip = int(client.tip().height)
         write_export(
             export,
@@ -137,16 +164,7 @@ def _ledger_job(party: Party, job_id: str, scratch: Path) -> JobView:
         return 0
 
     if call_party_daemon(party, action) != 0:
-        raise UserError("cannot read this party's ledger from its daemon")
-    report = verify_export(export, party.genesis, job_id=job_id)
-    views: list[JobView] = [
-        v for v in report.job_views.values() if v.job_id.hex().startswith(job_id.lower())
-    ]
-    if not views:
-        raise UserError(f"no job {job_id!r} on this party's ledger", field="JOB_ID")
-    if len(views) > 1:
-        raise UserError(f"{job_id!r} names {len(views)} jobs: give more digits", field="JOB_ID")
-    return views[0]
+        raise UserError("cannot read this party's ledger from its daemon (or give --export FILE)")
 
 
 def _subject(view: JobView, member: str) -> _Subject:
@@ -291,11 +309,8 @@ def _verdict_text(subject: _Subject, verdict: ReplayVerdict) -> str:
 
 def _record(party: Party, subject: _Subject, verdict: ReplayVerdict) -> str:
     """Write the verdict to the ledger, signed by this member; the record id."""
-    import secrets
-
     from mpc_ledger.cli._daemon_call import call_party_daemon
-    from mpc_ledger.ledger.records import make_record
-    from mpc_ledger.proto.v1 import jobs_pb2, ledger_pb2
+    from mpc_ledger.proto.v1 import jobs_pb2
 
     message = jobs_pb2.ReplayVerdict(
         job_id=subject.view.job_id,
@@ -315,14 +330,8 @@ def _record(party: Party, subject: _Subject, verdict: ReplayVerdict) -> str:
     )
     committed: dict[str, Any] = {}
 
-    def action(client: Any) -> int:
-        body = ledger_pb2.RecordBody(
-            author=party.identity.member.id,
-            nonce=secrets.randbits(63),
-            created_ms=int(time.time() * 1000),
-            replay_verdict=message,
-        )
-        reply = client.submit(make_record(client.signer, body))
+    def action(client: LedgerClient) -> int:
+        reply = client.submit(client.sign(replay_verdict=message))
         if not reply.accepted:
             raise Refused(f"the ledger refused the verdict: {reply.reason}")
         where = client.wait_committed(reply.record_id)
@@ -343,7 +352,7 @@ def replay_command(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="mpc-ledger-replay-") as scratch_name:
             scratch = Path(scratch_name)
             _say(f"reading job {args.job_id} from this party's ledger")
-            view = _ledger_job(party, args.job_id, scratch)
+            view = _ledger_job(party, args.job_id, scratch, args.export)
             subject = _subject(view, member)
             files = replay_files(job_folder(party.config.data_dir, view.job_id), subject.rank)
             for path in (files.manifest, files.inbound_log, files.seed):
@@ -363,7 +372,8 @@ def replay_command(args: argparse.Namespace) -> int:
         verdict = judge(
             targets, _digests(result), stopped=result.get("error"), describe=subject.name
         )
-        record_id = None if args.no_record else _record(party, subject, verdict)
+        offline = args.no_record or args.export is not None
+        record_id = None if offline else _record(party, subject, verdict)
     except Refused as exc:
         return _refused(args, str(exc))
     text = _verdict_text(subject, verdict)

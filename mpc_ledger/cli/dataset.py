@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +30,7 @@ from mpc_ledger.jobs.datasets import (
     make_registration,
 )
 from mpc_ledger.ledger.client import LedgerClient
-from mpc_ledger.ledger.records import make_record, parse_record
-from mpc_ledger.proto.v1 import ledger_pb2
+from mpc_ledger.ledger.records import parse_record
 
 __all__ = ["list_command", "register", "register_command", "registered_datasets"]
 
@@ -101,13 +98,7 @@ def register_command(args: argparse.Namespace) -> int:
     registration = make_registration(args.dataset_id, schema, fingerprint, args.description)
 
     def action(client: LedgerClient) -> int:
-        body = ledger_pb2.RecordBody(
-            author=party.identity.member.id,
-            nonce=secrets.randbits(63),
-            created_ms=int(time.time() * 1000),
-            dataset_registration=registration,
-        )
-        reply = client.submit(make_record(client.signer, body))
+        reply = client.submit(client.sign(dataset_registration=registration))
         if not reply.accepted:
             return fail(f"the ledger refused the registration: {reply.reason}")
         committed = client.wait_committed(reply.record_id)

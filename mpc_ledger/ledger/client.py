@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from mpc_ledger.identity.party import Party
 from mpc_ledger.identity.signing import Signer
@@ -89,12 +90,17 @@ class LedgerClient(LedgerCalls):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def note(self, text: str, data: bytes = b"") -> ledger_pb2.Record:
-        """A note signed by this party."""
+    def sign(self, **payload: Any) -> ledger_pb2.Record:
+        """A record of this party's with ``payload`` (one field of `RecordBody`'s oneof,
+        e.g. ``note=...``), a fresh nonce and the time, signed with the member's key."""
         body = ledger_pb2.RecordBody(
             author=self.party.identity.member.id,
             nonce=secrets.randbits(63),
             created_ms=int(time.time() * 1000),
-            note=ledger_pb2.Note(text=text, data=data),
+            **payload,
         )
         return make_record(self.signer, body)
+
+    def note(self, text: str, data: bytes = b"") -> ledger_pb2.Record:
+        """A note signed by this party."""
+        return self.sign(note=ledger_pb2.Note(text=text, data=data))

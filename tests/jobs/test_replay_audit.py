@@ -165,10 +165,14 @@ def test_changed_evidence_is_refused_with_its_reason(world, honest_job, damage):
         target.write_bytes(kept)
 
 
-def test_the_same_evidence_restored_replays_correct_again(world, honest_job):
-    """The refusals above were the damage's: with every file as it was, the replay holds."""
-    replayed = _replay(world, "a", honest_job, "--no-record", ok=True)
-    assert json.loads(replayed.stdout)["record_id"] is None  # --no-record wrote nothing
+def test_the_same_evidence_restored_replays_correct_again_from_an_export(world, honest_job):
+    """The refusals above were the damage's: with every file as it was, the replay holds,
+    here with the ledger read from an export (no daemon asked, nothing recorded)."""
+    export = world["root"] / "offline.export"
+    cli("ledger", "export", "-o", export, "--config", world["consortium"].config("b"))
+    replayed = _replay(world, "a", honest_job, "--export", export, ok=True)
+    verdict = json.loads(replayed.stdout)
+    assert verdict["verdict"] == "correct" and verdict["record_id"] is None, verdict
 
 
 def test_a_deviating_party_passes_verify_until_its_replay_names_it(world):
