@@ -134,6 +134,15 @@ def _ledger_job(party: Party, job_id: str, scratch: Path, export: Path | None) -
         export = scratch / "ledger.export"
         _export_own_ledger(party, export)
     report = verify_export(export, party.genesis, job_id=job_id)
+    # A deviation found by an earlier replay is a `jobs` failure, and no reason not to
+    # replay again; anything else means the records themselves cannot be trusted.
+    broken = [f for f in report.failures if f.check != "jobs"]
+    if broken:
+        first = broken[0]
+        raise Refused(
+            f"the ledger does not verify ({len(broken)} failures; first: {first.check}: "
+            f"{first.message}): its checkpoints cannot be trusted"
+        )
     views: list[JobView] = [
         v for v in report.job_views.values() if v.job_id.hex().startswith(job_id.lower())
     ]
