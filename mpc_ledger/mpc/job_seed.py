@@ -32,6 +32,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from mpc_ledger.identity.keys import write_private_file
+
 __all__ = [
     "SEED_BYTES",
     "JobSeedError",
@@ -150,16 +152,13 @@ def seed_global_generators(seed: bytes) -> None:
 
 
 def write_job_seed(path: Path, seed: bytes) -> None:
-    """Keep ``seed`` at ``path`` (a new file, mode 0600)."""
+    """Keep ``seed`` at ``path`` (a new file, mode 0600; one left by an earlier run of the
+    same rank's worker is replaced)."""
     if len(seed) != SEED_BYTES:
         raise JobSeedError(f"a job seed is {SEED_BYTES} bytes, not {len(seed)}")
     path = Path(path)
     path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(seed)
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_private_file(path, seed)
 
 
 def read_job_seed(path: Path) -> bytes:

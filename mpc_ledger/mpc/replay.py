@@ -27,7 +27,7 @@ digests are compared whatever label the other end gave its checkpoint.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -222,7 +222,3 @@ def checkpoints_of(
                 Checkpoint(label_order(label), label, int(channel.messages), str(digest))
             )
     return {key: tuple(sorted(set(values))) for key, values in out.items()}
-
-
-def sequence_labels(epochs: int) -> Sequence[str]:
-    return ["alignment", *(f"epoch {n}" for n in range(1, epochs + 1)), "end"]
