@@ -580,13 +580,43 @@ _SIGMOID_POLYNOMIALS: Mapping[str, tuple[float, float]] = {
 _CHEBYSHEV = {"functions.sigmoid_tanh_method": "chebyshev", "functions.sigmoid_tanh_terms": 6}
 
 
+# piecewise: the sigmoid's linear interpolation between these knots, flat (at its values
+# there) outside them: max error 0.012 (at 0 +- 0.5, and 3e-4 beyond +-8). It is the sum
+# y0 + sum_j d_j relu(x - k_j) (d_j: the slope's change at knot j), and every relu is one
+# stacked comparison (`MPCTensor.relu`: a less-than-zero and a product by its 0/1 bit,
+# which needs no truncation), then a product by the public d_j and a sum: one comparison's
+# rounds plus one (plus one more truncation with 3 or more data parties). Chosen by
+# measurement (benchmarks/step_breakdown.py): on breast cancer it trains to plaintext's
+# accuracy and parameters, where fewer knots or a clipped polynomial drift away.
+_PIECEWISE_KNOTS = tuple(float(k) for k in (-8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8))
+
+
+def _piecewise_sigmoid() -> Callable[[Any], Any]:
+    import torch
+
+    knots = torch.tensor(_PIECEWISE_KNOTS, dtype=torch.float64)
+    values = torch.sigmoid(knots)
+    zero = torch.zeros(1, dtype=torch.float64)
+    slopes = torch.cat([zero, (values[1:] - values[:-1]) / (knots[1:] - knots[:-1]), zero])
+    changes = (slopes[1:] - slopes[:-1]).float()
+    start = float(values[0])
+
+    def sigmoid(self: Any) -> Any:
+        crypten = importlib.import_module("crypten")
+        shifted = crypten.stack([self.sub(float(k)) for k in _PIECEWISE_KNOTS])
+        weights = changes.view(-1, *([1] * self.dim()))
+        return shifted.relu().mul(weights).sum(0).add(start)
+
+    return sigmoid
+
+
 @contextlib.contextmanager
 def sigmoid_approximation(name: str) -> Iterator[None]:
     """Within the block, CrypTen's ``MPCTensor.sigmoid`` (so BCE-with-logits's forward, the
     one place training takes a sigmoid) is ``name`` (`TrainSpec.sigmoid`): "exact" leaves
     CrypTen's default; "chebyshev" is CrypTen's own method, set through ``crypten.cfg``;
-    "poly3" and "linear" are the polynomials above, installed on ``MPCTensor`` for the block
-    only. ValueError for any other name."""
+    "piecewise", "poly3" and "linear" are the functions above, installed on ``MPCTensor`` for
+    the block only. ValueError for any other name."""
     crypten = importlib.import_module("crypten")
     if name == "exact":
         yield
@@ -595,14 +625,18 @@ def sigmoid_approximation(name: str) -> Iterator[None]:
         with crypten.cfg.temp_override(_CHEBYSHEV):
             yield
         return
-    if name not in _SIGMOID_POLYNOMIALS:
-        raise ValueError(f"no sigmoid approximation named {name!r}")
-    c1, c3 = _SIGMOID_POLYNOMIALS[name]
+    if name == "piecewise":
+        sigmoid = _piecewise_sigmoid()
+    elif name in _SIGMOID_POLYNOMIALS:
+        c1, c3 = _SIGMOID_POLYNOMIALS[name]
 
-    def sigmoid(self: Any) -> Any:
-        if c3 == 0:
-            return self.mul(c1).add(0.5)
-        return self.mul(self.square().mul(c3).add(c1)).add(0.5)
+        def sigmoid(self: Any) -> Any:
+            if c3 == 0:
+                return self.mul(c1).add(0.5)
+            return self.mul(self.square().mul(c3).add(c1)).add(0.5)
+
+    else:
+        raise ValueError(f"no sigmoid approximation named {name!r}")
 
     mpc_tensor = crypten.mpc.MPCTensor
     if "sigmoid" in vars(mpc_tensor):  # only ever the inherited CrypTensor.sigmoid

@@ -51,7 +51,7 @@ STANDARDISATIONS = ("", "pooled")
 # Measured (benchmarks/step_breakdown.py, breast cancer, 3 epochs on every row): chebyshev
 # matches plaintext's accuracy; poly3 and linear are unbounded and do not (poly3 diverges),
 # so they are kept for measurement, not for jobs.
-SIGMOIDS = ("exact", "chebyshev", "poly3", "linear")
+SIGMOIDS = ("exact", "piecewise", "chebyshev", "poly3", "linear")
 # CrypTen's own guard against a wrapped-around share: a gradient element larger than
 # this is zeroed (what `crypten.nn.Module.update_parameters` does by default).
 GRAD_THRESHOLD = 100.0

@@ -82,9 +82,10 @@ def test_each_approximation_is_the_sigmoid_of_training_and_only_within_its_block
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert sorted(result) == sorted(SIGMOIDS)
     assert all(r["restored"] for r in result.values())
-    # How far each is from torch's sigmoid on [-4, 4]: exact to fixed point; CrypTen's
-    # 6-term Chebyshev; the cubic least-squares fit on [-8, 8]; the Taylor line (0.52 at 4).
-    bounds = {"exact": 0.01, "chebyshev": 0.06, "poly3": 0.1, "linear": 0.52}
+    # How far each is from torch's sigmoid on [-4, 4]: exact to fixed point; the linear
+    # interpolation between knots (0.012 at +-0.5); 6-term Chebyshev; the cubic least-squares
+    # fit on [-8, 8]; the Taylor line (0.52 at 4).
+    bounds = {"exact": 0.01, "piecewise": 0.013, "chebyshev": 0.06, "poly3": 0.1, "linear": 0.52}
     for name, bound in bounds.items():
         assert result[name]["max_error"] < bound, name
     # The loss's gradient, sigmoid(z) - 1, is the approximation's: the line's at z = -3 is
@@ -94,3 +95,8 @@ def test_each_approximation_is_the_sigmoid_of_training_and_only_within_its_block
     assert result["exact"]["gradient"] == pytest.approx(exact, abs=0.01)
     assert result["linear"]["gradient"] == pytest.approx((0.5 + logits / 4 - 1).tolist(), abs=0.01)
     assert result["linear"]["gradient"] != pytest.approx(exact, abs=0.1)
+    # the interpolation's, not CrypTen's: at 0.5 halfway between sigmoid(0) and sigmoid(1)
+    piecewise = result["piecewise"]["gradient"]
+    assert piecewise == pytest.approx(exact, abs=0.013)
+    halfway = (0.5 + float(torch.sigmoid(torch.tensor(1.0)))) / 2 - 1
+    assert piecewise[1] == pytest.approx(halfway, abs=1e-3) and abs(piecewise[1] - exact[1]) > 5e-3

@@ -325,6 +325,24 @@ def test_momentum_and_weight_decay(tmp_path):
     )
 
 
+def test_the_new_jobs_program_trains_to_plaintext_with_the_exact_sigmoid(tmp_path):
+    """The default program of a new bce job (piecewise sigmoid, no gradient threshold)
+    against plaintext PyTorch with torch's exact sigmoid: the same model within the
+    tolerance, the same test accuracy within one row. (Its round trips: the demo's test and
+    benchmarks/step_breakdown.py.)"""
+    from sklearn.datasets import load_breast_cancer
+
+    features, labels = shuffled(*load_breast_cancer(return_X_y=True), rows=160)
+    tables = {
+        "a": Table({f"a{i}": features[:, i] for i in range(15)}),
+        "b": Table({f"b{i}": features[:, 15 + i] for i in range(15)}, labels),
+    }
+    spec = job("cancer", "vertical", epochs=2, sigmoid="piecewise", gradient_threshold=0.0)
+    results, plain, train_spec, _ = train_both_ways(tmp_path, spec, tables)
+    assert (train_spec.sigmoid, train_spec.grad_threshold) == ("piecewise", 0.0)
+    check_against_plaintext(outputs_of(results), plain, n_test=40)
+
+
 def test_pooled_standardisation_and_shuffled_batches_horizontal(tmp_path):
     """Two hospitals with different populations: b's features are a's scaled and shifted,
     and one column is the same constant everywhere. Under MPC the pooled statistics are
