@@ -381,6 +381,10 @@ def dealer_step_starts(spec: Any, step: int) -> None:
         return
     if offline.schedule is None:
         offline.schedule = step_rows(spec.n_train, spec.batch_size, spec.epochs)
+        # a partial batch is planned from the first step's requests when no other dimension
+        # of the model could be mistaken for the batch's (else it asks, the first time)
+        dimensions = {spec.n_features, *spec.columns_per_rank, *spec.hidden, spec.output_size}
+        offline.planner.resizable_rows = spec.batch_size > 1 and spec.batch_size not in dimensions
     next_number = int(getattr(offline.client, "mpc_ledger_requests", 0)) + 1
     plan = offline.planner.step_starts(step - 1, offline.schedule, next_number)
     if plan is not None:

@@ -8,8 +8,12 @@ the start of a step (`step_starts`, called by the training loop through
 batch size and, when no plan is streaming and the coming steps' batch size has a known
 sequence, returns a `DealerPlan` for as many consecutive steps as have that size (the
 schedule, `step_rows`, comes from the job's spec). So the first step asks for everything,
-the second streams; the last partial batch of the first epoch asks (its size is new), and
-that of every later epoch streams.
+the second streams. A step of a size not seen yet (the last, partial batch of an epoch)
+streams too when the planner may resize (`resizable_rows`): its sequence is the first
+step's with every dimension equal to that step's rows replaced by its own (`resized`),
+which is what the program asks when the batch size is no other dimension of the model;
+where it is not (a fallback, counted), the partial batch asks, and that of every later
+epoch streams its own recorded sequence.
 
 While a plan is active, `on_request` says whether the request CrypTen makes is the next
 planned one (`TAKE`: the caller takes the streamed answer, then sends the credit `took`
@@ -40,6 +44,7 @@ __all__ = [
     "OfflineCounts",
     "OfflinePlanner",
     "credit_every",
+    "resized",
     "step_rows",
 ]
 
@@ -60,6 +65,18 @@ def step_rows(n_train: int, batch_size: int, epochs: int) -> tuple[int, ...]:
         min(start + batch_size, n_train) - start for start in range(0, n_train, batch_size)
     )
     return per_epoch * epochs
+
+
+def resized(
+    sequence: Sequence[DealerRequest], rows: int, to_rows: int
+) -> tuple[DealerRequest, ...]:
+    """``sequence`` (the requests of a step of ``rows`` rows) as a step of ``to_rows`` makes
+    them, if the rows are the only dimension equal to ``rows``."""
+
+    def shape(dims: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(to_rows if d == rows else d for d in dims)
+
+    return tuple(DealerRequest(r.kind, tuple(shape(s) for s in r.shapes)) for r in sequence)
 
 
 def credit_every(window: int) -> int:
@@ -101,7 +118,9 @@ class _Active:
 
 
 class OfflinePlanner:
-    def __init__(self) -> None:
+    def __init__(self, resizable_rows: bool = False) -> None:
+        # whether a step of a new size may be planned from the first step (`resized`)
+        self.resizable_rows = resizable_rows
         self.counts = OfflineCounts()
         self._known: dict[int, tuple[DealerRequest, ...]] = {}
         self._step: list[DealerRequest] = []
@@ -126,6 +145,8 @@ class OfflinePlanner:
                 return None  # still streaming the steps it covers
             self._active = None
         sequence = self._known.get(schedule[index])
+        if sequence is None and self.resizable_rows and schedule[0] in self._known:
+            sequence = resized(self._known[schedule[0]], schedule[0], schedule[index])
         if sequence is None or self.counts.fallbacks >= FALLBACKS_MAX:
             return None
         repeats = 0

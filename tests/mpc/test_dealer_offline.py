@@ -116,7 +116,7 @@ def test_the_offline_phase_trains_the_same_model(both_runs):
     assert compare_transcripts(snapshots) == []
 
 
-def test_party_0_asks_only_in_the_first_step_the_new_batch_size_and_the_evaluation(both_runs):
+def test_party_0_asks_only_in_the_first_step_and_the_evaluation(both_runs):
     offline, without = both_runs
     counts = offline[0].result()["dealer"]
     baseline = without[0].result()["dealer"]
@@ -126,8 +126,9 @@ def test_party_0_asks_only_in_the_first_step_the_new_batch_size_and_the_evaluati
     total = baseline["requested"]
     assert counts["streamed"] + counts["requested"] == total
     assert counts["fallbacks"] == 0 and counts["discarded"] == 0
-    # steps 2 (plan of 1), 4-5 (a plan of 2) and 6 (the second partial batch) are streamed
-    assert counts["plans"] == 3
+    # steps 2 (a plan of 1), 3 (the partial batch, planned from step 1 resized), 4-5 (a plan
+    # of 2) and 6 (the second partial batch) are streamed
+    assert counts["plans"] == 4
     assert counts["streamed"] > total / 2
     assert dealer_on["streamed"] == counts["streamed"]
     assert dealer_on["requests"] == dealer_off["requests"] == total  # no answer more

@@ -35,6 +35,7 @@ from mpc_ledger.mpc.dealer_offline import (
     Decision,
     OfflinePlanner,
     credit_every,
+    resized,
     step_rows,
 )
 from mpc_ledger.mpc.objects import decode_object, encode_object
@@ -365,6 +366,45 @@ def test_a_step_unlike_the_last_falls_back_once_and_plans_from_itself():
         decisions, number = run_step(planner, later, number)
         assert decisions == [Decision.TAKE, Decision.TAKE]
     assert planner.counts.fallbacks == 1 and planner.counts.plans == 2
+
+
+def step_of(rows):
+    """A step's requests for a batch of ``rows`` (5 features): forward, comparison, update."""
+    return (
+        DealerRequest(RequestKind.MATMUL_TRIPLE, ((rows, 5), (5, 1))),
+        DealerRequest(RequestKind.BINARY_TRIPLE, ((15, rows, 1), (15, rows, 1))),
+        DealerRequest(RequestKind.MATMUL_TRIPLE, ((1, rows), (rows, 5))),
+        DealerRequest(RequestKind.WRAPS, ((1, 5),)),
+    )
+
+
+def test_a_partial_batch_is_planned_from_the_first_step_resized():
+    assert resized(step_of(20), 20, 8) == step_of(8)
+    planner = OfflinePlanner(resizable_rows=True)
+    schedule = step_rows(48, 20, 2)  # 20, 20, 8, 20, 20, 8
+    number, plans, asked = 0, [], []
+    for index, rows in enumerate(schedule):
+        plans.append(planner.step_starts(index, schedule, number + 1))
+        decisions, number = run_step(planner, step_of(rows), number)
+        asked.append(Decision.ASK in decisions)
+    assert asked == [True, False, False, False, False, False]  # only the very first step
+    assert plans[2] == DealerPlan(step_of(8), 9, 1)
+    assert planner.counts.fallbacks == 0 and planner.counts.requested == 4
+
+
+def test_a_wrongly_resized_plan_falls_back_once_and_the_next_epoch_streams():
+    """Where the batch size is also another dimension (here 5, the features), the resized
+    sequence is not what the program asks: one counted fallback, then the recorded one."""
+    planner = OfflinePlanner(resizable_rows=True)
+    schedule = step_rows(13, 5, 2)  # 5, 5, 3, 5, 5, 3
+    number, decisions_of = 0, []
+    for index, rows in enumerate(schedule):
+        planner.step_starts(index, schedule, number + 1)
+        decisions, number = run_step(planner, step_of(rows), number)
+        decisions_of.append(decisions)
+    assert Decision.CANCEL in decisions_of[2]
+    assert set(decisions_of[5]) == {Decision.TAKE}
+    assert planner.counts.fallbacks == 1
 
 
 def test_party_0_credits_every_half_window_and_cancels_what_it_did_not_take():
