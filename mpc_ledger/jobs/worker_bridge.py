@@ -124,6 +124,8 @@ def train_spec_for(manifest: JobManifest) -> dict[str, Any]:
         "weight_decay": optimiser.weight_decay,
         "batch_order": spec.batch_order,
         "standardisation": spec.standardisation,
+        "sigmoid": spec.sigmoid or "exact",
+        "grad_threshold": spec.effective_gradient_threshold,
     }
 
 

@@ -48,9 +48,11 @@ STANDARDISATIONS = ("", "pooled")
 # The sigmoid of BCE-with-logits under MPC (`crypten_compat.sigmoid_approximation`, which
 # states each one's rounds): "exact" is CrypTen's default (exp and a reciprocal, dozens of
 # rounds), the others trade accuracy for rounds. The plaintext reference stays exact.
-# Measured (benchmarks/step_breakdown.py, breast cancer, 3 epochs on every row): chebyshev
-# matches plaintext's accuracy; poly3 and linear are unbounded and do not (poly3 diverges),
-# so they are kept for measurement, not for jobs.
+# Measured (benchmarks/step_breakdown.py, breast cancer, 3 epochs on every row): piecewise
+# (a new job's default, `mpc_ledger.jobs.spec`) and chebyshev match plaintext's accuracy,
+# piecewise also its parameters (0.013; chebyshev 0.074); poly3 and linear are unbounded
+# and do not (poly3 diverges). Jobs may name exact and piecewise; the others are kept for
+# measurement.
 SIGMOIDS = ("exact", "piecewise", "chebyshev", "poly3", "linear")
 # CrypTen's own guard against a wrapped-around share: a gradient element larger than
 # this is zeroed (what `crypten.nn.Module.update_parameters` does by default).

@@ -82,7 +82,8 @@ momentum = 1.0
     assert list(caught.value.problems) == [
         "colour: unknown key; known: name, description, layout, alignment, datasets, features, "
         "label, model, loss, optimiser, epochs, batch_size, seed, test_fraction, recipients, "
-        "reveal_training_loss, tuple_provider, dealer, protocol, shuffle, standardisation",
+        "reveal_training_loss, tuple_provider, dealer, protocol, shuffle, standardisation, "
+        "sigmoid, gradient_threshold",
         "datasets[0].features[2]: must be a string",
         "datasets[1].features: required (a list of strings)",
         "batch_size: must be an integer",
@@ -390,6 +391,80 @@ def test_an_old_spec_still_means_rank_order_per_party_and_hashes_the_same(layout
     decoded = JobSpec.from_proto(old)
     assert (decoded.batch_order, decoded.standardisation) == ("", "")
     assert not [p for p in spec_problems(decoded) if p.startswith(("batch", "standard"))]
+    assert decoded.to_proto().SerializeToString(deterministic=True) == encoded
+
+
+# -- the training sigmoid and the gradient threshold ----------------------------------------
+
+
+def test_new_bce_specs_take_the_piecewise_sigmoid_and_no_threshold_and_say_so():
+    spec = horizontal_job()
+    assert (spec.sigmoid, spec.gradient_threshold) == ("piecewise", 0.0)
+    assert spec.effective_gradient_threshold == 0.0
+    message = spec.to_proto()
+    assert message.sigmoid == "piecewise"
+    assert message.HasField("gradient_threshold")  # 0 is written: absent would mean 100
+    assert JobSpec.from_proto(message) == spec
+
+
+def test_exact_and_a_threshold_are_what_jobs_did_before():
+    spec = horizontal_job('sigmoid = "exact"\ngradient_threshold = 100')
+    assert (spec.sigmoid, spec.gradient_threshold) == ("", 100.0)
+
+
+def test_a_job_without_a_sigmoid_or_revealing_its_loss_defaults_to_exact():
+    linear = parse_job_spec(
+        HORIZONTAL_JOB.format(extra="").replace("logistic_regression", "linear_regression")
+    )
+    assert (linear.loss, linear.sigmoid) == ("mse", "")
+    assert horizontal_job("reveal_training_loss = true").sigmoid == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('sigmoid = "tanh"', "sigmoid: 'tanh' is not one of 'piecewise', 'exact'"),
+        ("sigmoid = 1", "sigmoid: must be a string"),
+        (
+            'sigmoid = "piecewise"\nreveal_training_loss = true',
+            "sigmoid: 'piecewise' cannot reveal the training loss (its log of an approximated "
+            "sigmoid means nothing); use sigmoid = 'exact'",
+        ),
+        ("gradient_threshold = -1", "gradient_threshold: must be 0 (none) to 1e+06"),
+        ("gradient_threshold = inf", "gradient_threshold: must be 0 (none) to 1e+06"),
+        ('gradient_threshold = "100"', "gradient_threshold: must be a number"),
+    ],
+)
+def test_bad_sigmoid_or_threshold_is_refused_with_its_field(extra, problem):
+    with pytest.raises(JobSpecError) as caught:
+        horizontal_job(extra)
+    assert problem in caught.value.problems, caught.value.problems
+
+
+def test_a_sigmoid_named_for_a_job_without_one_is_refused():
+    text = HORIZONTAL_JOB.format(extra='sigmoid = "piecewise"')
+    with pytest.raises(JobSpecError) as caught:
+        parse_job_spec(text.replace("logistic_regression", "linear_regression"))
+    assert "sigmoid: only a bce job has one, not a mse job" in caught.value.problems
+
+
+def test_the_ledger_refuses_an_unknown_sigmoid_in_a_decoded_spec():
+    message = vertical_spec().to_proto()
+    message.sigmoid = "chebyshev"  # the program knows it; a job may not ask for it
+    message.gradient_threshold = float("nan")
+    problems = spec_problems(JobSpec.from_proto(message))
+    assert "sigmoid: 'chebyshev' is not '' (CrypTen's exact) or 'piecewise'" in problems
+    assert "gradient_threshold: must be 0 (none) to 1e+06" in problems
+
+
+def test_an_old_spec_means_the_exact_sigmoid_and_cryptens_threshold():
+    encoded = vertical_spec().to_proto().SerializeToString(deterministic=True)
+    assert hashlib.sha256(encoded).hexdigest() == OLD_SPEC_DIGESTS["vertical"]
+    old = type(vertical_spec().to_proto())()
+    old.ParseFromString(encoded)
+    decoded = JobSpec.from_proto(old)
+    assert (decoded.sigmoid, decoded.gradient_threshold) == ("", None)
+    assert decoded.effective_gradient_threshold == 100.0
     assert decoded.to_proto().SerializeToString(deterministic=True) == encoded
 
 

@@ -141,6 +141,14 @@ def test_batch_order_and_standardisation_reach_the_program():
     assert (old.batch_order, old.standardisation) == ("", "")
 
 
+def test_the_sigmoid_and_gradient_threshold_reach_the_program():
+    lean = mapped(job_spec(sigmoid="piecewise", gradient_threshold=0.0))
+    assert (lean.sigmoid, lean.grad_threshold) == ("piecewise", 0.0)
+    old = mapped(job_spec())  # a spec from before the fields: CrypTen's sigmoid and guard
+    assert (old.sigmoid, old.grad_threshold) == ("exact", 100.0)
+    assert mapped(job_spec(gradient_threshold=5.0)).grad_threshold == 5.0
+
+
 def test_a_job_without_test_rows_is_still_refused():
     with pytest.raises(UnsupportedJobError, match="no test metric"):
         train_spec_for(manifest_for(job_spec(), test_rows=0))

@@ -58,8 +58,8 @@ def test_benchmark_round_trip_table_smoke_run():
         offline["round_trips_per_step"]
         == today["round_trips_per_step"] - today["dealer_round_trips_per_step"]
     )
-    # The lean program (Chebyshev sigmoid, no gradient threshold) in the same run, with fewer.
-    lean = summary["logistic-2 offline chebyshev thr=0"]
+    # A new job's program (piecewise sigmoid, no gradient threshold) in the same run, with fewer.
+    lean = summary["logistic-2 offline piecewise thr=0"]
     assert lean["dealer_round_trips_per_step"] == 0
     assert lean["round_trips_per_step"] < offline["round_trips_per_step"]
 

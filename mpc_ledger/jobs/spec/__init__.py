@@ -44,6 +44,12 @@ means what jobs did before they existed and hashes as it did: TOML
 (rank order); TOML ``standardisation`` is, for a horizontal job, "pooled"
 (the default) or "per-party" (""), and for a vertical job "per-owner" ("",
 the only choice). `spec_problems` refuses any other encoding.
+
+The training program's cost fields, likewise: TOML ``sigmoid`` (a bce job's
+training sigmoid) is "piecewise" by default (one comparison's round trips a
+step) or "exact" ("": CrypTen's own, as jobs did before); TOML
+``gradient_threshold`` is 0 (no guard) by default, where a proto without the
+field means CrypTen's 100 (`JobSpec.effective_gradient_threshold`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from mpc_ledger.jobs.spec.model import (
     LOSSES,
     MODEL_KINDS,
     OPTIMISERS,
+    SIGMOIDS,
     STANDARDISATIONS,
     TUPLE_PROVIDERS,
     JobDatasetRef,
@@ -82,6 +89,7 @@ __all__ = [
     "LOSSES",
     "MODEL_KINDS",
     "OPTIMISERS",
+    "SIGMOIDS",
     "STANDARDISATIONS",
     "TUPLE_PROVIDERS",
     "JobDatasetRef",

@@ -24,12 +24,15 @@ __all__ = [
     "BATCH_ORDERS",
     "DEFAULT_LOSS",
     "DEFAULT_PROTOCOL",
+    "GRADIENT_THRESHOLD_ABSENT",
+    "GRADIENT_THRESHOLD_MAX",
     "ID_TYPES",
     "LAYOUTS",
     "LOSSES",
     "LOSSES_OF",
     "MODEL_KINDS",
     "OPTIMISERS",
+    "SIGMOIDS",
     "STANDARDISATIONS",
     "TUPLE_PROVIDERS",
     "JobDatasetRef",
@@ -53,6 +56,12 @@ DEFAULT_PROTOCOL = "crypten-0.4.1-arithmetic"
 # The proto's encodings: "" (the field absent) is what jobs did before the field existed.
 BATCH_ORDERS = ("", "shuffled")  # rank order, or a new public permutation every epoch
 STANDARDISATIONS = ("", "pooled")  # each party its own rows / owner its own columns, or pooled
+# A bce job's training sigmoid: "" CrypTen's exact one, or its piecewise-linear interpolation
+# (`mpc_ledger.mpc.crypten_compat`; the program's other approximations are for measurement).
+SIGMOIDS = ("", "piecewise")
+# The gradient threshold of a spec without one (CrypTen's default), and the largest allowed.
+GRADIENT_THRESHOLD_ABSENT = 100.0
+GRADIENT_THRESHOLD_MAX = 1e6
 
 # Limits on everything a spec can ask for (TigerBeetle's "put a limit on everything").
 NAME_MAX_CHARS = 100
@@ -121,6 +130,9 @@ class JobSpec:
     description: str = ""
     batch_order: str = ""
     standardisation: str = ""
+    sigmoid: str = ""
+    # None: the field absent (a spec from before it existed), which is CrypTen's 100
+    gradient_threshold: float | None = None
 
     @property
     def dataset_ids(self) -> tuple[str, ...]:
@@ -131,8 +143,15 @@ class JobSpec:
         """The model's output width: the class count for cross-entropy, else 1."""
         return self.model.classes if self.loss == "cross_entropy" else 1
 
+    @property
+    def effective_gradient_threshold(self) -> float:
+        """The threshold SGD applies (0: none); an absent field is CrypTen's default."""
+        if self.gradient_threshold is None:
+            return GRADIENT_THRESHOLD_ABSENT
+        return self.gradient_threshold
+
     def to_proto(self) -> jobs_pb2.JobSpec:
-        return jobs_pb2.JobSpec(
+        message = jobs_pb2.JobSpec(
             name=self.name,
             description=self.description,
             layout=self.layout,
@@ -162,7 +181,11 @@ class JobSpec:
             protocol=self.protocol,
             batch_order=self.batch_order,
             standardisation=self.standardisation,
+            sigmoid=self.sigmoid,
         )
+        if self.gradient_threshold is not None:
+            message.gradient_threshold = self.gradient_threshold
+        return message
 
     @classmethod
     def from_proto(cls, message: jobs_pb2.JobSpec) -> JobSpec:
@@ -198,6 +221,10 @@ class JobSpec:
             protocol=message.protocol,
             batch_order=message.batch_order,
             standardisation=message.standardisation,
+            sigmoid=message.sigmoid,
+            gradient_threshold=(
+                message.gradient_threshold if message.HasField("gradient_threshold") else None
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -6,7 +6,8 @@ read, so a scientist sees every problem at once. The TOML's own spellings
 live here: ``shuffle`` (default true) is ``batch_order`` "shuffled", false is
 "" (rank order); ``standardisation`` is, for a horizontal job, "pooled" (the
 default) or "per-party" (""), and for a vertical job "per-owner" ("", the
-only choice).
+only choice); ``sigmoid`` is "piecewise" (the default for a bce job that does
+not reveal its loss) or "exact" ("").
 """
 
 from __future__ import annotations
@@ -58,7 +59,11 @@ _TOP_KEYS = (
     "protocol",
     "shuffle",
     "standardisation",
+    "sigmoid",
+    "gradient_threshold",
 )
+# The TOML's names for a bce job's training sigmoid (`JobSpec.sigmoid`'s encodings).
+_TOML_SIGMOIDS = {"piecewise": "piecewise", "exact": ""}
 
 
 def load_job_spec(path: Path) -> JobSpec:
@@ -133,6 +138,8 @@ def spec_from_document(document: Any) -> tuple[JobSpec | None, list[str]]:
         protocol=fields.text(top, "protocol", "", default=DEFAULT_PROTOCOL),
         batch_order="shuffled" if fields.flag(top, "shuffle", "", default=True) else "",
         standardisation=_standardisation_from(fields, top, layout),
+        sigmoid=_sigmoid_from(fields, top),
+        gradient_threshold=fields.number(top, "gradient_threshold", "", default=0.0),
     )
     problems = merge_problems(fields.problems, spec_problems(spec))
     return spec, unique_problems(problems)
@@ -150,6 +157,25 @@ def _standardisation_from(fields: Fields, top: dict[str, Any], layout: str) -> s
             fields.add("standardisation", f"{name!r} is not one of {allowed} (a {layout} job)")
         return ""
     return choices[name]
+
+
+def _sigmoid_from(fields: Fields, top: dict[str, Any]) -> str:
+    """The proto's encoding of ``sigmoid``. Default: "piecewise" for a bce job that does not
+    reveal its loss (which takes a log of the sigmoid), else "" (exact; other losses have
+    none). A value set for a job without a sigmoid is `spec_problems`'s to refuse."""
+    loss = top.get("loss")
+    if loss is None:  # the model's own: bce unless its kind says otherwise
+        kind = top.get("model", {}).get("kind") if isinstance(top.get("model"), dict) else None
+        loss = DEFAULT_LOSS.get(kind, "bce") if isinstance(kind, str) else "bce"
+    reveals = top.get("reveal_training_loss") is True
+    default = "piecewise" if loss == "bce" and not reveals else "exact"
+    name = fields.text(top, "sigmoid", "", default=default)
+    if name not in _TOML_SIGMOIDS:
+        if isinstance(top.get("sigmoid"), str):
+            allowed = ", ".join(repr(c) for c in _TOML_SIGMOIDS)
+            fields.add("sigmoid", f"{name!r} is not one of {allowed}")
+        return ""
+    return _TOML_SIGMOIDS[name]
 
 
 def _datasets_from(fields: Fields, top: dict[str, Any], layout: str) -> tuple[JobDatasetRef, ...]:

@@ -22,6 +22,7 @@ from mpc_ledger.jobs.spec.model import (
     DESCRIPTION_MAX_CHARS,
     EPOCHS_MAX,
     FEATURES_MAX,
+    GRADIENT_THRESHOLD_MAX,
     HIDDEN_LAYERS_MAX,
     HIDDEN_SIZE_MAX,
     LAYOUTS,
@@ -33,6 +34,7 @@ from mpc_ledger.jobs.spec.model import (
     OPTIMISERS,
     RECIPIENTS_MAX,
     SEED_MAX,
+    SIGMOIDS,
     STANDARDISATIONS,
     TEST_FRACTION_MAX,
     TUPLE_PROVIDERS,
@@ -169,6 +171,20 @@ def _training_problems(spec: JobSpec) -> list[str]:
         problems.append(f"seed: must be 0 to {SEED_MAX}")
     if not (math.isfinite(spec.test_fraction) and 0 <= spec.test_fraction <= TEST_FRACTION_MAX):
         problems.append(f"test_fraction: must be 0 to {TEST_FRACTION_MAX}")
+    if spec.sigmoid not in SIGMOIDS:
+        problems.append(f"sigmoid: {spec.sigmoid!r} is not '' (CrypTen's exact) or 'piecewise'")
+    elif spec.sigmoid and spec.loss != "bce":
+        problems.append(f"sigmoid: only a bce job has one, not a {spec.loss} job")
+    elif spec.sigmoid and spec.reveal_training_loss:
+        problems.append(
+            f"sigmoid: {spec.sigmoid!r} cannot reveal the training loss (its log of an "
+            "approximated sigmoid means nothing); use sigmoid = 'exact'"
+        )
+    threshold = spec.gradient_threshold
+    if threshold is not None and not (
+        math.isfinite(threshold) and 0 <= threshold <= GRADIENT_THRESHOLD_MAX
+    ):
+        problems.append(f"gradient_threshold: must be 0 (none) to {GRADIENT_THRESHOLD_MAX:g}")
     return problems
 
 

@@ -77,7 +77,7 @@ class OptimiserSpec(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., learning_rate: _Optional[float] = ..., momentum: _Optional[float] = ..., weight_decay: _Optional[float] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "description", "layout", "alignment", "datasets", "label", "model", "loss", "optimiser", "epochs", "batch_size", "seed", "test_fraction", "recipients", "reveal_training_loss", "tuple_provider", "dealer", "protocol", "batch_order", "standardisation")
+    __slots__ = ("name", "description", "layout", "alignment", "datasets", "label", "model", "loss", "optimiser", "epochs", "batch_size", "seed", "test_fraction", "recipients", "reveal_training_loss", "tuple_provider", "dealer", "protocol", "batch_order", "standardisation", "sigmoid", "gradient_threshold")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,8 @@ class JobSpec(_message.Message):
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     BATCH_ORDER_FIELD_NUMBER: _ClassVar[int]
     STANDARDISATION_FIELD_NUMBER: _ClassVar[int]
+    SIGMOID_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     layout: str
@@ -118,7 +120,9 @@ class JobSpec(_message.Message):
     protocol: str
     batch_order: str
     standardisation: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., layout: _Optional[str] = ..., alignment: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[JobDataset, _Mapping]]] = ..., label: _Optional[str] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., loss: _Optional[str] = ..., optimiser: _Optional[_Union[OptimiserSpec, _Mapping]] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., test_fraction: _Optional[float] = ..., recipients: _Optional[_Iterable[str]] = ..., reveal_training_loss: _Optional[bool] = ..., tuple_provider: _Optional[str] = ..., dealer: _Optional[str] = ..., protocol: _Optional[str] = ..., batch_order: _Optional[str] = ..., standardisation: _Optional[str] = ...) -> None: ...
+    sigmoid: str
+    gradient_threshold: float
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., layout: _Optional[str] = ..., alignment: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[JobDataset, _Mapping]]] = ..., label: _Optional[str] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., loss: _Optional[str] = ..., optimiser: _Optional[_Union[OptimiserSpec, _Mapping]] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., test_fraction: _Optional[float] = ..., recipients: _Optional[_Iterable[str]] = ..., reveal_training_loss: _Optional[bool] = ..., tuple_provider: _Optional[str] = ..., dealer: _Optional[str] = ..., protocol: _Optional[str] = ..., batch_order: _Optional[str] = ..., standardisation: _Optional[str] = ..., sigmoid: _Optional[str] = ..., gradient_threshold: _Optional[float] = ...) -> None: ...
 
 class JobSubmission(_message.Message):
     __slots__ = ("spec",)
