@@ -335,9 +335,19 @@ def test_shuffle_false_and_per_party_mean_what_jobs_did_before():
         ),
         ("standardisation = 3", "standardisation: must be a string"),
         ('shuffle = "yes"', "shuffle: must be true or false"),
+        ('sigmoid = "tanh"', "sigmoid: 'tanh' is not one of 'piecewise', 'exact'"),
+        ("sigmoid = 1", "sigmoid: must be a string"),
+        (
+            'sigmoid = "piecewise"\nreveal_training_loss = true',
+            "sigmoid: 'piecewise' cannot reveal the training loss (its log of an approximated "
+            "sigmoid means nothing); use sigmoid = 'exact'",
+        ),
+        ("gradient_threshold = -1", "gradient_threshold: must be 0 (none) to 1e+06"),
+        ("gradient_threshold = inf", "gradient_threshold: must be 0 (none) to 1e+06"),
+        ('gradient_threshold = "100"', "gradient_threshold: must be a number"),
     ],
 )
-def test_bad_batch_order_or_standardisation_is_refused(extra, problem):
+def test_a_bad_preprocessing_or_program_field_is_refused_with_its_field(extra, problem):
     with pytest.raises(JobSpecError) as caught:
         horizontal_job(extra)
     assert problem in caught.value.problems, caught.value.problems
@@ -418,27 +428,6 @@ def test_a_job_without_a_sigmoid_or_revealing_its_loss_defaults_to_exact():
     )
     assert (linear.loss, linear.sigmoid) == ("mse", "")
     assert horizontal_job("reveal_training_loss = true").sigmoid == ""
-
-
-@pytest.mark.parametrize(
-    ("extra", "problem"),
-    [
-        ('sigmoid = "tanh"', "sigmoid: 'tanh' is not one of 'piecewise', 'exact'"),
-        ("sigmoid = 1", "sigmoid: must be a string"),
-        (
-            'sigmoid = "piecewise"\nreveal_training_loss = true',
-            "sigmoid: 'piecewise' cannot reveal the training loss (its log of an approximated "
-            "sigmoid means nothing); use sigmoid = 'exact'",
-        ),
-        ("gradient_threshold = -1", "gradient_threshold: must be 0 (none) to 1e+06"),
-        ("gradient_threshold = inf", "gradient_threshold: must be 0 (none) to 1e+06"),
-        ('gradient_threshold = "100"', "gradient_threshold: must be a number"),
-    ],
-)
-def test_bad_sigmoid_or_threshold_is_refused_with_its_field(extra, problem):
-    with pytest.raises(JobSpecError) as caught:
-        horizontal_job(extra)
-    assert problem in caught.value.problems, caught.value.problems
 
 
 def test_a_sigmoid_named_for_a_job_without_one_is_refused():

@@ -114,6 +114,11 @@ def spec_from_document(document: Any) -> tuple[JobSpec | None, list[str]]:
         momentum=fields.number(optimiser_table, "momentum", "optimiser", default=0.0),
         weight_decay=fields.number(optimiser_table, "weight_decay", "optimiser", default=0.0),
     )
+    # An unknown model kind is reported once, not again as a loss that does not fit it.
+    loss = fields.text(top, "loss", "", default=DEFAULT_LOSS.get(model.kind, "bce"))
+    reveal_loss = fields.flag(top, "reveal_training_loss", "", default=False)
+    # a bce job's sigmoid; one that reveals its loss takes its log, so the exact one
+    sigmoid = "piecewise" if loss == "bce" and not reveal_loss else "exact"
     spec = JobSpec(
         name=fields.text(top, "name", ""),
         description=fields.text(top, "description", "", default=""),
@@ -124,21 +129,20 @@ def spec_from_document(document: Any) -> tuple[JobSpec | None, list[str]]:
         datasets=datasets,
         label=fields.text(top, "label", ""),
         model=model,
-        # An unknown model kind is reported once, not again as a loss that does not fit it.
-        loss=fields.text(top, "loss", "", default=DEFAULT_LOSS.get(model.kind, "bce")),
+        loss=loss,
         optimiser=optimiser,
         epochs=fields.integer(top, "epochs", ""),
         batch_size=fields.integer(top, "batch_size", ""),
         seed=fields.integer(top, "seed", "", default=0),
         test_fraction=fields.number(top, "test_fraction", "", default=0.2),
         recipients=fields.texts(top, "recipients", ""),
-        reveal_training_loss=fields.flag(top, "reveal_training_loss", "", default=False),
+        reveal_training_loss=reveal_loss,
         tuple_provider=fields.text(top, "tuple_provider", "", default="dealer"),
         dealer=fields.text(top, "dealer", "", default=""),
         protocol=fields.text(top, "protocol", "", default=DEFAULT_PROTOCOL),
         batch_order="shuffled" if fields.flag(top, "shuffle", "", default=True) else "",
         standardisation=_standardisation_from(fields, top, layout),
-        sigmoid=_sigmoid_from(fields, top),
+        sigmoid=_named(fields, top, "sigmoid", _TOML_SIGMOIDS, sigmoid),
         gradient_threshold=fields.number(top, "gradient_threshold", "", default=0.0),
     )
     problems = merge_problems(fields.problems, spec_problems(spec))
@@ -150,32 +154,26 @@ def _standardisation_from(fields: Fields, top: dict[str, Any], layout: str) -> s
     choices = _TOML_STANDARDISATIONS.get(layout)
     if choices is None:  # the layout's own problem is reported
         return ""
-    name = fields.text(top, "standardisation", "", default=next(iter(choices)))
+    default = next(iter(choices))
+    return _named(fields, top, "standardisation", choices, default, f" (a {layout} job)")
+
+
+def _named(
+    fields: Fields,
+    top: dict[str, Any],
+    key: str,
+    choices: dict[str, str],
+    default: str,
+    context: str = "",
+) -> str:
+    """The proto's encoding (``choices``: TOML name to encoding) of the name at ``key``."""
+    name = fields.text(top, key, "", default=default)
     if name not in choices:
-        if isinstance(top.get("standardisation"), str):
+        if isinstance(top.get(key), str):  # else `fields.text` reported its type
             allowed = ", ".join(repr(c) for c in choices)
-            fields.add("standardisation", f"{name!r} is not one of {allowed} (a {layout} job)")
+            fields.add(key, f"{name!r} is not one of {allowed}{context}")
         return ""
     return choices[name]
-
-
-def _sigmoid_from(fields: Fields, top: dict[str, Any]) -> str:
-    """The proto's encoding of ``sigmoid``. Default: "piecewise" for a bce job that does not
-    reveal its loss (which takes a log of the sigmoid), else "" (exact; other losses have
-    none). A value set for a job without a sigmoid is `spec_problems`'s to refuse."""
-    loss = top.get("loss")
-    if loss is None:  # the model's own: bce unless its kind says otherwise
-        kind = top.get("model", {}).get("kind") if isinstance(top.get("model"), dict) else None
-        loss = DEFAULT_LOSS.get(kind, "bce") if isinstance(kind, str) else "bce"
-    reveals = top.get("reveal_training_loss") is True
-    default = "piecewise" if loss == "bce" and not reveals else "exact"
-    name = fields.text(top, "sigmoid", "", default=default)
-    if name not in _TOML_SIGMOIDS:
-        if isinstance(top.get("sigmoid"), str):
-            allowed = ", ".join(repr(c) for c in _TOML_SIGMOIDS)
-            fields.add("sigmoid", f"{name!r} is not one of {allowed}")
-        return ""
-    return _TOML_SIGMOIDS[name]
 
 
 def _datasets_from(fields: Fields, top: dict[str, Any], layout: str) -> tuple[JobDatasetRef, ...]:
