@@ -41,6 +41,7 @@ from mpc_ledger.mpc.dealer import (
 )
 from mpc_ledger.mpc.dealer_offline import Decision, OfflinePlanner, step_rows
 from mpc_ledger.mpc.errors import MpcError, ProtocolViolation
+from mpc_ledger.mpc.train_spec import PIECEWISE_KNOTS
 
 __all__ = [
     "CRYPTEN_PROVIDER_NAMES",
@@ -584,7 +585,7 @@ _SIGMOID_POLYNOMIALS: Mapping[str, tuple[float, float]] = {
 _CHEBYSHEV = {"functions.sigmoid_tanh_method": "chebyshev", "functions.sigmoid_tanh_terms": 6}
 
 
-# piecewise: the sigmoid's linear interpolation between these knots, flat (at its values
+# piecewise: the sigmoid's linear interpolation between `PIECEWISE_KNOTS`, flat (at its values
 # there) outside them: max error 0.012 (at 0 +- 0.5, and 3e-4 beyond +-8). It is the sum
 # y0 + sum_j d_j relu(x - k_j) (d_j: the slope's change at knot j), and every relu is one
 # stacked comparison (`MPCTensor.relu`: a less-than-zero and a product by its 0/1 bit,
@@ -592,13 +593,12 @@ _CHEBYSHEV = {"functions.sigmoid_tanh_method": "chebyshev", "functions.sigmoid_t
 # rounds plus one (plus one more truncation with 3 or more data parties). Chosen by
 # measurement (benchmarks/step_breakdown.py): on breast cancer it trains to plaintext's
 # accuracy and parameters, where fewer knots or a clipped polynomial drift away.
-_PIECEWISE_KNOTS = tuple(float(k) for k in (-8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8))
 
 
 def _piecewise_sigmoid() -> Callable[[Any], Any]:
     import torch
 
-    knots = torch.tensor(_PIECEWISE_KNOTS, dtype=torch.float64)
+    knots = torch.tensor(PIECEWISE_KNOTS, dtype=torch.float64)
     values = torch.sigmoid(knots)
     zero = torch.zeros(1, dtype=torch.float64)
     slopes = torch.cat([zero, (values[1:] - values[:-1]) / (knots[1:] - knots[:-1]), zero])
@@ -607,7 +607,7 @@ def _piecewise_sigmoid() -> Callable[[Any], Any]:
 
     def sigmoid(self: Any) -> Any:
         crypten = importlib.import_module("crypten")
-        shifted = crypten.stack([self.sub(float(k)) for k in _PIECEWISE_KNOTS])
+        shifted = crypten.stack([self.sub(float(k)) for k in PIECEWISE_KNOTS])
         weights = changes.view(-1, *([1] * self.dim()))
         return shifted.relu().mul(weights).sum(0).add(start)
 

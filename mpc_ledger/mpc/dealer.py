@@ -79,7 +79,7 @@ import torch
 from mpc_ledger.mpc.conformance import conformance_inputs
 from mpc_ledger.mpc.errors import ProtocolViolation
 from mpc_ledger.mpc.preprocessing import DEVIATION_EXPONENTS
-from mpc_ledger.mpc.train_spec import TrainSpec
+from mpc_ledger.mpc.train_spec import PIECEWISE_KNOTS, TrainSpec
 
 __all__ = [
     "DIMS_MAX",
@@ -391,6 +391,8 @@ def budget_for_program(program: Mapping[str, Any]) -> DealerBudget:
     rows = max(min(spec.batch_size, train_rows), test_rows, 1)
     batches = math.ceil(train_rows / spec.batch_size) if train_rows else 0
     widths = [spec.n_features, *spec.hidden, spec.output_size, spec.classes**2]
+    if spec.sigmoid == "piecewise":  # the logits compared with every knot at once
+        widths.append(len(PIECEWISE_KNOTS) * spec.output_size)
     layers = (len(spec.hidden) if spec.model == "mlp" else 0) + 1
     steps = spec.epochs * batches + 4
     if spec.standardisation == "pooled":

@@ -26,6 +26,7 @@ __all__ = [
     "LOSSES",
     "MEAN_NAME",
     "MODELS",
+    "PIECEWISE_KNOTS",
     "SCALE_NAME",
     "SIGMOIDS",
     "STANDARDISATIONS",
@@ -54,6 +55,9 @@ STANDARDISATIONS = ("", "pooled")
 # and do not (poly3 diverges). Jobs may name exact and piecewise; the others are kept for
 # measurement.
 SIGMOIDS = ("exact", "piecewise", "chebyshev", "poly3", "linear")
+# The piecewise sigmoid's knots (`crypten_compat`: the interpolation between them, one
+# comparison of the logits against all of them at once, so the dealer's bounds count them).
+PIECEWISE_KNOTS = tuple(float(k) for k in (-8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8))
 # CrypTen's own guard against a wrapped-around share: a gradient element larger than
 # this is zeroed (what `crypten.nn.Module.update_parameters` does by default).
 GRAD_THRESHOLD = 100.0

@@ -23,7 +23,7 @@ from mpc_ledger.mpc.dealer import (
 from mpc_ledger.mpc.errors import MpcError, ProtocolViolation
 from mpc_ledger.mpc.objects import decode_object, encode_object
 from mpc_ledger.mpc.preprocessing import DEVIATION_EXPONENTS
-from mpc_ledger.mpc.train_spec import TrainSpec
+from mpc_ledger.mpc.train_spec import PIECEWISE_KNOTS, TrainSpec
 
 
 def wire(value):
@@ -146,6 +146,21 @@ def test_the_budget_grows_with_the_job_and_is_finite():
     assert longer.max_request_elements == small.max_request_elements
     # the whole test set goes through the model at once
     assert small.max_request_elements >= 16 * 31
+
+
+def test_the_piecewise_sigmoid_widens_the_budget_by_its_knots():
+    """It compares the logits with all 15 knots at once: at 3 parties CrypTen's adder asks for
+    a binary triple of (2, 1, 15, rows, 1) operands, more than a narrow model's other requests
+    (here 3 features: 16 x 16 rows x 3)."""
+    narrow = {"n_features": 3, "columns_per_rank": (2, 1), "hidden": ()}
+    exact = budget_for_program(train_program(**narrow))
+    piecewise = budget_for_program(train_program(**narrow, sigmoid="piecewise"))
+    shape = (2, 1, len(PIECEWISE_KNOTS), 16, 1)
+    stacked = DealerRequest(RequestKind.BINARY_TRIPLE, (shape, shape))
+    assert exact.max_request_elements < stacked.elements <= piecewise.max_request_elements
+    piecewise.charge(stacked)
+    with pytest.raises(BadDealerRequest, match="this job's requests need at most"):
+        exact.charge(stacked)
 
 
 def test_pooled_standardisation_widens_the_budget_by_its_statistics():
