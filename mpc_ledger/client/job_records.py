@@ -84,12 +84,25 @@ class JobSummary:
         return document
 
 
+def _program_detail(spec: JobSpec) -> str:
+    """What the training program approximates, as a compliance officer reads it: the
+    sigmoid of a bce job and SGD's gradient threshold (a spec from before the fields: the
+    exact sigmoid, threshold 100)."""
+    parts = []
+    if spec.loss == "bce":
+        parts.append(f"sigmoid {spec.sigmoid or 'exact'}")
+    threshold = spec.effective_gradient_threshold
+    parts.append(f"gradient threshold {threshold:g}" if threshold else "no gradient threshold")
+    return "".join(f"{part}, " for part in parts)
+
+
 def trail_detail(kind: str, payload: Any) -> str:
     if kind == "job_submission":
-        spec = payload.spec
+        spec = JobSpec.from_proto(payload.spec)
         return (
             f"{spec.name}: {spec.model.kind}, {spec.layout}"
             f"{f' ({spec.alignment})' if spec.layout == 'vertical' else ''}, {spec.epochs} epochs, "
+            f"{_program_detail(spec)}"
             f"datasets {', '.join(d.dataset_id for d in spec.datasets)}, "
             f"recipients {', '.join(spec.recipients)}"
         )

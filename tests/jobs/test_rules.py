@@ -820,6 +820,16 @@ def test_replay_verdict_refusals(jobs):
     )
 
 
+def test_the_client_trail_names_the_programs_sigmoid_and_threshold():
+    old = jobs_pb2.JobSubmission(spec=vertical_spec().to_proto())  # before the fields
+    assert "2 epochs, sigmoid exact, gradient threshold 100, datasets" in trail_detail(
+        "job_submission", old
+    )
+    new = vertical_spec(sigmoid="piecewise", gradient_threshold=0.0)
+    detail = trail_detail("job_submission", jobs_pb2.JobSubmission(spec=new.to_proto()))
+    assert "sigmoid piecewise, no gradient threshold, datasets" in detail, detail
+
+
 def test_the_client_trail_describes_a_verdict_and_keeps_the_job_completed(jobs):
     job_id = completed(jobs)
     correct = parsed(verdict(jobs, "c", job_id, 0)).body.replay_verdict
